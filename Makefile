@@ -1,0 +1,37 @@
+# xdtutor — the two set-up commands are `make book` (main job) and `make test` (the test suite).
+PYTHON ?= python
+PIP ?= $(PYTHON) -m pip
+# CI pins exact versions through this constraints file; pyproject.toml keeps ranges.
+CONSTRAINTS ?= constraints/ci.txt
+SCALE ?= ci
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export XDTUTOR_DATA_DIR ?= $(abspath $(CURDIR)/../shared/data)
+export MPLBACKEND ?= Agg
+
+.PHONY: install test test-fast book run bench gpu-check clean
+
+install:
+	$(PIP) install -q -c $(CONSTRAINTS) -e ".[dev,book]"
+
+## The test command (CI calls exactly this through .ci/run).
+test: install
+	$(PYTHON) -m pytest -m "not gpu" -p no:cacheprovider
+
+## Unit tests only (seconds).
+test-fast:
+	$(PYTHON) -m pytest -m "not slow and not notebooks and not gpu"
+
+## The main job: build the book, executing every chapter at $(SCALE) scale.
+book: install
+	XDTUTOR_SCALE=$(SCALE) jupyter-book build book -W --keep-going
+
+## Run the default case study from the command line.
+run: install
+	xdtutor run configs/kitchen_to_food.yaml --set scale=$(SCALE) --out runs/kitchen_to_food
+
+bench: install
+	$(PYTHON) -m benchmarks.run_all
+
+clean:
+	rm -rf book/_build runs

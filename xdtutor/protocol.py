@@ -1,0 +1,57 @@
+"""The evaluation protocol: a value printed and stored next to every number.
+
+Recommendation numbers silently depend on the dataset version, the split, the ranking
+(full vs sampled) and whether history items are masked. A :class:`Protocol` names all of them so a
+result can always be compared like with like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .config import check, to_dict
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a result was produced.
+
+    Attributes:
+        dataset: Dataset name and version, e.g. ``"scientific (UniSRec layout, CoWPiRec db47560)"``.
+        split: The split rule, e.g. ``"released leave-one-out (histories <= 50)"``.
+        ranking: ``"full"`` (every catalogue item is a candidate) — the only ranking we report.
+        mask_history: Whether items already in the user's history are removed from the ranking.
+            RecBole/UniSRec do not mask for sequential models; their numbers are unmasked.
+        ks: Cut-offs K for the @K metrics.
+        max_len: Longest history fed to a sequential model.
+        subsample: Fraction of users kept (1.0 = full scale), seeded.
+    """
+
+    dataset: str
+    split: str
+    ranking: str = "full"
+    mask_history: bool = False
+    ks: tuple[int, ...] = (5, 10, 20, 50)
+    max_len: int = 50
+    subsample: float = 1.0
+
+    def __post_init__(self) -> None:
+        check(self.ranking == "full", f"ranking must be 'full', got {self.ranking!r}")
+        check(len(self.ks) > 0 and all(int(k) > 0 for k in self.ks), f"ks must be positive, got {self.ks}")
+        check(self.max_len > 0, f"max_len must be positive, got {self.max_len}")
+        check(0.0 < self.subsample <= 1.0, f"subsample must be in (0, 1], got {self.subsample}")
+
+    def with_(self, **changes) -> "Protocol":
+        """A copy with some fields changed (e.g. ``mask_history=True``)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+    def describe(self) -> str:
+        """One line to print beside a result table."""
+        mask = "history masked" if self.mask_history else "history not masked"
+        scale = "" if self.subsample == 1.0 else f", {self.subsample:.0%} of users"
+        ks = ",".join(str(k) for k in self.ks)
+        return (f"protocol: {self.dataset}; {self.split}; {self.ranking} ranking, {mask}; "
+                f"K={ks}; max_len={self.max_len}{scale}")

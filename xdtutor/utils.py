@@ -1,0 +1,83 @@
+"""Small utilities used by several stages: seeding, devices, atomic writes, padding."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) so a run is repeatable on CPU."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def select_device(device: str | torch.device | None = None) -> torch.device:
+    """Pick the compute device: an explicit choice wins, else CUDA > MPS > CPU.
+
+    ``XDTUTOR_DEVICE`` (e.g. ``cpu``) overrides the automatic choice, so a notebook can be forced
+    onto the CPU without editing it.
+    """
+    if device is None or device == "auto":
+        device = os.environ.get("XDTUTOR_DEVICE") or None
+    if device is not None and device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
+    """Open a temporary file next to ``path`` and rename it over ``path`` only on success.
+
+    A crash or exception leaves ``path`` untouched (either the old content or absent), never a
+    half-written file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def pad_left(sequences: Sequence[Sequence[int]], max_len: int) -> torch.Tensor:
+    """Left-pad item sequences into a ``(B, max_len)`` LongTensor for the models.
+
+    Item ids in the data layer are 0-based; models reserve 0 for padding, so ids are shifted by +1
+    here. The most recent ``max_len`` items are kept and the latest item sits in the last column.
+
+    Args:
+        sequences: B sequences of 0-based item ids (chronological).
+        max_len: Number of columns L.
+
+    Returns:
+        LongTensor of shape (B, L): 0 = padding, ``item + 1`` otherwise.
+    """
+    out = torch.zeros((len(sequences), max_len), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        seq = list(seq)[-max_len:]
+        if seq:
+            out[row, max_len - len(seq):] = torch.as_tensor(seq, dtype=torch.long) + 1
+    return out
