@@ -1,0 +1,168 @@
+"""Unit tests for xdtutor.models: shapes, causality, padding, loss masking, catalogues, counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from xdtutor.models import (ADAPTORS, Popularity, SASRec, SequenceEncoder, TextSeqRec, count_parameters,
+                            make_adaptor)
+from xdtutor.utils import pad_left
+
+torch.set_num_threads(1)
+N, D, H, L = 30, 12, 16, 8
+
+
+def sasrec(**kw) -> SASRec:
+    torch.manual_seed(0)
+    return SASRec(N, hidden=H, n_layers=2, n_heads=2, max_len=L, **kw).eval()
+
+
+def textrec(adaptor: str = "linear", **kw) -> TextSeqRec:
+    torch.manual_seed(0)
+    return TextSeqRec(torch.randn(N, D), hidden=H, n_layers=2, n_heads=2, max_len=L, adaptor=adaptor, **kw).eval()
+
+
+ALL_MODELS = [pytest.param(sasrec, id="sasrec")] + [
+    pytest.param(lambda a=a: textrec(a, use_id=u), id=f"text-{a}{'-id' if u else ''}")
+    for a in ADAPTORS for u in (False, True)]
+
+
+def batch() -> torch.Tensor:
+    return pad_left([[1, 2, 3], [4], [], list(range(12)), [5, 5, 5, 6]], L)  # (5, L)
+
+
+@pytest.mark.parametrize("make", ALL_MODELS)
+def test_shapes(make):
+    model, x = make(), batch()
+    assert model(x).shape == (5, L, H)
+    assert model.score(x).shape == (5, N)
+    assert model.item_representations().shape == (N, H)
+    assert model.user_representation(x).shape == (5, H)
+    assert model.loss(x, x).ndim == 0
+    assert model.n_items == N
+
+
+@pytest.mark.parametrize("make", ALL_MODELS)
+def test_causal_attention_never_peeks_at_the_future(make):
+    model = make()
+    x = pad_left([[1, 2, 3, 4, 5, 6]], L)
+    y = x.clone()
+    y[0, -1] = 20  # change only the latest item
+    with torch.no_grad():
+        a, b = model(x), model(y)
+    torch.testing.assert_close(a[:, :-1], b[:, :-1], rtol=0, atol=1e-6)
+    assert not torch.allclose(a[:, -1], b[:, -1])
+
+
+@pytest.mark.parametrize("make", ALL_MODELS)
+def test_left_padding_changes_nothing_and_gives_no_nan(make):
+    model = make()
+    short = torch.tensor([[3, 7, 9]])
+    padded = pad_left([[2, 6, 8]], L)  # same items (+1 shift), padded to L
+    with torch.no_grad():
+        full = model(padded)                                   # (1, L, H), 5 padding columns
+        assert torch.isfinite(full).all()
+        assert (full[0, :-3] == 0).all()                       # padding states are zeroed
+        # no padding at all (L = 3) gives the same states for the real positions
+        torch.testing.assert_close(model(short)[0], full[0, -3:], rtol=0, atol=1e-5)
+        # a fully padded row (no history) is finite too
+        assert torch.isfinite(model.score(pad_left([[]], L))).all()
+
+
+@pytest.mark.parametrize("make", ALL_MODELS)
+def test_loss_ignores_padding_targets(make):
+    model = make()
+    x = pad_left([[1, 2, 3, 4]], L)
+    t = pad_left([[2, 3, 4, 5]], L)
+    t_partial = t.clone()
+    t_partial[0, :-2] = 0  # only the last two positions count
+    logits = model(x)[0, -2:]
+    items = model.item_representations()
+    if isinstance(model, TextSeqRec) and model.similarity == "cos":
+        logits = torch.nn.functional.normalize(logits, dim=-1) @ torch.nn.functional.normalize(items, dim=-1).T
+        logits = logits / model.temperature
+    else:
+        logits = logits @ items.T
+    expected = torch.nn.functional.cross_entropy(logits, t[0, -2:] - 1)
+    torch.testing.assert_close(model.loss(x, t_partial), expected)
+
+
+def test_sasrec_score_is_last_state_dot_item_embeddings_without_padding_row():
+    model, x = sasrec(), batch()
+    expected = model(x)[:, -1] @ model.item_embedding.weight[1:].T
+    torch.testing.assert_close(model.score(x), expected)
+    assert torch.all(model.item_embedding.weight[0] == 0)
+
+
+def test_text_model_scores_an_unseen_catalogue_and_set_catalogue():
+    model = textrec("moe", use_id=True)
+    new = torch.randn(7, D)
+    x = pad_left([[0, 1, 2], [6]], L)
+    before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("id_embedding")}
+    model.set_catalogue(new)
+    assert model.n_items == 7 and model.id_embedding.weight.shape == (7, H)
+    scores = model.score(x)
+    assert scores.shape == (2, 7) and torch.isfinite(scores).all()
+    after = model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())  # adaptor/encoder kept
+    # without ID embeddings the item representation depends only on the text: same text, same vector
+    plain = textrec("whiten")
+    reps = plain.item_representations()
+    plain.set_catalogue(torch.cat([plain.text_emb[:3].clone(), torch.randn(2, D)]))
+    torch.testing.assert_close(plain.item_representations()[:3], reps[:3])
+    with pytest.raises(ValueError, match="width"):
+        plain.set_catalogue(torch.randn(5, D + 1))
+
+
+def test_text_table_is_a_non_persistent_buffer():
+    model = textrec()
+    assert "text_emb" not in model.state_dict()
+    assert all(p is not model.text_emb for p in model.parameters())
+    model2 = TextSeqRec(torch.randn(99, D), hidden=H, n_layers=2, n_heads=2, max_len=L)
+    model2.load_state_dict(model.state_dict())  # a state dict moves between catalogues
+
+
+def test_invalid_arguments_raise():
+    with pytest.raises(ValueError, match="adaptor"):
+        TextSeqRec(torch.randn(3, D), adaptor="nope")
+    with pytest.raises(ValueError, match="similarity"):
+        TextSeqRec(torch.randn(3, D), similarity="l2")
+    with pytest.raises(ValueError, match="NaN"):
+        TextSeqRec(torch.full((3, D), float("nan")))
+    with pytest.raises(ValueError, match="divisible"):
+        SASRec(5, hidden=10, n_heads=3)
+    with pytest.raises(ValueError, match="max_len"):
+        sasrec()(torch.ones(1, L + 1, dtype=torch.long))
+
+
+def test_parameter_counts():
+    model = SASRec(10, hidden=8, n_layers=1, n_heads=2, max_len=5)
+    layer = 4 * (8 * 8 + 8) + 2 * 8 * 32 + 32 + 8 + 2 * 2 * 8  # attention, ffn, 2 LayerNorms
+    expected = 11 * 8 + 5 * 8 + 2 * 8 + layer + 2 * 8  # items, positions, input LN, layer, output LN
+    assert count_parameters(model) == (expected, expected)
+    model.item_embedding.requires_grad_(False)
+    assert count_parameters(model) == (expected, expected - 88)
+    text = TextSeqRec(torch.randn(10, 6), hidden=8, n_layers=1, n_heads=2, max_len=5, adaptor="whiten")
+    assert count_parameters(text)[0] == expected - 88 + 6 + 6 * 8  # no item table; b (D,) + W (D, H)
+    moe = make_adaptor("moe", 6, 8)
+    assert count_parameters(moe)[0] == 8 * (6 + 6 * 8) + 2 * 6 * 8
+
+
+def test_moe_gate_starts_uniform_and_is_deterministic_in_eval():
+    model = textrec("moe")
+    gates = model.adaptor.gates(model.text_emb)
+    torch.testing.assert_close(gates, torch.full_like(gates, 1 / 8))
+    torch.testing.assert_close(model.item_representations(), model.item_representations())
+
+
+def test_popularity_counts_training_items():
+    pop = Popularity(5).fit([np.array([0, 1, 1]), np.array([1, 4])])
+    scores = pop.score(torch.zeros(3, 4, dtype=torch.long))
+    assert scores.shape == (3, 5)
+    assert scores[0].tolist() == [1, 3, 0, 0, 1] and torch.equal(scores[0], scores[2])
+    scores[0, 0] = -1  # callers may mask in place
+    assert pop.counts_[0] == 1
+    with pytest.raises(ValueError, match="out of range"):
+        Popularity(2).fit([np.array([2])])

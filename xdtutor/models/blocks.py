@@ -1,0 +1,80 @@
+"""The transformer sequence encoder shared by :class:`~xdtutor.models.SASRec` and
+:class:`~xdtutor.models.TextSeqRec`.
+
+Input: item vectors of a left-padded sequence ``(B, L, H)`` plus the padding mask. Output: one state
+per position ``(B, L, H)``; the state at position ``t`` only depends on items ``0 … t`` (causal).
+
+Left padding and causal attention together leave the padding positions at the start of a row with
+*no* visible key at all, which makes a softmax over an all-masked row NaN. We always let a position
+attend to itself, so every row has at least one visible key; for real positions that changes
+nothing (they see themselves anyway), and padding outputs are zeroed before returning.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SequenceEncoder(nn.Module):
+    """Learned positions + LayerNorm/dropout + ``n_layers`` pre-LN causal transformer layers.
+
+    Args:
+        hidden: Model width H.
+        n_layers: Number of transformer layers.
+        n_heads: Attention heads (must divide ``hidden``).
+        max_len: Longest sequence L (number of learned positions).
+        dropout: Dropout on embeddings, attention and feed-forward.
+        ffn_mult: Feed-forward width as a multiple of ``hidden``.
+    """
+
+    def __init__(self, hidden: int = 64, n_layers: int = 2, n_heads: int = 2, max_len: int = 50,
+                 dropout: float = 0.2, ffn_mult: int = 4) -> None:
+        super().__init__()
+        if hidden % n_heads != 0:
+            raise ValueError(f"hidden={hidden} must be divisible by n_heads={n_heads}")
+        self.hidden, self.n_heads, self.max_len = hidden, n_heads, max_len
+        self.position = nn.Embedding(max_len, hidden)
+        self.input_norm = nn.LayerNorm(hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(hidden, n_heads, dim_feedforward=ffn_mult * hidden,
+                                       dropout=dropout, activation="gelu", batch_first=True,
+                                       norm_first=True)
+            for _ in range(n_layers)
+        )
+        self.output_norm = nn.LayerNorm(hidden)
+
+    def attention_mask(self, is_item: torch.Tensor) -> torch.Tensor:
+        """Boolean mask ``(B * heads, L, L)``; ``True`` = may NOT attend (PyTorch's convention).
+
+        Position ``i`` may attend to ``j`` iff ``j <= i`` and ``j`` is a real item, or ``j == i``.
+        """
+        B, L = is_item.shape
+        causal = torch.ones(L, L, dtype=torch.bool, device=is_item.device).tril()  # (L, L)
+        allowed = causal.unsqueeze(0) & is_item.unsqueeze(1)                       # (B, L, L)
+        allowed = allowed | torch.eye(L, dtype=torch.bool, device=is_item.device)  # self always
+        return (~allowed).repeat_interleave(self.n_heads, dim=0)                   # (B*heads, L, L)
+
+    def forward(self, item_vectors: torch.Tensor, is_item: torch.Tensor) -> torch.Tensor:
+        """Encode a left-padded sequence.
+
+        Args:
+            item_vectors: (B, L, H) item representations (padding rows may hold anything).
+            is_item: (B, L) bool, ``True`` for real items, ``False`` for padding.
+
+        Returns:
+            (B, L, H) states; padding positions are zero.
+        """
+        B, L, _ = item_vectors.shape
+        if L > self.max_len:
+            raise ValueError(f"sequence length {L} exceeds max_len={self.max_len}")
+        # Positions count from the right so the latest item always gets the same position vector.
+        pos = torch.arange(self.max_len - L, self.max_len, device=item_vectors.device)  # (L,)
+        x = item_vectors + self.position(pos).unsqueeze(0)          # (B, L, H)
+        x = self.dropout(self.input_norm(x))                        # (B, L, H)
+        mask = self.attention_mask(is_item)                         # (B*heads, L, L)
+        for layer in self.layers:
+            x = layer(x, src_mask=mask)                             # (B, L, H)
+        x = self.output_norm(x)                                     # (B, L, H)
+        return x * is_item.unsqueeze(-1).to(x.dtype)                # (B, L, H), padding = 0

@@ -1,0 +1,96 @@
+"""SASRec (Kang & McAuley, 2018): the ID-based target-only baseline.
+
+Each catalogue item has a learned embedding; a causal transformer reads the left-padded sequence;
+the score of item ``j`` for the next position is ``state · embedding_j``. Trained with full-softmax
+cross-entropy over the whole catalogue at every position (as RecBole's ``loss_type="CE"``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import SequenceEncoder
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """RecBole/BERT-style initialisation: N(0, std) for Linear/Embedding, LayerNorm = identity."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def softmax_ce(states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
+               temperature: float = 1.0) -> torch.Tensor:
+    """Full-softmax cross-entropy of next-item targets, ignoring padding.
+
+    Args:
+        states: (B, L, H) sequence states.
+        items: (N, H) item representations of the N catalogue items.
+        targets: (B, L) +1-shifted target ids, 0 = ignore.
+        temperature: Logits are divided by it.
+
+    Returns:
+        Scalar mean loss over the non-padding targets.
+    """
+    keep = targets > 0                                   # (B, L)
+    picked = states[keep]                                # (M, H)
+    logits = picked @ items.T / temperature              # (M, N)
+    return F.cross_entropy(logits.float(), targets[keep] - 1)
+
+
+class SASRec(nn.Module):
+    """ID-based self-attentive sequential recommender.
+
+    Args:
+        n_items: Catalogue size N (item ids 0 … N-1; the model uses id+1 with 0 = padding).
+        hidden: Embedding and model width H.
+        n_layers: Transformer layers.
+        n_heads: Attention heads.
+        max_len: Longest history L.
+        dropout: Dropout rate.
+    """
+
+    def __init__(self, n_items: int, hidden: int = 64, n_layers: int = 2, n_heads: int = 2,
+                 max_len: int = 50, dropout: float = 0.2) -> None:
+        super().__init__()
+        if n_items < 1:
+            raise ValueError(f"n_items must be positive, got {n_items}")
+        self.n_items, self.hidden, self.max_len = n_items, hidden, max_len
+        self.item_embedding = nn.Embedding(n_items + 1, hidden, padding_idx=0)
+        self.encoder = SequenceEncoder(hidden, n_layers, n_heads, max_len, dropout)
+        self.apply(init_weights)
+
+    @property
+    def position(self) -> nn.Embedding:
+        """The learned position embedding (lives in ``encoder``; exposed by name for transfer code)."""
+        return self.encoder.position
+
+    def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """(B, L) left-padded +1-shifted ids -> (B, L, H) causal states."""
+        x = self.item_embedding(item_seq)            # (B, L, H)
+        return self.encoder(x, item_seq > 0)         # (B, L, H)
+
+    def item_representations(self) -> torch.Tensor:
+        """(N, H) embeddings of the real items (padding row excluded)."""
+        return self.item_embedding.weight[1:]
+
+    def user_representation(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """(B, L) -> (B, H): the state at the last (most recent) position."""
+        return self.forward(item_seq)[:, -1]
+
+    def score(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """(B, L) -> (B, N) scores of every catalogue item as the next item."""
+        return self.user_representation(item_seq) @ self.item_representations().T  # (B, N)
+
+    def loss(self, item_seq: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Full-softmax CE at every position; ``targets`` (B, L) are +1-shifted, 0 = ignore."""
+        return softmax_ce(self.forward(item_seq), self.item_representations(), targets)
