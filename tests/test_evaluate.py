@@ -1,0 +1,224 @@
+"""Full-ranking evaluation with tiny fake scorers: ranks, masking, batching, devices, statistics."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from xdtutor.data.types import EvalSet
+from xdtutor.evaluate import EvalResult, confidence_interval, evaluate, paired_test
+from xdtutor.protocol import Protocol
+
+
+class FixedScorer:
+    """Scores come from a fixed (U, N) matrix; the user is recovered from the last history item.
+
+    Each test user's history ends with a distinct item (``user_last``), so ``score`` can look the
+    user up without any side channel; it also records the batches it saw.
+    """
+
+    def __init__(self, matrix: np.ndarray, last_items: np.ndarray):
+        self.matrix = torch.as_tensor(matrix, dtype=torch.float32)
+        self.n_items = self.matrix.shape[1]
+        self.row_of_last = {int(item): row for row, item in enumerate(last_items)}
+        self.seen_shapes: list[tuple[int, int]] = []
+
+    def score(self, item_seq: torch.Tensor) -> torch.Tensor:
+        self.seen_shapes.append(tuple(item_seq.shape))
+        rows = [self.row_of_last[int(x) - 1] for x in item_seq[:, -1]]  # ids are +1-shifted
+        return self.matrix[rows]
+
+
+class LinearScorer(torch.nn.Module):
+    """An nn.Module scorer: mean of item embeddings of the history dotted with all items."""
+
+    def __init__(self, n_items: int, dim: int = 8, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.n_items = n_items
+        self.emb = torch.nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.dropout = torch.nn.Dropout(0.5)  # must be off during evaluation
+
+    def score(self, item_seq: torch.Tensor) -> torch.Tensor:
+        h = self.dropout(self.emb(item_seq)).sum(1)  # (B, D)
+        return h @ self.emb.weight[1:].T  # (B, N)
+
+
+def _protocol(**kw) -> Protocol:
+    return Protocol(dataset="synthetic", split="test", **{"ks": (1, 2, 5), "max_len": 4, **kw})
+
+
+def _toy():
+    # 3 users, 6 items. Histories end with distinct items 0, 1, 2.
+    histories = [np.array([3, 0]), np.array([4, 5, 1]), np.array([2])]
+    targets = np.array([3, 5, 4])
+    matrix = np.array([
+        [0.0, 0.1, 0.2, 0.9, 0.3, 0.95],   # target 3 (0.9): 0.95 higher -> rank 2
+        [0.5, 0.4, 0.3, 0.2, 0.1, 0.6],    # target 5 (0.6) highest -> rank 1
+        [0.6, 0.5, 0.4, 0.3, 0.2, 0.1],    # target 4 (0.2): 4 items higher -> rank 5
+    ])
+    eval_set = EvalSet(users=["u0", "u1", "u2"], histories=histories, targets=targets)
+    return eval_set, FixedScorer(matrix, np.array([0, 1, 2]))
+
+
+def test_ranks_and_metrics_unmasked():
+    eval_set, model = _toy()
+    res = evaluate(model, eval_set, _protocol(), device="cpu")
+    assert res.per_user["rank"].tolist() == [2, 1, 5]
+    assert res.per_user["user"].tolist() == ["u0", "u1", "u2"]
+    assert res.metrics["recall@1"] == pytest.approx(1 / 3)
+    assert res.metrics["hr@2"] == pytest.approx(2 / 3)
+    assert res.metrics["ndcg@5"] == pytest.approx((1 / math.log2(3) + 1 + 1 / math.log2(6)) / 3)
+    assert res.metrics["mrr@5"] == pytest.approx((0.5 + 1 + 0.2) / 3)
+    assert set(res.metrics) == {f"{m}@{k}" for m in ("recall", "ndcg", "mrr", "hr") for k in (1, 2, 5)}
+    assert res.per_user["target_in_history"].tolist() == [True, True, False]
+    assert res.per_user["ties"].tolist() == [0, 0, 0]
+
+
+def test_history_masking_keeps_repeated_target():
+    eval_set, model = _toy()
+    res = evaluate(model, eval_set, _protocol(mask_history=True), device="cpu")
+    # u0: history {3, 0}; 3 is also the target and must keep its score; 5 (0.95) still ahead -> 2.
+    # u1: history {4, 5, 1}; target 5 stays, others can only drop -> 1.
+    # u2: history {2}; items ahead of target 4 were 0, 1, 2, 3 -> 2 masked -> rank 4.
+    assert res.per_user["rank"].tolist() == [2, 1, 4]
+    assert "history masked" in res.table()
+
+
+def test_masking_uses_full_history_not_only_max_len():
+    # One user whose history (6 items) is longer than max_len (2): all of it is masked.
+    hist = [np.array([1, 2, 3, 4, 5, 0])]
+    matrix = np.array([[0.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.1, 0.4]])  # target 7 (0.4)
+    model = FixedScorer(matrix, np.array([0]))
+    es = EvalSet(users=["u"], histories=hist, targets=np.array([7]))
+    assert evaluate(model, es, _protocol(max_len=2), device="cpu").per_user["rank"].tolist() == [6]
+    masked = evaluate(model, es, _protocol(max_len=2, mask_history=True), device="cpu")
+    assert masked.per_user["rank"].tolist() == [1]
+    assert model.seen_shapes[-1] == (1, 2)
+
+
+def test_batching_invariance_and_no_user_loop():
+    rng = np.random.default_rng(0)
+    n_users, n_items = 30, 40
+    last = rng.permutation(n_items)[:n_users]  # distinct last items identify the users
+    histories = [np.append(rng.integers(0, n_items, size=rng.integers(0, 6)), last[u]) for u in range(n_users)]
+    es = EvalSet(users=[f"u{u}" for u in range(n_users)], histories=histories,
+                 targets=rng.integers(0, n_items, size=n_users))
+    model = FixedScorer(rng.standard_normal((n_users, n_items)), last)
+    for mask in (False, True):
+        p = _protocol(mask_history=mask)
+        one = evaluate(model, es, p, batch_size=1, device="cpu")
+        big = evaluate(model, es, p, batch_size=1000, device="cpu")
+        odd = evaluate(model, es, p, batch_size=7, device="cpu")
+        assert one.metrics == big.metrics == odd.metrics
+        pd.testing.assert_frame_equal(one.per_user, big.per_user)
+    assert (7, 4) in model.seen_shapes and (n_users, 4) in model.seen_shapes
+
+
+def test_module_eval_mode_restored_and_device():
+    n_items = 12
+    model = LinearScorer(n_items)
+    rng = np.random.default_rng(1)
+    es = EvalSet(users=[f"u{i}" for i in range(20)],
+                 histories=[rng.integers(0, n_items, size=3) for _ in range(20)],
+                 targets=rng.integers(0, n_items, size=20))
+    model.train()
+    a = evaluate(model, es, _protocol(), batch_size=3)  # device=None: the module's own (CPU)
+    b = evaluate(model, es, _protocol(), batch_size=20, device=torch.device("cpu"))
+    assert model.training, "evaluate must restore the training flag"
+    assert a.metrics == b.metrics  # dropout was off: deterministic
+    assert next(model.parameters()).device.type == "cpu"
+
+
+def test_bad_inputs():
+    eval_set, model = _toy()
+    with pytest.raises(ValueError, match="no users"):
+        evaluate(model, EvalSet(users=[], histories=[], targets=np.zeros(0, dtype=np.int64)), _protocol())
+    with pytest.raises(ValueError, match="batch_size"):
+        evaluate(model, eval_set, _protocol(), batch_size=0)
+
+    class WrongShape(FixedScorer):
+        def score(self, item_seq):
+            return super().score(item_seq)[:, :-1]
+
+    bad = WrongShape(model.matrix.numpy(), np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="shape"):
+        evaluate(bad, eval_set, _protocol(), device="cpu")
+
+
+def test_ties_are_reported_and_warned():
+    es = EvalSet(users=["a", "b"], histories=[np.array([0]), np.array([1])], targets=np.array([2, 3]))
+    model = FixedScorer(np.zeros((2, 5)), np.array([0, 1]))  # constant scorer
+    with pytest.warns(UserWarning, match="tied"):
+        res = evaluate(model, es, _protocol(), device="cpu")
+    assert res.per_user["ties"].tolist() == [4, 4]
+    assert res.metrics["recall@1"] == 1.0  # the optimistic rule, documented and warned about
+    assert res.to_dict()["users_with_ties"] == 2
+
+
+def test_table_and_to_dict():
+    eval_set, model = _toy()
+    res = evaluate(model, eval_set, _protocol(), device="cpu")
+    text = str(res)
+    assert text.splitlines()[0] == res.protocol.describe()
+    assert "users: 3" in text and "ndcg" in text and "@5" in text
+    d = json.loads(json.dumps(res.to_dict()))
+    assert d["protocol"]["dataset"] == "synthetic" and d["n_users"] == 3
+    assert d["metrics"]["mrr@5"] == pytest.approx(res.metrics["mrr@5"])
+
+
+def _result(values: np.ndarray, users=None, protocol=None) -> EvalResult:
+    users = users if users is not None else [f"u{i}" for i in range(len(values))]
+    df = pd.DataFrame({"user": users, "rank": 1, "ties": 0, "target_in_history": False, "ndcg@10": values})
+    return EvalResult(metrics={"ndcg@10": float(values.mean())}, per_user=df, protocol=protocol or _protocol())
+
+
+@pytest.mark.parametrize("method", ["ttest", "wilcoxon", "permutation"])
+def test_paired_test_detects_difference(method):
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, 300)
+    a = _result(base + 0.05 + rng.normal(0, 0.01, 300))
+    b = _result(base)
+    out = paired_test(a, b, "ndcg@10", method=method, n_resamples=2000)
+    assert out["p_value"] < 1e-3 and out["mean_diff"] == pytest.approx(0.05, abs=0.01)
+    assert out["n_users"] == 300 and out["method"] == method
+    # No difference in distribution -> large p-value.
+    c = _result(base + rng.normal(0, 0.01, 300))
+    assert paired_test(c, b, method=method, n_resamples=2000)["p_value"] > 0.01
+    # Identical values -> p = 1.
+    assert paired_test(b, b, method=method)["p_value"] == 1.0
+
+
+def test_paired_test_aligns_users_by_key_and_checks_protocol():
+    v = np.array([0.1, 0.2, 0.3, 0.4])
+    a = _result(v, users=["w", "x", "y", "z"])
+    b = _result(v[::-1].copy(), users=["z", "y", "x", "w"])  # same per-user values, other order
+    assert paired_test(a, b, method="permutation")["p_value"] == 1.0
+    partial = _result(np.array([0.3, 0.1]), users=["y", "w"])
+    assert paired_test(a, partial)["n_users"] == 2
+    with pytest.raises(ValueError, match="different protocols"):
+        paired_test(a, _result(v, protocol=_protocol(mask_history=True)))
+    with pytest.raises(ValueError, match="no users"):
+        paired_test(a, _result(v, users=["p", "q", "r", "s"]))
+    with pytest.raises(KeyError, match="recall@3"):
+        paired_test(a, b, "recall@3")
+
+
+def test_confidence_interval_seeded_and_covers_mean():
+    rng = np.random.default_rng(3)
+    res = _result(rng.uniform(0, 1, 500))
+    ci = confidence_interval(res, "ndcg@10", level=0.95, n_boot=500, seed=1)
+    assert ci["low"] < ci["mean"] < ci["high"]
+    assert ci == confidence_interval(res, "ndcg@10", level=0.95, n_boot=500, seed=1)
+    # Width close to the normal approximation 2 * 1.96 * sd / sqrt(n).
+    expected = 2 * 1.96 * res.per_user["ndcg@10"].std() / math.sqrt(500)
+    assert ci["high"] - ci["low"] == pytest.approx(expected, rel=0.2)
+    narrow = confidence_interval(res, "ndcg@10", level=0.5, n_boot=500, seed=1)
+    assert narrow["high"] - narrow["low"] < ci["high"] - ci["low"]
+    with pytest.raises(ValueError, match="level"):
+        confidence_interval(res, "ndcg@10", level=1.5)
