@@ -397,12 +397,12 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
         mean_loss = _mean_across_ranks(loss_sum, n_steps, distributed, device)
 
         metrics = _validate(model, data, config, device) if rank == 0 else {}
-        improved = rank == 0 and metrics[MONITOR] > history.best_metric
-        improved = _broadcast_flag(improved, distributed, device)
+        metrics = _broadcast_metrics(metrics, distributed)                # every rank: rank 0's numbers
+        improved = metrics[MONITOR] > history.best_metric
         if improved:
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             bad_epochs = 0
-            history.best_epoch, history.best_metric = epoch + 1, metrics.get(MONITOR, float("nan"))
+            history.best_epoch, history.best_metric = epoch + 1, metrics[MONITOR]
         else:
             bad_epochs += 1
         history.epochs.append(epoch + 1)
@@ -420,7 +420,7 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
             _save_state(ckpt, model, optimizer, scheduler, run_config, history, bad_epochs, epoch + 1,
                         finished, improved)
         bar.update(1)
-        bar.set_postfix(loss=f"{mean_loss:.4f}", **{MONITOR: f"{metrics.get(MONITOR, float('nan')):.4f}"},
+        bar.set_postfix(loss=f"{mean_loss:.4f}", **{MONITOR: f"{metrics[MONITOR]:.4f}"},
                         best=f"{history.best_metric:.4f}")
         if finished:
             break
@@ -441,12 +441,13 @@ def _mean_across_ranks(loss_sum: float, n_steps: int, distributed: bool, device:
     return float(t[0] / t[1].clamp(min=1))
 
 
-def _broadcast_flag(flag: bool, distributed: bool, device: torch.device) -> bool:
+def _broadcast_metrics(metrics: dict[str, float], distributed: bool) -> dict[str, float]:
+    """Rank 0's validation metrics on every rank, so all ranks take the same early-stopping decision."""
     if not distributed:
-        return flag
-    t = torch.tensor([1 if flag else 0], device=device if device.type == "cuda" else "cpu")
-    torch.distributed.broadcast(t, src=0)
-    return bool(t.item())
+        return metrics
+    box = [metrics]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def _save_state(ckpt: Path, model: nn.Module, optimizer, scheduler, run_config: dict, history: History,
