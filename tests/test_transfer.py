@@ -1,0 +1,308 @@
+"""Invariants of pretraining, knowledge extraction and every transfer strategy (synthetic, seconds)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from xdtutor.data import CrossDomainDataset, Domain, leave_one_out
+from xdtutor.extract_knowledge import Knowledge, extract_knowledge
+from xdtutor.models import TextSeqRec
+from xdtutor.pretrain_source import ModelConfig, merge_sources, pretrain_source
+from xdtutor.protocol import Protocol
+from xdtutor.train import TrainConfig
+from xdtutor.transfer import (TransferConfig, frozen_adaptor, full_finetune, fusion, l2sp, lora, mapping,
+                              zero_shot)
+from xdtutor.transfer.diagnostics import domain_similarity, similarity_matrix
+from xdtutor.utils import pad_left
+
+D = 12  # text-embedding width of the synthetic catalogues
+TINY = ModelConfig(hidden=16, n_layers=1, n_heads=2, max_len=8, dropout=0.0, adaptor="linear")
+FAST = TrainConfig(epochs=2, batch_size=16, lr=5e-3, patience=2, max_len=8, device="cpu", progress=False,
+                   eval_batch_size=64)
+
+
+def _domain(name: str, n_items: int, users: list[str], rng: np.random.Generator, length=(4, 9)) -> Domain:
+    items = pd.DataFrame({"item": np.arange(n_items), "raw_id": [f"{name}{i}" for i in range(n_items)],
+                          "text": [f"{name} item {i}" for i in range(n_items)]})
+    seqs = {}
+    for u in users:  # a noisy walk i -> i+1 so there is something to learn
+        n = int(rng.integers(*length))
+        start = int(rng.integers(n_items))
+        seqs[u] = np.asarray([(start + k + int(rng.random() < 0.2)) % n_items for k in range(n)], dtype=np.int64)
+    return Domain(name, items, seqs)
+
+
+def synthetic_dataset(seed: int = 0, n_src=30, n_tgt=20, after_test_source_item: int | None = None):
+    """Source (30 items, 40 users) + split target (20 items, 30 users); 15 users overlap.
+
+    Overlapping users' source items are interleaved with their target items; with
+    ``after_test_source_item`` one extra source item is appended *after* each user's test item
+    (used to check that it never leaks into test-stage representations).
+    """
+    rng = np.random.default_rng(seed)
+    src_users = [f"u{i}" for i in range(40)]
+    tgt_users = [f"u{i}" for i in range(25, 55)]
+    source = _domain("src", n_src, src_users, rng)
+    target = _domain("tgt", n_tgt, tgt_users, rng)
+    overlap = sorted(set(src_users) & set(tgt_users))
+    positions = {}
+    for u in overlap:
+        s = source.sequences[u]
+        n_t = len(target.sequences[u])
+        before = np.sort(rng.integers(0, n_t - 1, size=len(s)))  # all before the test item
+        items = s
+        if after_test_source_item is not None:
+            items = np.append(s, after_test_source_item)
+            before = np.append(before, n_t)  # after the last (test) target item
+        positions[u] = (items.astype(np.int64), before.astype(np.int64))
+    protocol = Protocol(dataset="synthetic", split="leave-one-out", ks=(5, 10), max_len=8)
+    split = leave_one_out(target, protocol)
+    return CrossDomainDataset("synthetic", (source,), split, frozenset(overlap), positions)
+
+
+def text_tables(seed: int = 0, n_src=30, n_tgt=20):
+    g = torch.Generator().manual_seed(seed + 100)
+    return torch.randn(n_src, D, generator=g), torch.randn(n_tgt, D, generator=g)
+
+
+@pytest.fixture(scope="module")
+def world():
+    torch.set_num_threads(1)
+    data = synthetic_dataset()
+    src_emb, tgt_emb = text_tables()
+    model = pretrain_source(data.sources, [src_emb], TINY, FAST, encoder_config={"model": "random"},
+                            encoder_id="random-test")
+    knowledge = extract_knowledge(model, data, device="cpu")
+    return data, knowledge, tgt_emb
+
+
+def theta_of(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if not n.startswith("id_embedding")}
+
+
+# --------------------------------------------------------------------------- pretraining / knowledge
+
+def test_merge_sources_offsets_items_and_keeps_sequences_in_domain():
+    rng = np.random.default_rng(0)
+    a, b = _domain("a", 5, ["x", "y"], rng), _domain("b", 7, ["x"], rng)
+    merged, offsets = merge_sources([a, b])
+    assert offsets.tolist() == [0, 5]
+    assert merged.n_items == 12 and set(merged.sequences) == {"a/x", "a/y", "b/x"}
+    np.testing.assert_array_equal(merged.sequences["b/x"], b.sequences["x"] + 5)
+    assert (merged.items["item"].to_numpy() == np.arange(12)).all()
+
+
+def test_pretrain_two_sources_uses_one_catalogue():
+    rng = np.random.default_rng(1)
+    a, b = _domain("a", 6, [f"u{i}" for i in range(12)], rng), _domain("b", 9, [f"u{i}" for i in range(12)], rng)
+    model = pretrain_source([a, b], [torch.randn(6, D), torch.randn(9, D)], TINY,
+                            TrainConfig(epochs=1, batch_size=8, max_len=8, device="cpu", progress=False))
+    assert model.n_items == 15 and model.pretrain_history.epochs == [1]
+    with pytest.raises(ValueError, match="rows"):
+        pretrain_source([a], [torch.randn(5, D)], TINY, FAST)
+
+
+def test_knowledge_roundtrip_and_summary(world, tmp_path):
+    _, knowledge, _ = world
+    path = knowledge.save(tmp_path / "k")
+    back = Knowledge.load(path)
+    assert list(back.theta) == list(knowledge.theta)
+    for k in knowledge.theta:
+        torch.testing.assert_close(back.theta[k], knowledge.theta[k], rtol=0, atol=0)
+    torch.testing.assert_close(back.user_reps["test"], knowledge.user_reps["test"])
+    assert back.user_keys == knowledge.user_keys and back.encoder_id == "random-test"
+    assert torch.equal(back.user_has_history["valid"], knowledge.user_has_history["valid"])
+    assert "θ_s" in back.summary() and "overlap users=15" in repr(back)
+    assert "id_embedding" not in " ".join(knowledge.theta)
+    (tmp_path / "k" / "reps.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="reps.safetensors"):
+        Knowledge.load(tmp_path / "k")
+
+
+def test_user_representations_do_not_leak_source_items_after_the_target_item(world):
+    _, knowledge, _ = world
+    model = TextSeqRec(torch.randn(30, D), **TINY.kwargs())
+    model.load_state_dict({**model.state_dict(), **knowledge.theta})
+    model.pretrain_info = {"sources": [], "text_embs": [], "model_config": TINY.kwargs()}
+    clean = synthetic_dataset()
+    leaky = synthetic_dataset(after_test_source_item=7)
+    src_emb, _ = text_tables()
+    k_clean = extract_knowledge(model, clean, sources=clean.sources, source_text_emb=[src_emb], device="cpu")
+    k_leaky = extract_knowledge(model, leaky, sources=leaky.sources, source_text_emb=[src_emb], device="cpu")
+    for stage in ("train", "valid", "test"):
+        torch.testing.assert_close(k_clean.user_reps[stage], k_leaky.user_reps[stage])
+    u = k_clean.user_keys[0]
+    assert len(leaky.source_history(u, "test")) == len(clean.source_history(u, "test"))
+
+
+# --------------------------------------------------------------------------- strategies
+
+def test_zero_shot_trains_nothing_and_equals_theta_s(world):
+    data, knowledge, tgt_emb = world
+    res = zero_shot.apply(knowledge, data.target, TransferConfig(train=FAST), device="cpu", text_emb=tgt_emb)
+    assert res.history is None and res.trainable_params == 0 and res.total_params > 0
+    assert not any(p.requires_grad for p in res.model.parameters())
+    for k, v in theta_of(res.model).items():
+        assert torch.equal(v, knowledge.theta[k]), k
+    scores = res.model.score(pad_left([[1, 2, 3]], 8))
+    assert scores.shape == (1, 20)
+
+
+def test_full_finetune_trains_everything(world):
+    data, knowledge, tgt_emb = world
+    res = full_finetune.apply(knowledge, data.target, TransferConfig(train=FAST), device="cpu", text_emb=tgt_emb)
+    assert res.trainable_params == res.total_params and res.history.epochs
+    changed = [k for k, v in theta_of(res.model).items() if not torch.equal(v, knowledge.theta[k])]
+    assert any(k.startswith("encoder.") for k in changed) and any(k.startswith("adaptor.") for k in changed)
+
+
+def test_l2sp_penalty_is_zero_at_theta_s_and_grows_with_distance(world):
+    data, knowledge, tgt_emb = world
+    model = TextSeqRec(tgt_emb, **TINY.kwargs())
+    from xdtutor.transfer.base import load_theta
+
+    load_theta(model, knowledge.theta)
+    penalty = l2sp.L2SPPenalty(knowledge.theta, alpha=0.5)
+    assert float(penalty(model).detach()) == 0.0
+    with torch.no_grad():
+        model.encoder.output_norm.bias.add_(0.1)
+    expected = 0.5 * 0.1 ** 2 * model.encoder.output_norm.bias.numel()
+    assert float(penalty(model).detach()) == pytest.approx(expected, rel=1e-4)
+    penalty(model).backward()  # gradient 2α(θ − θ_s)
+    torch.testing.assert_close(model.encoder.output_norm.bias.grad,
+                               torch.full_like(model.encoder.output_norm.bias, 2 * 0.5 * 0.1))
+    res = l2sp.apply(knowledge, data.target, TransferConfig(train=FAST, l2sp_alpha=0.1), device="cpu",
+                     text_emb=tgt_emb)
+    assert res.history.epochs and res.extra["alpha"] == 0.1
+
+
+def test_frozen_adaptor_keeps_the_encoder(world):
+    data, knowledge, tgt_emb = world
+    res = frozen_adaptor.apply(knowledge, data.target, TransferConfig(train=FAST, use_id=True), device="cpu",
+                               text_emb=tgt_emb)
+    theta = theta_of(res.model)
+    for k, v in theta.items():
+        if k.startswith("encoder."):
+            assert torch.equal(v, knowledge.theta[k]), f"frozen {k} changed"
+    assert any(not torch.equal(theta[k], knowledge.theta[k]) for k in theta if k.startswith("adaptor."))
+    assert res.model.id_embedding is not None
+    encoder = sum(p.numel() for p in res.model.encoder.parameters())
+    assert res.trainable_params == res.total_params - encoder
+
+
+def test_lora_starts_as_identity_and_merges_to_theta_plus_ba(world):
+    _, knowledge, tgt_emb = world
+    from xdtutor.transfer.base import build_target_model
+
+    base = build_target_model(knowledge, tgt_emb).eval()
+    seq = pad_left([[1, 2, 3, 4], [5, 6]], 8)
+    before = base.score(seq)
+    cfg = TransferConfig(lora_rank=2, lora_alpha=4.0, lora_targets=("linear1", "linear2"))
+    peft_model = lora.wrap_lora(build_target_model(knowledge, tgt_emb), cfg).eval()
+    torch.testing.assert_close(peft_model.score(seq), before)  # B = 0: identity at the start
+    trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert any("lora_A" in n for n in trainable) and not any("encoder" in n and "lora_" not in n for n in trainable)
+    layer = peft_model.base_model.model.encoder.layers[0].linear1
+    with torch.no_grad():
+        layer.lora_B["default"].weight.normal_()
+    W = layer.base_layer.weight.detach().clone()
+    BA = layer.lora_B["default"].weight @ layer.lora_A["default"].weight
+    merged = peft_model.merge_and_unload()
+    torch.testing.assert_close(merged.encoder.layers[0].linear1.weight, W + (4.0 / 2) * BA)
+    torch.testing.assert_close(merged.encoder.layers[0].linear2.weight,
+                               knowledge.theta["encoder.layers.0.linear2.weight"])  # its B stayed 0
+
+
+def test_lora_apply_changes_only_targets_and_adaptor(world):
+    data, knowledge, tgt_emb = world
+    cfg = TransferConfig(train=FAST, lora_rank=2)
+    res = lora.apply(knowledge, data.target, cfg, device="cpu", text_emb=tgt_emb)
+    assert 0 < res.trainable_params < res.total_params
+    assert isinstance(res.model, TextSeqRec)  # merged back into a plain model
+    for k, v in theta_of(res.model).items():
+        if k.startswith("encoder.") and "norm" in k or k.startswith("encoder.position"):
+            assert torch.equal(v, knowledge.theta[k]), k
+    assert not torch.equal(res.model.encoder.layers[0].linear1.weight, knowledge.theta["encoder.layers.0.linear1.weight"])
+    with pytest.raises(ValueError, match="match no"):
+        lora.lora_target_names(res.model, ("query",))
+
+
+def test_fusion_add_rejects_the_seeds_shape_mismatch():
+    source_items, target_items = torch.randn(30, 16), torch.randn(20, 16)  # N_s != N_t
+    with pytest.raises(fusion.FusionShapeError, match=r"\(20, 16\).*\(30, 16\)"):
+        fusion.fuse_add(target_items, source_items)
+    with pytest.raises(fusion.FusionShapeError, match="widths"):
+        fusion.FusedAdaptor(torch.nn.Linear(D, 8), torch.nn.Linear(D, 16), D, mode="add")
+    out = fusion.fuse_add(target_items, torch.ones(20, 16))
+    torch.testing.assert_close(out, target_items + 1)
+
+
+@pytest.mark.parametrize("mode", ["add", "concat", "gate"])
+def test_fusion_trains_target_view_and_keeps_source_view(world, mode):
+    data, knowledge, tgt_emb = world
+    res = fusion.apply(knowledge, data.target, TransferConfig(train=FAST, fusion=mode), device="cpu",
+                       text_emb=tgt_emb)
+    fused = res.model.adaptor
+    assert isinstance(fused, fusion.FusedAdaptor) and fused.mode == mode
+    for name, p in fused.source.named_parameters():
+        assert not p.requires_grad and torch.equal(p, knowledge.theta[f"adaptor.{name}"])
+    assert res.model.item_representations().shape == (20, TINY.hidden)
+    assert res.trainable_params < res.total_params
+
+
+def test_ridge_mapping_recovers_a_linear_map_and_checks_input():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 6))
+    W, b = rng.normal(size=(6, 4)), rng.normal(size=4)
+    m = mapping.RidgeMapping(alpha=0.0)
+    assert m.fit(X, X @ W + b) is m
+    np.testing.assert_allclose(m.coef_, W, atol=1e-8)
+    assert m.transform(X[:3]).shape == (3, 4) and m.transform(X).dtype == np.float32
+    with pytest.raises(ValueError, match="rows"):
+        mapping.RidgeMapping().fit(X, X[:10])
+    with pytest.raises(ValueError, match="features"):
+        m.transform(X[:, :5])
+    with pytest.raises(RuntimeError, match="not fitted"):
+        mapping.MLPMapping().transform(X)
+    mlp = mapping.MLPMapping(hidden=16, epochs=150).fit(X, X @ W)
+    assert mlp.transform(X).shape == (50, 4) and mlp.loss_curve_[-1] < mlp.loss_curve_[0]
+
+
+def test_mapping_scores_cold_users(world):
+    data, knowledge, tgt_emb = world
+    base = zero_shot.apply(knowledge, data.target, text_emb=tgt_emb, device="cpu")
+    for kind in ("ridge", "mlp"):
+        res = mapping.apply(knowledge, data.target, TransferConfig(mapping=kind, mlp_epochs=20), base=base)
+        assert res.trainable_params == res.model.mapping.n_params_ and res.extra["n_pairs"] > 0
+        cold = mapping.cold_eval_set(data.target, res.model)
+        assert len(cold) > 0 and all(len(h) == 0 for h in cold.histories)
+        result = mapping.evaluate_cold(res.model, cold, data.target.protocol)
+        assert 0.0 <= result.metrics["ndcg@10"] <= 1.0 and len(result.per_user) == len(cold)
+    with pytest.raises(KeyError, match="no source representation"):
+        res.model.score_users(["nobody"])
+
+
+def test_domain_similarity_scores():
+    a = torch.randn(200, D)
+    same = domain_similarity(a, a)
+    assert same["nn_cosine"] == pytest.approx(1.0, abs=1e-5) and same["mmd_rbf"] == pytest.approx(0.0, abs=1e-6)
+    far = domain_similarity(a, torch.randn(150, D) + 3.0)
+    assert far["mmd_rbf"] > same["mmd_rbf"] and far["nn_cosine"] < 1.0
+    names, mat = similarity_matrix({"a": a, "b": a + 0.01})
+    assert names == ["a", "b"] and mat.shape == (2, 2)
+    with pytest.raises(ValueError, match="widths"):
+        domain_similarity(a, torch.randn(5, D + 1))
+
+
+def test_transfer_config_rejects_bad_values():
+    from xdtutor.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError, match="fusion"):
+        TransferConfig(fusion="sum")
+    with pytest.raises(ConfigError, match="lora_rnak"):
+        from_dict(TransferConfig, {"lora_rnak": 4})
+    cfg = from_dict(TransferConfig, {"train": {"epochs": 3}})
+    assert cfg.train.epochs == 3

@@ -1,0 +1,92 @@
+"""Strategy 5 — LoRA: a low-rank update Δθ = BA on the sequence encoder, via ``peft``.
+
+Each wrapped layer computes ``W x + (α/r) B A x`` with ``W`` = θ_s frozen, ``A`` (r × in) random and
+``B`` (out × r) **zero** at the start, so the model starts exactly as the source model. After
+training, :meth:`peft.PeftModel.merge_and_unload` folds ``(α/r) B A`` into ``W``; the returned model is
+a plain ``TextSeqRec`` with θ_t = θ_s + BA.
+
+Which layers: the encoder's ``nn.TransformerEncoderLayer`` has feed-forward ``linear1``/``linear2``
+(``nn.Linear``) and an ``nn.MultiheadAttention`` ``self_attn`` whose projections are used through
+``F.multi_head_attention_forward`` (not by calling its ``out_proj`` module), so wrapping
+``out_proj`` alone would silently do nothing. ``peft`` wraps ``nn.MultiheadAttention`` as a whole;
+the default targets are ``linear1``, ``linear2`` and ``self_attn`` of every layer.
+"""
+
+from __future__ import annotations
+
+import re
+
+from torch import nn
+
+from .base import TransferConfig, TransferResult, build_target_model, fit_target, param_counts, target_text_emb
+
+NAME = "lora"
+DEFAULT_TARGETS = ("linear1", "linear2", "self_attn")
+
+
+def lora_target_names(model: nn.Module, targets: tuple[str, ...] = ()) -> list[str]:
+    """Full module names inside ``model.encoder`` that LoRA wraps.
+
+    Args:
+        model: A ``TextSeqRec``.
+        targets: Name suffixes (``"linear1"`` …); empty = :data:`DEFAULT_TARGETS`.
+
+    Raises:
+        ValueError: If a requested suffix matches no ``nn.Linear``/``nn.MultiheadAttention`` in the encoder.
+    """
+    targets = tuple(targets) or DEFAULT_TARGETS
+    names = []
+    for name, module in model.encoder.named_modules():
+        if not isinstance(module, (nn.Linear, nn.MultiheadAttention)):
+            continue
+        if ".self_attn." in f".{name}." and not name.endswith("self_attn"):
+            continue  # out_proj is handled with its MultiheadAttention
+        if any(name == t or name.endswith("." + t) for t in targets):
+            names.append(f"encoder.{name}")
+    found = {t for t in targets if any(n.endswith("." + t) for n in names)}
+    if set(targets) - found:
+        raise ValueError(f"LoRA targets {sorted(set(targets) - found)} match no Linear/MultiheadAttention "
+                         f"layer of the encoder; available: {available_layers(model)}")
+    return names
+
+
+def available_layers(model: nn.Module) -> list[str]:
+    """Encoder module names LoRA could wrap (for error messages and notebooks)."""
+    return [n for n, m in model.encoder.named_modules()
+            if isinstance(m, (nn.Linear, nn.MultiheadAttention)) and not n.endswith("out_proj")]
+
+
+def wrap_lora(model: nn.Module, config: TransferConfig):
+    """Wrap ``model`` with ``peft`` LoRA on its encoder; returns the ``PeftModel``.
+
+    Everything but the LoRA matrices is frozen by peft; the adaptor is re-enabled when
+    ``config.lora_train_adaptor`` (and the ID embedding when present).
+    """
+    from peft import LoraConfig, get_peft_model
+
+    names = lora_target_names(model, config.lora_targets)
+    pattern = "^(" + "|".join(re.escape(n) for n in names) + ")$"
+    lora_config = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha,
+                             lora_dropout=config.lora_dropout, target_modules=pattern,
+                             init_lora_weights=True, bias="none")
+    peft_model = get_peft_model(model, lora_config)
+    if config.lora_train_adaptor:
+        model.adaptor.requires_grad_(True)
+    if getattr(model, "id_embedding", None) is not None:
+        model.id_embedding.requires_grad_(True)
+    return peft_model
+
+
+def apply(knowledge, target, config: TransferConfig = TransferConfig(), *, device=None,
+          text_emb=None) -> TransferResult:
+    """LoRA-fine-tune θ_s on the target, then merge: the result is a plain model with θ_s + BA."""
+    model = build_target_model(knowledge, target_text_emb(knowledge, target, text_emb), use_id=config.use_id)
+    peft_model = wrap_lora(model, config)
+    total_base, _ = param_counts(model)
+    _, trainable = param_counts(peft_model)
+    history = fit_target(peft_model, target, config, device=device)
+    merged = peft_model.merge_and_unload()
+    merged.eval()
+    return TransferResult(NAME, merged, history, total_base, trainable,
+                          extra={"targets": lora_target_names(merged, config.lora_targets),
+                                 "rank": config.lora_rank, "alpha": config.lora_alpha})

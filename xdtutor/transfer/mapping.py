@@ -1,0 +1,290 @@
+"""Strategy 7 — mapping (EMCDR, Man et al., IJCAI 2017) for users with no target history.
+
+For users present in both domains, learn ``f: source user representation -> target user
+representation`` on the users who *do* have target training data; a cold user of the target (source
+history, empty target history) then gets ``f(source rep)`` as their target representation and is
+scored against the target model's item representations.
+
+Two mapping functions, scikit-learn style (``__init__`` stores hyper-parameters, ``fit`` returns
+``self``, learned state ends in ``_``): :class:`RidgeMapping` (closed form) and :class:`MLPMapping`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..utils import pad_left, select_device
+from .base import TransferConfig, TransferResult, param_counts
+
+NAME = "mapping"
+
+
+def _as_2d(name: str, x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+def _check_xy(X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
+    X, Y = _as_2d("X", X), _as_2d("Y", Y)
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}; rows must be the same users")
+    if X.shape[0] < 1:
+        raise ValueError("cannot fit a mapping on zero users")
+    return X, Y
+
+
+class RidgeMapping:
+    """Linear map ``Y ≈ X W + b`` by ridge regression (closed form).
+
+    Args:
+        alpha: L2 penalty on ``W`` (not on the intercept).
+    """
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        self.alpha = alpha
+
+    def fit(self, X: Any, Y: Any) -> "RidgeMapping":
+        """Fit on paired rows: ``X`` (n, d_s) source reps, ``Y`` (n, d_t) target reps of the same users."""
+        if self.alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
+        X, Y = _check_xy(X, Y)
+        x_mean, y_mean = X.mean(0), Y.mean(0)
+        Xc, Yc = X - x_mean, Y - y_mean
+        gram = Xc.T @ Xc + self.alpha * np.eye(X.shape[1])              # (d_s, d_s)
+        self.coef_ = np.linalg.lstsq(gram, Xc.T @ Yc, rcond=None)[0]    # (d_s, d_t)
+        self.intercept_ = y_mean - x_mean @ self.coef_                  # (d_t,)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """``(n, d_s) -> (n, d_t)`` float32."""
+        if not hasattr(self, "coef_"):
+            raise RuntimeError("RidgeMapping is not fitted; call fit(X, Y) first")
+        X = _as_2d("X", X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the mapping was fitted on {self.n_features_in_}")
+        return (X @ self.coef_ + self.intercept_).astype(np.float32)
+
+    @property
+    def n_params_(self) -> int:
+        return int(self.coef_.size + self.intercept_.size)
+
+
+class MLPMapping:
+    """Two-layer MLP ``d_s -> hidden -> d_t`` (tanh, as in EMCDR), trained full-batch with Adam on MSE.
+
+    Args:
+        hidden: Hidden width.
+        epochs: Full-batch steps.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        seed: Initialisation seed.
+    """
+
+    def __init__(self, hidden: int = 128, epochs: int = 200, lr: float = 1e-2, weight_decay: float = 1e-4,
+                 seed: int = 0) -> None:
+        self.hidden, self.epochs, self.lr, self.weight_decay, self.seed = hidden, epochs, lr, weight_decay, seed
+
+    def fit(self, X: Any, Y: Any) -> "MLPMapping":
+        X, Y = _check_xy(X, Y)
+        gen = torch.Generator().manual_seed(self.seed)
+        x = torch.as_tensor(X, dtype=torch.float32)
+        y = torch.as_tensor(Y, dtype=torch.float32)
+        self.x_mean_, self.x_std_ = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-6)
+        net = nn.Sequential(nn.Linear(X.shape[1], self.hidden), nn.Tanh(), nn.Linear(self.hidden, Y.shape[1]))
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * (1.0 / max(p.shape[-1], 1)) ** 0.5)
+        opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        xs = (x - self.x_mean_) / self.x_std_
+        self.loss_curve_ = []
+        for _ in range(self.epochs):
+            loss = F.mse_loss(net(xs), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            self.loss_curve_.append(float(loss))
+        self.net_ = net.eval().requires_grad_(False)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        if not hasattr(self, "net_"):
+            raise RuntimeError("MLPMapping is not fitted; call fit(X, Y) first")
+        X = _as_2d("X", X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the mapping was fitted on {self.n_features_in_}")
+        with torch.no_grad():
+            x = (torch.as_tensor(X, dtype=torch.float32) - self.x_mean_) / self.x_std_
+            return self.net_(x).numpy().astype(np.float32)
+
+    @property
+    def n_params_(self) -> int:
+        return sum(p.numel() for p in self.net_.parameters())
+
+
+def make_mapping(config: TransferConfig):
+    """The mapping named by ``config.mapping`` with its hyper-parameters."""
+    if config.mapping == "ridge":
+        return RidgeMapping(alpha=config.ridge_alpha)
+    return MLPMapping(hidden=config.mlp_hidden, epochs=config.mlp_epochs, seed=config.train.seed)
+
+
+class MappedColdStartRecommender(nn.Module):
+    """A target model plus a mapping for cold users.
+
+    ``score(item_seq)`` is the target model's (warm users); :meth:`score_users` scores users by
+    ``mapping(source rep)`` against the target item representations (cold users).
+
+    Args:
+        base: Trained target model (offers ``item_representations`` and ``similarity``/``temperature``).
+        mapping: A fitted mapping.
+        source_reps: stage -> (user key -> source representation (d_s,)).
+    """
+
+    def __init__(self, base: nn.Module, mapping, source_reps: dict[str, dict[str, np.ndarray]]) -> None:
+        super().__init__()
+        self.base = base
+        self.mapping = mapping
+        self.source_reps = source_reps
+
+    @property
+    def n_items(self) -> int:
+        return self.base.n_items
+
+    def score(self, item_seq: torch.Tensor) -> torch.Tensor:
+        return self.base.score(item_seq)  # (B, N)
+
+    def can_score(self, user: str, stage: str = "test") -> bool:
+        return user in self.source_reps.get(stage, {})
+
+    @torch.no_grad()
+    def score_users(self, users: list[str], stage: str = "test") -> torch.Tensor:
+        """(B,) user keys -> (B, N) scores from ``mapping(source rep)``.
+
+        Raises:
+            KeyError: If a user has no source representation for ``stage``.
+        """
+        reps = self.source_reps[stage]
+        missing = [u for u in users if u not in reps]
+        if missing:
+            raise KeyError(f"no source representation for users {missing[:5]} at stage {stage!r}")
+        device = next(self.base.parameters()).device
+        x = np.stack([reps[u] for u in users])                                  # (B, d_s)
+        user = torch.as_tensor(self.mapping.transform(x), device=device)        # (B, H)
+        items = self.base.item_representations()                                # (N, H)
+        if getattr(self.base, "similarity", "dot") == "cos":
+            return F.normalize(user, dim=-1) @ F.normalize(items, dim=-1).T / self.base.temperature
+        return user @ items.T                                                   # (B, N)
+
+
+@torch.no_grad()
+def target_user_reps(model: nn.Module, sequences: list[np.ndarray], max_len: int, device=None,
+                     batch_size: int = 512) -> np.ndarray:
+    """``(U, H)`` target-model user representations of the given (non-empty) target sequences."""
+    device = select_device(device) if device is not None else next(model.parameters()).device
+    model.eval()
+    out = []
+    for start in range(0, len(sequences), batch_size):
+        seq = pad_left(sequences[start:start + batch_size], max_len).to(device)  # (B, L)
+        out.append(model.user_representation(seq).float().cpu().numpy())       # (B, H)
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def apply(knowledge, target, config: TransferConfig = TransferConfig(), *, device=None, text_emb=None,
+          base: Any = None) -> TransferResult:
+    """Fit the EMCDR mapping on overlapping users with target training data.
+
+    Args:
+        knowledge: Supplies source user representations (``user_reps["train"|"valid"|"test"]``).
+        target: The split target; ``target.train`` gives the paired users' target sequences.
+        config: ``config.mapping`` (ridge | mlp) and its hyper-parameters.
+        base: The trained target model whose user space is mapped into (a ``TransferResult`` or a
+            module). ``None``: a :mod:`full_finetune` model is trained first.
+
+    Returns:
+        ``TransferResult`` whose model is a :class:`MappedColdStartRecommender`; ``trainable_params``
+        counts the mapping's parameters only (the base model's are reported with the base).
+
+    Raises:
+        ValueError: If no overlapping user has both a source history and target training data.
+    """
+    if base is None:
+        from . import full_finetune
+
+        base = full_finetune.apply(knowledge, target, config, device=device, text_emb=text_emb)
+    history = getattr(base, "history", None)
+    base_model = base.model if isinstance(base, TransferResult) else base
+    rows = knowledge.user_index()
+    has = knowledge.user_has_history.get("train")
+    pairs = [u for u in knowledge.user_keys
+             if len(target.train.get(u, ())) > 0 and has is not None and bool(has[rows[u]])]
+    if not pairs:
+        raise ValueError("mapping: no overlapping user has both a source history and target training data")
+    max_len = int(knowledge.model_config.get("max_len", 50))
+    X = knowledge.user_reps["train"][[rows[u] for u in pairs]].numpy()            # (n, d_s)
+    Y = target_user_reps(base_model, [target.train[u] for u in pairs], max_len)  # (n, H)
+    mapping = make_mapping(config).fit(X, Y)
+    source_reps = {}
+    for stage, reps in knowledge.user_reps.items():
+        mask = knowledge.user_has_history[stage]
+        source_reps[stage] = {u: reps[i].numpy() for u, i in rows.items() if bool(mask[i])}
+    model = MappedColdStartRecommender(base_model, mapping, source_reps)
+    total, _ = param_counts(base_model)
+    return TransferResult(NAME, model, history, total + mapping.n_params_, mapping.n_params_,
+                          extra={"mapping": config.mapping, "n_pairs": len(pairs)})
+
+
+def cold_eval_set(target, model: MappedColdStartRecommender, stage: str = "test"):
+    """The ``stage`` examples of overlapping users, with their target history hidden (cold users).
+
+    Only users with a source representation for ``stage`` are kept; ``histories`` are empty, so
+    a history-based model sees nothing and :class:`~xdtutor.models.Popularity` is the natural
+    reference.
+    """
+    from ..data import EvalSet
+
+    ev = target.test if stage == "test" else target.valid
+    idx = [i for i, u in enumerate(ev.users) if model.can_score(u, stage)]
+    return EvalSet([ev.users[i] for i in idx], [np.zeros(0, dtype=np.int64) for _ in idx],
+                   np.asarray(ev.targets)[idx])
+
+
+def evaluate_cold(model: MappedColdStartRecommender, eval_set, protocol, *, stage: str = "test",
+                  batch_size: int = 1024):
+    """Full-ranking metrics of the mapped representations of ``eval_set``'s users.
+
+    Uses the evaluator's metric functions (:mod:`xdtutor.metrics`) and returns the same
+    :class:`~xdtutor.evaluate.EvalResult` (histories are empty, so masking does not apply).
+    """
+    import pandas as pd
+
+    from ..evaluate import EvalResult
+    from ..metrics import count_ties, per_example, rank_of_target
+
+    if len(eval_set) == 0:
+        raise ValueError("evaluate_cold: no cold user with a source representation")
+    ranks, ties = [], []
+    model.eval()
+    for start in range(0, len(eval_set), batch_size):
+        users = eval_set.users[start:start + batch_size]
+        scores = model.score_users(users, stage)                                      # (B, N)
+        tgt = torch.as_tensor(np.asarray(eval_set.targets[start:start + batch_size]), device=scores.device)
+        ranks.append(rank_of_target(scores, tgt).cpu().numpy())
+        ties.append(count_ties(scores, tgt).cpu().numpy())
+    ranks_np, ties_np = np.concatenate(ranks), np.concatenate(ties)
+    values = per_example(ranks_np, protocol.ks)
+    per_user = pd.DataFrame({"user": list(eval_set.users), "rank": ranks_np, "ties": ties_np,
+                             "target_in_history": np.zeros(len(ranks_np), dtype=bool), **values})
+    return EvalResult({k: float(v.mean()) for k, v in values.items()}, per_user, protocol)
