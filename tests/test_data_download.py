@@ -1,0 +1,128 @@
+"""The downloader against a local HTTP server on 127.0.0.1 (never the internet)."""
+
+import hashlib
+import http.server
+import threading
+
+import pytest
+
+from xdtutor.data.download import fetch
+from xdtutor.data.errors import ChecksumError, DownloadError
+from xdtutor.data.registry import DatasetSpec, FileSpec, download_dataset, verify_folder
+
+PAYLOAD = b"1\t0,1,2\n2\t3,4\n" * 500
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    hits: dict = {}
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def do_GET(self):
+        type(self).hits[self.path] = type(self).hits.get(self.path, 0) + 1
+        if self.path.endswith("/ok.txt"):
+            self._send(PAYLOAD)
+        elif self.path.endswith("/short.txt"):  # promises the full length, sends half, closes
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(PAYLOAD)))
+            self.end_headers()
+            self.wfile.write(PAYLOAD[: len(PAYLOAD) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+        elif self.path.endswith("/flaky.txt"):  # short body first, then the right one
+            if type(self).hits[self.path] == 1:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(PAYLOAD)))
+                self.end_headers()
+                self.wfile.write(PAYLOAD[:100])
+                self.close_connection = True
+            else:
+                self._send(PAYLOAD)
+        elif self.path.endswith("/wrong.txt"):
+            self._send(PAYLOAD + b"tampered")
+        else:
+            self.send_error(404, "Not Found")
+
+    def _send(self, body):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def server():
+    _Handler.hits = {}
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _only(folder, name):
+    """The folder holds ``name`` (or nothing) and no temporary leftovers."""
+    left = sorted(p.name for p in folder.iterdir())
+    assert left == ([name] if name else []), left
+
+
+def test_success_is_verified_and_atomic(server, tmp_path):
+    dest = tmp_path / "d" / "ok.txt"
+    assert fetch(f"{server}/ok.txt", dest, SHA, backoff=0) == dest
+    assert dest.read_bytes() == PAYLOAD
+    _only(dest.parent, "ok.txt")
+    fetch(f"{server}/ok.txt", dest, SHA, backoff=0)  # already there and valid: no new request
+    assert _Handler.hits["/ok.txt"] == 1
+
+
+def test_checksum_mismatch_leaves_nothing(server, tmp_path):
+    dest = tmp_path / "wrong.txt"
+    with pytest.raises(ChecksumError, match="expected " + SHA):
+        fetch(f"{server}/wrong.txt", dest, SHA, retries=2, backoff=0)
+    _only(tmp_path, None)
+    assert _Handler.hits["/wrong.txt"] == 2
+
+
+def test_interrupted_transfer_is_retried_then_fails_cleanly(server, tmp_path):
+    dest = tmp_path / "short.txt"
+    with pytest.raises(DownloadError, match="after 3 attempt"):
+        fetch(f"{server}/short.txt", dest, SHA, retries=3, backoff=0)
+    _only(tmp_path, None)
+    assert _Handler.hits["/short.txt"] == 3
+
+
+def test_interrupted_transfer_restarts_from_scratch(server, tmp_path):
+    dest = tmp_path / "flaky.txt"
+    fetch(f"{server}/flaky.txt", dest, SHA, retries=3, backoff=0)
+    assert dest.read_bytes() == PAYLOAD  # not the first 100 bytes + the whole body
+    _only(tmp_path, "flaky.txt")
+
+
+def test_404_fails_at_once(server, tmp_path):
+    dest = tmp_path / "missing.txt"
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        fetch(f"{server}/missing.txt", dest, SHA, retries=3, backoff=0)
+    assert _Handler.hits["/missing.txt"] == 1
+    _only(tmp_path, None)
+
+
+def test_failed_download_keeps_an_existing_file(server, tmp_path):
+    dest = tmp_path / "wrong.txt"
+    dest.write_bytes(b"old")
+    with pytest.raises(ChecksumError):
+        fetch(f"{server}/wrong.txt", dest, SHA, retries=1, backoff=0)
+    assert dest.read_bytes() == b"old"
+
+
+def test_download_dataset_from_a_mirror(server, tmp_path, tmp_cache):
+    spec = DatasetSpec(name="toy", folder="toy", description="", repo="o/r", commit="c" * 40,
+                       files=(FileSpec("seq.txt", SHA, len(PAYLOAD), "dir/ok.txt"),), parser="", domains=("a",))
+    assert spec.url(spec.files[0]) == f"https://raw.githubusercontent.com/o/r/{'c' * 40}/dir/ok.txt"
+    folder = download_dataset(spec, tmp_path / "toy", base_url=server)
+    assert (folder / "seq.txt").read_bytes() == PAYLOAD
+    verify_folder(spec, folder)
