@@ -257,8 +257,9 @@ def verify_folder(spec: DatasetSpec, folder: str | os.PathLike) -> None:
         raise NotADatasetError(folder, None, None, f"not a folder (expected the {spec.name!r} dataset)")
     missing = missing_files(spec, folder)
     if missing:
+        names = [m + (f" (or {spec.file(m).alternative})" if spec.file(m).alternative else "") for m in missing]
         raise NotADatasetError(folder, None, missing[0],
-                               f"not a {spec.name!r} dataset folder: missing {', '.join(missing)}")
+                               f"not a {spec.name!r} dataset folder: missing {', '.join(names)}")
     for f in spec.files:
         p = folder / f.path
         if not p.is_file():
