@@ -1,0 +1,81 @@
+"""The ``xdtutor`` command line (in-process through ``main(argv)``)."""
+
+import json
+import sys
+import types
+
+import pytest
+
+from xdtutor import cli
+from xdtutor.data import registry
+
+
+def test_data_list(capsys):
+    assert cli.main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "food_kitchen" in out and "scientific" in out and "ysh-1998/CoWPiRec@db47560" in out
+
+
+def test_stats_generic_folder(capsys, fixture_data):
+    assert cli.main(["data", "stats", "--path", str(fixture_data / "generic_books_movies")]) == 0
+    out = capsys.readouterr().out
+    assert "books: users 2, items 3" in out and "overlapping users: 2" in out and "protocol:" in out
+    assert cli.main(["data", "stats", "--json", "--path", str(fixture_data / "generic_books_movies"),
+                     "--target", "movies"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["target"] == "movies" and stats["domains"]["movies"]["interactions"] == 6
+
+
+def test_checksum_error_is_one_message(capsys, fixture_data, tmp_cache):
+    assert cli.main(["data", "stats", "food_kitchen", "--data-dir", str(fixture_data)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "checksum mismatch" in err and "Traceback" not in err
+
+
+def test_reference_mismatch_exits_1(capsys, fixture_data, monkeypatch):
+    monkeypatch.setattr(registry, "verify_folder", lambda spec, folder: None)
+    assert cli.main(["data", "stats", "scientific", "--data-dir", str(fixture_data)]) == 1
+    captured = capsys.readouterr()
+    assert "reference check: FAILED (0/2 values match)" in captured.out
+    assert "reference mismatch: scientific.users: got 3, reference 8442" in captured.err
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["data", "stats", "nope"], 1, "unknown dataset 'nope'"),
+    (["data", "stats"], 2, "give a dataset NAME or --path"),
+    (["data", "stats", "scientific", "--path", "x"], 2, "give a dataset NAME or --path"),
+    (["data", "stats", "--path", "/nonexistent/folder"], 1, "not a generic dataset folder"),
+])
+def test_errors_exit_nonzero_without_traceback(capsys, argv, code, message):
+    assert cli.main(argv) == code
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_run_not_available(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "xdtutor.pipeline", None)  # import fails
+    assert cli.main(["run", "cfg.yaml"]) == 2
+    assert "not available" in capsys.readouterr().err
+
+
+def test_run_delegates_to_pipeline(monkeypatch):
+    calls = []
+    fake = types.ModuleType("xdtutor.pipeline")
+    fake.cli_run = lambda config, sets, out: calls.append((config, sets, out)) or 0
+    monkeypatch.setitem(sys.modules, "xdtutor.pipeline", fake)
+    assert cli.main(["run", "cfg.yaml", "--set", "train.epochs=2", "--set", "a=b=c", "--out", "o"]) == 0
+    assert calls == [("cfg.yaml", [("train.epochs", "2"), ("a", "b=c")], "o")]
+    assert cli.main(["run", "cfg.yaml", "--set", "novalue"]) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, expect", [
+    ("scientific", ["scientific: users 8,442, items 4,385", "reference check: OK (2/2"]),
+    ("food_kitchen", ["food: users 14,870, items 8,661", "kitchen: users 47,589, items 27,637",
+                      "overlapping users: 9,398", "reference check: OK (7/7"]),
+])
+def test_real_stats_match_reference(capsys, data_dir, name, expect):
+    assert cli.main(["data", "stats", name, "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    for e in expect:
+        assert e in out
