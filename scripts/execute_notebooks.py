@@ -1,0 +1,135 @@
+"""Execute the book's chapter notebooks with papermill at a given scale and record their runtimes.
+
+Usage (from the repository root)::
+
+    python scripts/execute_notebooks.py --scale ci            # refresh the committed outputs in place
+    python scripts/execute_notebooks.py --scale full          # full scale -> runs/notebooks_full/
+    python scripts/execute_notebooks.py --scale ci notebooks/01_background.ipynb   # one chapter
+
+* ``--scale ci`` (default) executes each notebook **in place** with ``XDTUTOR_SCALE=ci`` in the
+  kernel's environment and no injected parameters cell, then strips papermill's per-cell timing
+  metadata, so the committed notebooks differ from the previous commit only where outputs changed.
+  These committed outputs are what nbval compares against in CI and what the CI book build renders.
+* ``--scale full`` injects ``SCALE = "full"`` through papermill and writes the executed copies to
+  ``--out`` (default ``runs/notebooks_full``, git-ignored); the published site is built from them
+  with ``XDTUTOR_SCALE=full jupyter-book build book`` (docs/publishing.md).
+* Every run updates ``notebooks/runtimes.json`` (seconds, device, date per chapter and scale), which the
+  chapters show under "Runtime", and ``book/_generated/runtimes.md``, the table in the preface.
+
+Notebooks run one after another (never in parallel) with the notebook folder as working directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+RUNTIMES = NOTEBOOKS / "runtimes.json"
+RUNTIMES_MD = ROOT / "book" / "_generated" / "runtimes.md"
+
+
+def chapter_notebooks() -> list[Path]:
+    """The chapter notebooks in book order (``NN_name.ipynb`` in ``notebooks/``)."""
+    return sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def device_description(device: str | None) -> str:
+    """A short description of where the notebooks ran (GPU name, or CPU with its core count)."""
+    try:
+        import torch
+
+        if device != "cpu" and torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except ImportError:  # pragma: no cover - torch is a hard dependency of xdtutor
+        pass
+    cpu = platform.processor() or platform.machine()
+    return f"CPU {cpu} ({os.cpu_count()} cores)"
+
+
+def strip_papermill_metadata(path: Path) -> None:
+    """Remove papermill's run metadata (timestamps, durations) so committed notebooks stay stable."""
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, path)
+
+
+def format_seconds(seconds: float) -> str:
+    """``"42 s"`` below 90 seconds, else ``"3.5 min"`` (the chapters format their header the same way)."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def write_runtime_table(runtimes: dict) -> None:
+    """The preface's per-chapter runtime table, generated from ``runtimes.json``."""
+    lines = ["| chapter | CI scale | full scale |", "|---|---|---|"]
+    for stem in sorted(set(runtimes) | {p.stem for p in chapter_notebooks()}):
+        cells = []
+        for scale in ("ci", "full"):
+            r = runtimes.get(stem, {}).get(scale)
+            cells.append(f"{format_seconds(r['seconds'])} on {r['device']} ({r['date']})" if r else "not measured yet")
+        lines.append(f"| {stem} | {cells[0]} | {cells[1]} |")
+    RUNTIMES_MD.parent.mkdir(parents=True, exist_ok=True)
+    RUNTIMES_MD.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import papermill as pm
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every chapter notebook")
+    parser.add_argument("--scale", choices=("ci", "full"), default="ci")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: in place for ci, runs/notebooks_full for full)")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
+    parser.add_argument("--no-record", action="store_true", help="do not update runtimes.json")
+    args = parser.parse_args(argv)
+
+    notebooks = [p.resolve() for p in args.notebooks] or chapter_notebooks()
+    out_dir = args.out or (None if args.scale == "ci" else ROOT / "runs" / "notebooks_full")
+    os.environ["XDTUTOR_SCALE"] = args.scale
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    runtimes = json.loads(RUNTIMES.read_text()) if RUNTIMES.exists() else {}
+    device = device_description(os.environ.get("XDTUTOR_DEVICE"))
+    failed = []
+    for nb_path in notebooks:
+        output = nb_path if out_dir is None else Path(out_dir) / nb_path.name
+        output.parent.mkdir(parents=True, exist_ok=True)
+        params = {} if args.scale == "ci" else {"SCALE": args.scale}
+        print(f"[{args.scale}] {nb_path.name} ...", flush=True)
+        start = time.perf_counter()
+        try:
+            pm.execute_notebook(str(nb_path), str(output), parameters=params, cwd=str(nb_path.parent),
+                                kernel_name="python3", progress_bar=False, execution_timeout=args.timeout)
+        except Exception as exc:  # report every failing chapter, then exit non-zero
+            print(f"FAILED {nb_path.name}: {type(exc).__name__}: {str(exc)[:2000]}", file=sys.stderr)
+            failed.append(nb_path.name)
+            continue
+        seconds = time.perf_counter() - start
+        if out_dir is None:
+            strip_papermill_metadata(output)
+        print(f"    {seconds:.0f} s -> {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
+        if not args.no_record:
+            runtimes.setdefault(nb_path.stem, {})[args.scale] = {
+                "seconds": round(seconds, 1), "device": device, "date": dt.date.today().isoformat()}
+            RUNTIMES.write_text(json.dumps(runtimes, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+            write_runtime_table(runtimes)
+    if failed:
+        print(f"{len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
