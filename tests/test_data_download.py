@@ -126,3 +126,23 @@ def test_download_dataset_from_a_mirror(server, tmp_path, tmp_cache):
     folder = download_dataset(spec, tmp_path / "toy", base_url=server)
     assert (folder / "seq.txt").read_bytes() == PAYLOAD
     verify_folder(spec, folder)
+
+
+def test_dataset_dir_downloads_into_the_cache(server, tmp_path, tmp_cache, monkeypatch):
+    from xdtutor.data.registry import dataset_dir
+
+    monkeypatch.delenv("XDTUTOR_DATA_DIR", raising=False)
+    spec = DatasetSpec(name="toy", folder="toy_release", description="", repo="o/r", commit="c" * 40,
+                       files=(FileSpec("seq.txt", SHA, len(PAYLOAD), "ok.txt"),), parser="", domains=("a",),
+                       url_base=server + "/{repo}/{commit}/")
+    folder = dataset_dir(spec)
+    assert folder == tmp_cache / "data" / "toy_release"
+    assert (folder / "seq.txt").read_bytes() == PAYLOAD
+    assert _Handler.hits == {f"/o/r/{'c' * 40}/ok.txt": 1}
+    assert dataset_dir(spec) == folder and sum(_Handler.hits.values()) == 1  # cached, verified
+    bad = DatasetSpec(name="toy2", folder="toy2", description="", repo="o/r", commit="c" * 40,
+                      files=(FileSpec("seq.txt", SHA, len(PAYLOAD), "missing.txt"),), parser="",
+                      domains=("a",), url_base=server + "/")
+    with pytest.raises(DownloadError, match="404"):
+        dataset_dir(bad)
+    assert not (tmp_cache / "data" / "toy2" / "seq.txt").exists()

@@ -69,6 +69,8 @@ class DatasetSpec:
         domains: Domain names the dataset provides, the default target first.
         reference: Reference statistics, flattened keys like ``"food.items"`` or
             ``"overlap_users"`` (see :func:`xdtutor.data.preprocess.flatten_stats`).
+        url_base: Download URL prefix, formatted with ``repo`` and ``commit``; a file's URL is
+            the prefix + its ``origin_path``.
     """
 
     name: str
@@ -80,12 +82,13 @@ class DatasetSpec:
     parser: str
     domains: tuple[str, ...]
     reference: Mapping[str, int] = field(default_factory=dict)
+    url_base: str = "https://raw.githubusercontent.com/{repo}/{commit}/"
 
     def url(self, file: FileSpec) -> str | None:
         """Download URL of ``file`` at the pinned commit (``None`` for derived files)."""
         if file.origin_path is None:
             return None
-        return f"https://raw.githubusercontent.com/{self.repo}/{self.commit}/{file.origin_path}"
+        return self.url_base.format(repo=self.repo, commit=self.commit) + file.origin_path
 
     def file(self, path: str) -> FileSpec:
         for f in self.files:
