@@ -64,3 +64,10 @@ def test_generic_bad_input(tmp_path, items, inter, exc, file, line, field):
     with pytest.raises(exc) as info:
         load_generic(folder)
     assert (info.value.file.name, info.value.line, info.value.field) == (file, line, field)
+
+
+def test_load_dataset_accepts_a_generic_folder(fixture_data):
+    from xdtutor.data import load_dataset
+
+    ds = load_dataset(str(fixture_data / "generic_books_movies"), target="movies", subsample=1.0)
+    assert ds.target.domain.name == "movies" and ds.name == "generic:generic_books_movies"

@@ -169,7 +169,8 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None, subsam
     """Load a registered dataset with its protocol (see the module docstring).
 
     Args:
-        name: ``"food_kitchen"`` or ``"scientific"`` (:func:`list_datasets`).
+        name: ``"food_kitchen"`` or ``"scientific"`` (:func:`list_datasets`), or the path of a
+            bring-your-own-data folder (:func:`xdtutor.data.generic.load_generic`).
         data_dir: Data root (or the dataset folder); default ``XDTUTOR_DATA_DIR``, then the cache
             with download.
         subsample: Fraction of users kept, in (0, 1]; seeded by ``seed``.
@@ -182,6 +183,9 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None, subsam
     """
     if not 0.0 < subsample <= 1.0:
         raise ValueError(f"subsample must be in (0, 1], got {subsample}")
+    if name not in list_datasets() and Path(name).expanduser().is_dir():
+        from .generic import load_generic
+        return load_generic(Path(name).expanduser(), target=target, subsample=subsample, seed=seed)
     get_spec(name)
     builder = {"food_kitchen": _food_kitchen, "scientific": _scientific}[name]
     return builder(data_dir, subsample, seed, target, verify)
