@@ -111,6 +111,11 @@ def test_scientific_fixture(fixture_data):
     assert sub.target.valid.users == sub.target.test.users
 
 
+def test_data_dir_may_be_the_dataset_folder(fixture_data):
+    ds = load_dataset("scientific", data_dir=fixture_data / "amazon_scientific_cowpirec", verify=False)
+    assert len(ds.target.test) == 3
+
+
 def test_load_domain(fixture_data):
     kitchen = load_domain("kitchen", data_dir=fixture_data, verify=False)
     assert kitchen.name == "kitchen" and kitchen.n_items == 5

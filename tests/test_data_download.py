@@ -140,6 +140,9 @@ def test_dataset_dir_downloads_into_the_cache(server, tmp_path, tmp_cache, monke
     assert (folder / "seq.txt").read_bytes() == PAYLOAD
     assert _Handler.hits == {f"/o/r/{'c' * 40}/ok.txt": 1}
     assert dataset_dir(spec) == folder and sum(_Handler.hits.values()) == 1  # cached, verified
+    (folder / "seq.txt").write_bytes(b"corrupt")  # a corrupt cached file is detected and re-fetched
+    assert dataset_dir(spec) == folder and sum(_Handler.hits.values()) == 2
+    assert (folder / "seq.txt").read_bytes() == PAYLOAD
     bad = DatasetSpec(name="toy2", folder="toy2", description="", repo="o/r", commit="c" * 40,
                       files=(FileSpec("seq.txt", SHA, len(PAYLOAD), "missing.txt"),), parser="",
                       domains=("a",), url_base=server + "/")

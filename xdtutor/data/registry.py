@@ -8,7 +8,7 @@ Where the files are read from (:func:`dataset_dir`):
 
 1. an explicit ``data_dir`` argument,
 2. the ``XDTUTOR_DATA_DIR`` environment variable,
-3. the cache folder ``paths.cache_dir("data")``, downloading missing files from the origin.
+3. the cache folder ``paths.cache_dir("data")``, downloading missing or corrupt files from the origin.
 
 A data dir holds one sub-folder per dataset (``amazon_food_kitchen_llmcdsr/`` …), like
 ``/work/shared/data``; pointing ``data_dir`` at the dataset folder itself also works. Files read
@@ -321,7 +321,7 @@ def dataset_dir(name_or_spec: str | DatasetSpec, data_dir: str | os.PathLike | N
                                    f"no {spec.folder}/ sub-folder here (the {spec.name!r} dataset)")
     else:
         folder = paths.cache_dir("data") / spec.folder
-        if missing_files(spec, folder) and download:
+        if download:  # fetches missing files and replaces corrupt ones (the cache is ours to repair)
             download_dataset(spec, folder)
     if verify:
         verify_folder(spec, folder)
