@@ -114,7 +114,7 @@ class MLPMapping:
             opt.zero_grad()
             loss.backward()
             opt.step()
-            self.loss_curve_.append(float(loss))
+            self.loss_curve_.append(float(loss.detach()))
         self.net_ = net.eval().requires_grad_(False)
         self.n_features_in_ = X.shape[1]
         return self
