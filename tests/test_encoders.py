@@ -217,3 +217,19 @@ def test_default_model_is_the_shipped_minilm():
     assert EncoderConfig().model_path == default_model_path()
     assert os.path.isfile(os.path.join(default_model_path(), "model.safetensors"))
     assert cache_key(["a"])["model"] == "all-MiniLM-L6-v2"
+
+
+@pytest.mark.gpu
+def test_cuda_autocast_close_to_cpu(minilm):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    gpu = TextEncoder(EncoderConfig(max_tokens=128, batch_size=3, normalize=True), device="cuda")
+    assert gpu.precision in ("bf16", "fp16")
+    out = gpu.encode(TITLES, progress=False)
+    cpu = minilm.encode(TITLES, progress=False)
+    cpu /= np.linalg.norm(cpu, axis=1, keepdims=True)
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    assert (out * cpu).sum(1).min() > 0.99  # cosine similarity to the fp32 CPU embeddings
+    exact = TextEncoder(EncoderConfig(batch_size=3, normalize=True, autocast=False), device="cuda")
+    assert exact.precision == "fp32"
+    assert np.abs(exact.encode(TITLES, progress=False) - cpu).max() < 1e-4

@@ -222,3 +222,21 @@ def test_confidence_interval_seeded_and_covers_mean():
     assert narrow["high"] - narrow["low"] < ci["high"] - ci["low"]
     with pytest.raises(ValueError, match="level"):
         confidence_interval(res, "ndcg@10", level=1.5)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    n_items = 300
+    rng = np.random.default_rng(2)
+    es = EvalSet(users=[f"u{i}" for i in range(100)],
+                 histories=[rng.integers(0, n_items, size=rng.integers(1, 9)) for _ in range(100)],
+                 targets=rng.integers(0, n_items, size=100))
+    model = LinearScorer(n_items)
+    for mask in (False, True):
+        cpu = evaluate(model, es, _protocol(mask_history=mask), device="cpu", batch_size=17)
+        gpu = evaluate(model, es, _protocol(mask_history=mask), device="cuda", batch_size=64)
+        assert next(model.parameters()).device.type == "cuda"
+        assert (cpu.per_user["rank"] - gpu.per_user["rank"]).abs().max() <= 1  # float reduction order
+        model.cpu()

@@ -21,6 +21,7 @@ With ``pooling="mean"`` and ``normalize=True`` the embeddings equal
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import warnings
@@ -176,7 +177,9 @@ class TextEncoder:
                 batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                        max_length=c.max_tokens, return_tensors="pt")
                 batch = {k: v.to(self.device) for k, v in batch.items()}
-                with torch.autocast(self.device.type, dtype=amp_dtype, enabled=use_autocast):
+                amp = (torch.autocast(self.device.type, dtype=amp_dtype) if use_autocast
+                       else contextlib.nullcontext())
+                with amp:
                     hidden = self.model(**batch).last_hidden_state  # (B, T, D)
                 emb = self._pool(hidden, batch["attention_mask"])  # (B, D)
                 if c.normalize:
