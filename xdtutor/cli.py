@@ -37,7 +37,8 @@ def _print_stats(stats: dict) -> None:
               f"density {st['density']:.6f}")
         print(f"    sequence length: mean {st['length_mean']:.2f}, min {q['min']:g}, p25 {q['p25']:g}, "
               f"median {q['p50']:g}, p75 {q['p75']:g}, p90 {q['p90']:g}, max {q['max']:g}")
-    print(f"  overlapping users: {_fmt(stats['overlap_users'])}")
+    print(f"  overlapping users: {_fmt(stats['overlap_users'])}; overlapping items (same raw id): "
+          f"{_fmt(stats['overlap_items'])}")
     sp = stats["split"]
     print(f"  target split: {_fmt(sp['valid_users'])} users with valid/test, "
           f"{_fmt(sp['train_only_users'])} train-only users, {_fmt(sp['train_interactions'])} train interactions")

