@@ -24,6 +24,10 @@ def test_stats_generic_folder(capsys, fixture_data):
                      "--target", "movies"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["target"] == "movies" and stats["domains"]["movies"]["interactions"] == 6
+    assert cli.main(["data", "stats", "--json", "--subsample", "0.5", "--seed", "1", "--path",
+                     str(fixture_data / "generic_books_movies")]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert sum(d["users"] for d in stats["domains"].values()) < 5 and "50% of users" in stats["protocol"]
 
 
 def test_checksum_error_is_one_message(capsys, fixture_data, tmp_cache):
@@ -41,6 +45,7 @@ def test_reference_mismatch_exits_1(capsys, fixture_data, monkeypatch):
 
 
 @pytest.mark.parametrize("argv, code, message", [
+    (["data", "stats", "scientific", "--subsample", "2"], 1, "subsample must be in (0, 1]"),
     (["data", "stats", "nope"], 1, "unknown dataset 'nope'"),
     (["data", "stats"], 2, "give a dataset NAME or --path"),
     (["data", "stats", "scientific", "--path", "x"], 2, "give a dataset NAME or --path"),

@@ -1,8 +1,6 @@
 """The bad-input table: each problem raises a specific DataError naming file, line and field."""
 
 import json
-import os
-import shutil
 
 import pytest
 
@@ -10,8 +8,8 @@ from xdtutor.data import load_dataset, load_generic
 from xdtutor.data.errors import (ChecksumError, DataEncodingError, DataError, EmptyDomainError,
                                  MalformedLineError, MissingTextError, NotADatasetError, UnknownItemError)
 from xdtutor.data.loaders import load_food_kitchen_folder, load_scientific_folder
-from xdtutor.data.registry import (FOOD_KITCHEN, DatasetSpec, FileSpec, clear_verification_cache,
-                                   dataset_dir, file_digest, verify_folder)
+from xdtutor.data.registry import (DatasetSpec, FileSpec, clear_verification_cache, dataset_dir,
+                                   file_digest, verify_folder)
 from xdtutor.data.download import sha256_file
 
 

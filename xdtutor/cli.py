@@ -3,7 +3,8 @@
 ::
 
     xdtutor data list
-    xdtutor data stats NAME [--json] [--data-dir D] [--target T]   # checks the registry's reference values
+    xdtutor data stats NAME [--json] [--data-dir D] [--target T] [--subsample F --seed S]
+                                                                   # checks the registry's reference values
     xdtutor data stats --path FOLDER [--target T] [--json]         # bring-your-own-data folder
     xdtutor run CONFIG.yaml [--set key=value ...] [--out DIR]      # the whole pipeline
 
@@ -64,13 +65,14 @@ def _data_stats(args) -> int:
         print("error: give a dataset NAME or --path FOLDER (one of them)", file=sys.stderr)
         return 2
     if args.path is not None:
-        ds = load_generic(args.path, target=args.target)
+        ds = load_generic(args.path, target=args.target, subsample=args.subsample, seed=args.seed)
         reference = {}
     else:
         spec = get_spec(args.name)
-        ds = load_dataset(args.name, data_dir=args.data_dir, target=args.target)
-        default_target = args.target in (None, spec.domains[0])
-        reference = dict(spec.reference) if default_target else {}
+        ds = load_dataset(args.name, data_dir=args.data_dir, target=args.target, subsample=args.subsample,
+                          seed=args.seed)
+        full = args.target in (None, spec.domains[0]) and args.subsample == 1.0
+        reference = dict(spec.reference) if full else {}
     stats = dataset_stats(ds)
     problems = check_reference(stats, reference)
     stats["reference"] = {"checked": sorted(reference), "differences": problems}
@@ -118,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--path", help="a bring-your-own-data folder (items.csv, interactions.csv)")
     st.add_argument("--data-dir", help="data root (default: $XDTUTOR_DATA_DIR, then the download cache)")
     st.add_argument("--target", help="target domain (e.g. kitchen for food_kitchen)")
+    st.add_argument("--subsample", type=float, default=1.0,
+                    help="fraction of users kept, seeded (reference values are only checked at 1.0)")
+    st.add_argument("--seed", type=int, default=0, help="seed of the user subsample")
     st.add_argument("--json", action="store_true", help="print JSON")
     st.set_defaults(func=_data_stats)
     run = sub.add_parser("run", help="run an experiment from a YAML config")

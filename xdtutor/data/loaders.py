@@ -435,9 +435,11 @@ def _movielens_sequences(path: Path, items: pd.DataFrame) -> dict[str, np.ndarra
     if not ok:
         _scan_inter(path, index)
         raise MalformedLineError(path, None, None, "unreadable .inter file")  # pragma: no cover
-    header = read_text(path)[:200].split("\n", 1)[0] if path.suffix != ".gz" else None
-    if header is not None and tuple(h.split(":")[0] for h in header.split("\t")) != _INTER_COLUMNS:
-        read_atomic(path, _INTER_COLUMNS)  # raises the header error
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        header = fh.readline().decode("utf-8", errors="replace").rstrip("\r\n")
+    if tuple(h.split(":")[0] for h in header.split("\t")) != _INTER_COLUMNS:
+        raise MalformedLineError(path, 1, "header", f"expected columns {_INTER_COLUMNS}, got {header[:80]!r}")
     df = pd.DataFrame({"user": df["user_id"].to_numpy(), "item": item.astype(np.int64),
                        "t": df["timestamp"].to_numpy()})
     if df.empty:

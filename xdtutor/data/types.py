@@ -127,7 +127,9 @@ class CrossDomainDataset:
 
         No leakage: for ``"test"`` only source items before the user's target test item are returned,
         for ``"valid"`` only those before the valid item, for ``"train"`` those before the valid item
-        as well (the train stage may see everything that precedes validation).
+        as well (the train stage may see everything that precedes validation). Users without
+        valid/test examples (fewer than 3 target interactions: train only) get all their source
+        items, since none of their target items is ever evaluated.
 
         Returns:
             int64 array of source item ids (empty when the user has none).
