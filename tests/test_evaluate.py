@@ -157,8 +157,14 @@ def test_ties_are_reported_and_warned():
     with pytest.warns(UserWarning, match="tied"):
         res = evaluate(model, es, _protocol(), device="cpu")
     assert res.per_user["ties"].tolist() == [4, 4]
-    assert res.metrics["recall@1"] == 1.0  # the optimistic rule, documented and warned about
+    assert res.metrics["recall@5"] == 1.0 and res.metrics["recall@1"] == 0.0  # pessimistic: rank 5 of 5
     assert res.to_dict()["users_with_ties"] == 2
+    with pytest.warns(UserWarning, match="optimistic"):
+        flattered = evaluate(model, es, _protocol().with_(ties="optimistic"), device="cpu")
+    assert flattered.metrics["recall@1"] == 1.0  # why the optimistic rule is not the default
+    with pytest.warns(UserWarning, match="tied"):
+        avg = evaluate(model, es, _protocol().with_(ties="average"), device="cpu")
+    assert avg.per_user["rank"].tolist() == [3.0, 3.0]
 
 
 def test_table_and_to_dict():

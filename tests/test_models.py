@@ -161,8 +161,23 @@ def test_popularity_counts_training_items():
     pop = Popularity(5).fit([np.array([0, 1, 1]), np.array([1, 4])])
     scores = pop.score(torch.zeros(3, 4, dtype=torch.long))
     assert scores.shape == (3, 5)
-    assert scores[0].tolist() == [1, 3, 0, 0, 1] and torch.equal(scores[0], scores[2])
+    assert pop.counts_.tolist() == [1, 3, 0, 0, 1]
+    # a strict ranking: by count, equal counts by lower item id first
+    assert scores[0].tolist() == [4, 5, 2, 1, 3] and torch.equal(scores[0], scores[2])
     scores[0, 0] = -1  # callers may mask in place
-    assert pop.counts_[0] == 1
+    assert pop.score(torch.zeros(1, 4, dtype=torch.long))[0, 0] == 4
     with pytest.raises(ValueError, match="out of range"):
         Popularity(2).fit([np.array([2])])
+
+
+@pytest.mark.parametrize("make", ALL_MODELS[:2])
+def test_chunked_length_sorted_scoring_matches_plain_scoring(make):
+    from xdtutor.models.blocks import last_states
+
+    model = make()
+    g = torch.Generator().manual_seed(0)
+    seqs = [torch.randint(0, N, (int(n),), generator=g).tolist() for n in torch.randint(0, 12, (37,), generator=g)]
+    x = pad_left(seqs, L)
+    plain = torch.stack([model(x[i:i + 1])[0, -1] for i in range(len(seqs))])  # one row at a time
+    torch.testing.assert_close(last_states(model.forward, x, chunk=5), plain, rtol=0, atol=1e-5)
+    torch.testing.assert_close(model.user_representation(x), plain, rtol=0, atol=1e-5)

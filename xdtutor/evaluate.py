@@ -15,9 +15,10 @@ never do that, because it punishes a model for a correct prediction. Users whose
 repeat are flagged in ``per_user["target_in_history"]`` so their share can be reported. RecBole
 and UniSRec do not mask for sequential models; their published numbers are unmasked.
 
-Ties follow :func:`xdtutor.metrics.rank_of_target` (optimistic: 1 + #items scoring strictly
-higher). ``per_user["ties"]`` counts the items tied with the target; :func:`evaluate` warns when
-more than 1% of users have ties, as those metrics are then flattered.
+Ties follow ``protocol.ties`` (:func:`xdtutor.metrics.rank_of_target`; default pessimistic: the
+target ranks after every item with an equal score, so ties never flatter a model).
+``per_user["ties"]`` counts the items tied with the target; :func:`evaluate` warns when more than
+1% of users have ties.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def evaluate(model: Any, eval_set: EvalSet, protocol: Protocol, *, device: str |
         model.eval()
 
     targets_all = np.asarray(eval_set.targets, dtype=np.int64)
-    ranks = np.empty(n, dtype=np.int64)
+    ranks = np.empty(n, dtype=np.float64 if protocol.ties == "average" else np.int64)
     ties = np.empty(n, dtype=np.int64)
     repeat = np.zeros(n, dtype=bool)
     try:
@@ -162,7 +163,7 @@ def evaluate(model: Any, eval_set: EvalSet, protocol: Protocol, *, device: str |
                     scores = scores.index_put(index, torch.tensor(-math.inf, device=dev))  # (B, N), a copy
                     scores.scatter_(1, tgt[:, None], target_scores)  # the target is never masked
 
-                ranks[start:stop] = rank_of_target(scores, tgt).cpu().numpy()
+                ranks[start:stop] = rank_of_target(scores, tgt, ties=protocol.ties).cpu().numpy()
                 ties[start:stop] = count_ties(scores, tgt).cpu().numpy()
     finally:
         if was_training:
@@ -174,8 +175,8 @@ def evaluate(model: Any, eval_set: EvalSet, protocol: Protocol, *, device: str |
     tied = float((ties > 0).mean())
     if tied > 0.01:
         warnings.warn(f"{tied:.1%} of users have items tied with their target's score; ties are "
-                      "ranked optimistically (see xdtutor.metrics.rank_of_target), which flatters "
-                      "these metrics", stacklevel=2)
+                      f"ranked {protocol.ties} (protocol.ties, see xdtutor.metrics.rank_of_target)",
+                      stacklevel=2)
     metrics = {name: float(v.mean()) for name, v in values.items()}
     return EvalResult(metrics=metrics, per_user=per_user, protocol=protocol)
 

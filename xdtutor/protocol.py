@@ -25,6 +25,9 @@ class Protocol:
         ks: Cut-offs K for the @K metrics.
         max_len: Longest history fed to a sequential model.
         subsample: Fraction of users kept (1.0 = full scale), seeded.
+        ties: How a target tied with other items is ranked (:func:`xdtutor.metrics.rank_of_target`).
+            ``"pessimistic"`` (default) puts it after every tied item, so a constant scorer gets
+            zero, not perfect, metrics; ties are rare for neural scores.
     """
 
     dataset: str
@@ -34,12 +37,15 @@ class Protocol:
     ks: tuple[int, ...] = (5, 10, 20, 50)
     max_len: int = 50
     subsample: float = 1.0
+    ties: str = "pessimistic"
 
     def __post_init__(self) -> None:
         check(self.ranking == "full", f"ranking must be 'full', got {self.ranking!r}")
         check(len(self.ks) > 0 and all(int(k) > 0 for k in self.ks), f"ks must be positive, got {self.ks}")
         check(self.max_len > 0, f"max_len must be positive, got {self.max_len}")
         check(0.0 < self.subsample <= 1.0, f"subsample must be in (0, 1], got {self.subsample}")
+        check(self.ties in ("optimistic", "pessimistic", "average"),
+              f"ties must be 'optimistic', 'pessimistic' or 'average', got {self.ties!r}")
 
     def with_(self, **changes) -> "Protocol":
         """A copy with some fields changed (e.g. ``mask_history=True``)."""
@@ -53,5 +59,5 @@ class Protocol:
         mask = "history masked" if self.mask_history else "history not masked"
         scale = "" if self.subsample == 1.0 else f", {self.subsample:.0%} of users"
         ks = ",".join(str(k) for k in self.ks)
-        return (f"protocol: {self.dataset}; {self.split}; {self.ranking} ranking, {mask}; "
-                f"K={ks}; max_len={self.max_len}{scale}")
+        return (f"protocol: {self.dataset}; {self.split}; {self.ranking} ranking, {mask}, "
+                f"{self.ties} ties; K={ks}; max_len={self.max_len}{scale}")
