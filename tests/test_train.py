@@ -198,3 +198,16 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
 def test_time_limit_stops_and_is_recorded():
     history = fit(model(), tiny_split(), config(epochs=50, max_train_minutes=1e-6))
     assert history.stop_reason == "time_limit" and len(history.epochs) == 1
+
+
+def test_length_grouped_batches_cover_every_row_once():
+    from xdtutor.train import _batches
+
+    lengths = torch.randint(1, 50, (1000,))
+    order = torch.randperm(1000).tolist()
+    batches = _batches(order, lengths, 32, epoch=0, seed=0, group_by_length=True)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert len(batches) == 32 and all(len(b) == 32 for b in batches[:-1] + batches[-1:] if len(b) != 8)
+    spread = sum(int(lengths[b].max() - lengths[b].min()) for b in batches) / len(batches)
+    assert spread < 10  # similar lengths inside a batch (random batches spread ~45)
+    assert _batches(order, lengths, 32, 0, 0, False) == [order[s:s + 32] for s in range(0, 1000, 32)]

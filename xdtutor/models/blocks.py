@@ -8,9 +8,16 @@ Left padding and causal attention together leave the padding positions at the st
 *no* visible key at all, which makes a softmax over an all-masked row NaN. We always let a position
 attend to itself, so every row has at least one visible key; for real positions that changes
 nothing (they see themselves anyway), and padding outputs are zeroed before returning.
+
+Speed: most histories are much shorter than ``max_len``. Leading columns that are padding in every
+row are dropped before the transformer runs (positions are counted from the right, so this changes
+no result), and :func:`last_states` sorts a batch by length and encodes it in chunks, so that
+scoring thousands of users costs about their real lengths, not ``B * max_len``.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 from torch import nn
@@ -66,15 +73,42 @@ class SequenceEncoder(nn.Module):
         Returns:
             (B, L, H) states; padding positions are zero.
         """
-        B, L, _ = item_vectors.shape
+        B, L, H = item_vectors.shape
         if L > self.max_len:
             raise ValueError(f"sequence length {L} exceeds max_len={self.max_len}")
+        # Leading columns that are padding in every row: drop them, pad the output back at the end.
+        n_pad = int(is_item.any(dim=0).int().argmax()) if bool(is_item.any()) else L - 1
+        item_vectors, is_item = item_vectors[:, n_pad:], is_item[:, n_pad:]  # (B, L', H), (B, L')
+        L = L - n_pad
         # Positions count from the right so the latest item always gets the same position vector.
-        pos = torch.arange(self.max_len - L, self.max_len, device=item_vectors.device)  # (L,)
-        x = item_vectors + self.position(pos).unsqueeze(0)          # (B, L, H)
-        x = self.dropout(self.input_norm(x))                        # (B, L, H)
-        mask = self.attention_mask(is_item)                         # (B*heads, L, L)
+        pos = torch.arange(self.max_len - L, self.max_len, device=item_vectors.device)  # (L',)
+        x = item_vectors + self.position(pos).unsqueeze(0)          # (B, L', H)
+        x = self.dropout(self.input_norm(x))                        # (B, L', H)
+        mask = self.attention_mask(is_item)                         # (B*heads, L', L')
         for layer in self.layers:
-            x = layer(x, src_mask=mask)                             # (B, L, H)
-        x = self.output_norm(x)                                     # (B, L, H)
-        return x * is_item.unsqueeze(-1).to(x.dtype)                # (B, L, H), padding = 0
+            x = layer(x, src_mask=mask)                             # (B, L', H)
+        x = self.output_norm(x)                                     # (B, L', H)
+        x = x * is_item.unsqueeze(-1).to(x.dtype)                   # (B, L', H), padding = 0
+        return torch.cat([x.new_zeros(B, n_pad, H), x], dim=1)      # (B, L, H)
+
+
+def last_states(encode: Callable[[torch.Tensor], torch.Tensor], item_seq: torch.Tensor,
+                chunk: int = 256) -> torch.Tensor:
+    """Last-position states of a big batch, encoded in length-sorted chunks.
+
+    Args:
+        encode: Maps a left-padded ``(b, l)`` id batch to its ``(b, l, H)`` states.
+        item_seq: (B, L) left-padded ids.
+        chunk: Rows per call of ``encode``.
+
+    Returns:
+        (B, H) states at the last column, in the original row order.
+    """
+    B = item_seq.shape[0]
+    if B <= chunk:
+        return encode(item_seq)[:, -1]                              # (B, H)
+    order = torch.argsort((item_seq > 0).sum(dim=1), stable=True)  # (B,) short rows first
+    parts = [encode(item_seq[order[s:s + chunk]])[:, -1] for s in range(0, B, chunk)]
+    out = torch.empty(B, parts[0].shape[-1], dtype=parts[0].dtype, device=parts[0].device)
+    out[order] = torch.cat(parts)                                   # (B, H)
+    return out

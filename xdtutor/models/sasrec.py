@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import SequenceEncoder
+from .blocks import SequenceEncoder, last_states
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
@@ -89,7 +89,8 @@ class SASRec(nn.Module):
 
     def score(self, item_seq: torch.Tensor) -> torch.Tensor:
         """(B, L) -> (B, N) scores of every catalogue item as the next item."""
-        return self.user_representation(item_seq) @ self.item_representations().T  # (B, N)
+        user = last_states(self.forward, item_seq)                                 # (B, H)
+        return user @ self.item_representations().T                                # (B, N)
 
     def loss(self, item_seq: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Full-softmax CE at every position; ``targets`` (B, L) are +1-shifted, 0 = ignore."""

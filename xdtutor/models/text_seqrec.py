@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .adaptors import ADAPTORS, make_adaptor
-from .blocks import SequenceEncoder
+from .blocks import SequenceEncoder, last_states
 from .sasrec import init_weights, softmax_ce
 
 SIMILARITIES = ("dot", "cos")
@@ -137,7 +137,7 @@ class TextSeqRec(nn.Module):
     def score(self, item_seq: torch.Tensor) -> torch.Tensor:
         """(B, L) -> (B, N) next-item scores over the current catalogue."""
         items = self.item_representations()                                    # (N, H)
-        user = self._encode(item_seq, items)[:, -1]                            # (B, H)
+        user = last_states(lambda seq: self._encode(seq, items), item_seq)    # (B, H)
         user, items, t = self._logits_parts(user, items)
         return user @ items.T / t                                              # (B, N)
 
