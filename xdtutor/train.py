@@ -410,13 +410,16 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
             scheduler.step()
             loss_sum += float(loss.detach())
             n_steps += 1
-            if limit_s is not None and history.total_seconds + time.perf_counter() - t0 > limit_s:
-                out_of_time = True
+            if (not distributed and limit_s is not None
+                    and history.total_seconds + time.perf_counter() - t0 > limit_s):
+                out_of_time = True  # (under DDP only between epochs, decided by rank 0)
                 break
         mean_loss = _mean_across_ranks(loss_sum, n_steps, distributed, device)
 
         metrics = _validate(model, data, config, device) if rank == 0 else {}
-        metrics = _broadcast_metrics(metrics, distributed)                # every rank: rank 0's numbers
+        out_of_time = out_of_time or (limit_s is not None
+                                      and history.total_seconds + time.perf_counter() - t0 > limit_s)
+        metrics, out_of_time = _broadcast(metrics, out_of_time, distributed)  # rank 0's on every rank
         improved = metrics[MONITOR] > history.best_metric
         if improved:
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -431,7 +434,7 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
         finished = epoch + 1 == config.epochs
         if bad_epochs >= config.patience:
             stop_reason, finished = "patience", True
-        elif out_of_time or (limit_s is not None and history.total_seconds > limit_s):
+        elif out_of_time:
             stop_reason, finished = "time_limit", True
         if finished:
             history.stop_reason = stop_reason
@@ -460,11 +463,11 @@ def _mean_across_ranks(loss_sum: float, n_steps: int, distributed: bool, device:
     return float(t[0] / t[1].clamp(min=1))
 
 
-def _broadcast_metrics(metrics: dict[str, float], distributed: bool) -> dict[str, float]:
-    """Rank 0's validation metrics on every rank, so all ranks take the same early-stopping decision."""
+def _broadcast(metrics: dict[str, float], out_of_time: bool, distributed: bool) -> tuple[dict[str, float], bool]:
+    """Rank 0's validation metrics and time-limit flag on every rank, so all ranks stop together."""
     if not distributed:
-        return metrics
-    box = [metrics]
+        return metrics, out_of_time
+    box = [(metrics, out_of_time)]
     torch.distributed.broadcast_object_list(box, src=0)
     return box[0]
 
