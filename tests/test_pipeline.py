@@ -123,3 +123,21 @@ def test_shipped_config_runs_at_ci_scale(name, tmp_path, capsys):
         assert 0.0 <= entry["metrics"]["ndcg@10"] <= 1.0, method
     assert "protocol:" in capsys.readouterr().out
     print(f"{name} at scale ci: {time.perf_counter() - t0:.0f} s")
+
+
+def test_source_checkpoint_is_reused(tmp_path):
+    import torch
+
+    from xdtutor.pipeline import collect, pretrain
+
+    data = synthetic_dataset()
+    src, tgt = text_tables()
+    config = build_config({**MICRO, "checkpoint_dir": str(tmp_path / "ckpt")})
+    prepared = collect(config, dataset=data, text_emb={"src": src.numpy(), "tgt": tgt.numpy()})
+    first = pretrain(config, prepared, seed=0)
+    second = pretrain(config, prepared, seed=0)  # loaded, not retrained
+    for (n, a), (_, b) in zip(first.named_parameters(), second.named_parameters()):
+        assert torch.equal(a, b), n
+    assert len(list((tmp_path / "ckpt").iterdir())) == 1
+    pretrain(config, prepared, seed=1)
+    assert len(list((tmp_path / "ckpt").iterdir())) == 2

@@ -117,6 +117,9 @@ class ExperimentConfig:
         strategies: Transfer strategies to run (subset of :data:`ALL_STRATEGIES`).
         baselines: Target-only baselines (subset of :data:`ALL_BASELINES`).
         similarity_sample: Items per catalogue for the domain-similarity diagnostic.
+        checkpoint_dir: Keep resumable source-pretraining checkpoints here, in a folder named by a
+            hash of everything the source model depends on (data, encoder, model, pretrain, seed), so
+            a second run with the same settings (e.g. only the cold-start curve) reuses the source model.
     """
 
     name: str = "experiment"
@@ -133,6 +136,7 @@ class ExperimentConfig:
     strategies: tuple[str, ...] = ALL_STRATEGIES
     baselines: tuple[str, ...] = ALL_BASELINES
     similarity_sample: int = 2000
+    checkpoint_dir: str | None = None
 
     def __post_init__(self) -> None:
         check(self.scale in SCALES, f"scale must be one of {SCALES}, got {self.scale!r}")
@@ -541,11 +545,20 @@ def collect(config: ExperimentConfig, *, dataset: CrossDomainDataset | None = No
 
 def pretrain(config: ExperimentConfig, prepared: Prepared, seed: int):
     """Stage 3: the source model (:func:`xdtutor.pretrain_source.pretrain_source`)."""
+    import hashlib
+
     from .pretrain_source import pretrain_source
 
-    return pretrain_source(prepared.sources, prepared.source_emb, config.model,
-                           dataclasses.replace(config.pretrain, seed=seed),
-                           encoder_config=to_dict(config.encoder), encoder_id=prepared.encoder_id)
+    pre = dataclasses.replace(config.pretrain, seed=seed)
+    ckpt = None
+    if config.checkpoint_dir:
+        key = json.dumps({"data": to_dict(config.data), "encoder": to_dict(config.encoder), "model": to_dict(config.model),
+                          "pretrain": to_dict(dataclasses.replace(pre, progress=False, device="any")),
+                          "source_items": [int(s.n_items) for s in prepared.sources]}, sort_keys=True)
+        ckpt = Path(config.checkpoint_dir) / f"source-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    return pretrain_source(prepared.sources, prepared.source_emb, config.model, pre,
+                           encoder_config=to_dict(config.encoder), encoder_id=prepared.encoder_id,
+                           checkpoint_dir=ckpt)
 
 
 def extract(config: ExperimentConfig, prepared: Prepared, source_model):

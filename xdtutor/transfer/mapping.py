@@ -281,7 +281,7 @@ def evaluate_cold(model: MappedColdStartRecommender, eval_set, protocol, *, stag
         users = eval_set.users[start:start + batch_size]
         scores = model.score_users(users, stage)                                      # (B, N)
         tgt = torch.as_tensor(np.asarray(eval_set.targets[start:start + batch_size]), device=scores.device)
-        ranks.append(rank_of_target(scores, tgt).cpu().numpy())
+        ranks.append(rank_of_target(scores, tgt, ties=getattr(protocol, "ties", "optimistic")).cpu().numpy())
         ties.append(count_ties(scores, tgt).cpu().numpy())
     ranks_np, ties_np = np.concatenate(ranks), np.concatenate(ties)
     values = per_example(ranks_np, protocol.ks)
