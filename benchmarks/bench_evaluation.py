@@ -8,8 +8,9 @@ rank is well defined and the implementations must agree on it exactly.
 
 Peers, on the same model, device and users:
 
-* ``loop``: the textbook per-user loop — score one user, mask the history if the protocol says
-  so, rank = 1 + number of items with a strictly higher score, metrics in Python;
+* ``loop``: the textbook per-user loop — score one user, mask the history (target kept) if the
+  protocol says so, rank = 1 + number of items with a higher score (+ tied ones, per
+  ``protocol.ties``), metrics in Python;
 * ``torchmetrics``: scores computed in the same batches, then ``torchmetrics.retrieval``
   (RetrievalRecall / RetrievalNormalizedDCG / RetrievalMRR with ``top_k``) on the flattened
   (user, item) pairs — it keeps every score until ``compute``, so it runs on at most
@@ -71,7 +72,7 @@ def loop_peer(model, eval_set, protocol, device) -> tuple[dict, np.ndarray]:
     """Per-user Python loop: one forward pass and one ranking per user."""
     from xdtutor.utils import pad_left
 
-    ranks = np.zeros(len(eval_set), dtype=np.int64)
+    ranks = np.zeros(len(eval_set), dtype=np.float64)
     for i, (hist, target) in enumerate(zip(eval_set.histories, eval_set.targets)):
         seq = pad_left([hist], protocol.max_len).to(device)        # (1, L)
         scores = model.score(seq)[0].float()                        # (N,)
@@ -80,7 +81,10 @@ def loop_peer(model, eval_set, protocol, device) -> tuple[dict, np.ndarray]:
             keep_target = scores[int(target)].clone()
             scores[h] = -math.inf
             scores[int(target)] = keep_target
-        ranks[i] = 1 + int((scores > scores[int(target)]).sum())
+        t = scores[int(target)]
+        higher, equal = int((scores > t).sum()), int((scores == t).sum()) - 1
+        ranks[i] = {"optimistic": 1 + higher, "pessimistic": 1 + higher + equal,
+                    "average": 1 + higher + equal / 2}[getattr(protocol, "ties", "optimistic")]
     metrics = {}
     for k in protocol.ks:
         metrics[f"recall@{k}"] = sum(r <= k for r in ranks) / len(ranks)
@@ -227,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict:
         tm_ups = len(tiny) / mem.seconds
         memory_method = mem.method
 
-        our_ranks = np.asarray(res_small.per_user["rank"], dtype=np.int64)
+        our_ranks = np.asarray(res_small.per_user["rank"], dtype=np.float64)
         shared = [k for k in loop_metrics if k in ours_small]
         tm_shared = [k for k in tm_metrics if k in ours_small]
         summary[name] = {
