@@ -6,13 +6,15 @@ Usage (from the repository root)::
     python scripts/execute_notebooks.py --scale full          # full scale -> runs/notebooks_full/
     python scripts/execute_notebooks.py --scale ci notebooks/01_background.ipynb   # one chapter
 
-* ``--scale ci`` (default) executes each notebook **in place** with ``XDTUTOR_SCALE=ci`` in the
+* ``--scale ci`` (default) executes each notebook with ``XDTUTOR_SCALE=ci`` in the
   kernel's environment and no injected parameters cell, then strips papermill's per-cell timing
-  metadata, so the committed notebooks differ from the previous commit only where outputs changed.
+  metadata, and replaces the committed notebook only if every cell succeeded (a failing run is kept
+  in ``runs/failed/``), so the committed notebooks change only where outputs changed.
   These committed outputs are what nbval compares against in CI and what the CI book build renders.
 * ``--scale full`` injects ``SCALE = "full"`` through papermill and writes the executed copies to
-  ``--out`` (default ``runs/notebooks_full``, git-ignored); the published site is built from them
-  with ``XDTUTOR_SCALE=full jupyter-book build book`` (docs/publishing.md).
+  ``--out`` (default ``runs/notebooks_full``, git-ignored), measuring the full-scale runtimes; the
+  full-scale *site* is built by ``make book SCALE=full``, which executes every chapter during the build
+  (docs/publishing.md).
 * Every run updates ``notebooks/runtimes.json`` (seconds, device, date per chapter and scale), which the
   chapters show under "Runtime", and ``book/_generated/runtimes.md``, the table in the preface.
 
@@ -104,23 +106,34 @@ def main(argv: list[str] | None = None) -> int:
     device = device_description(os.environ.get("XDTUTOR_DEVICE"))
     failed = []
     for nb_path in notebooks:
-        output = nb_path if out_dir is None else Path(out_dir) / nb_path.name
-        output.parent.mkdir(parents=True, exist_ok=True)
+        final = nb_path if out_dir is None else Path(out_dir) / nb_path.name
+        # papermill writes partial results (and error banners) while it runs: execute into runs/ and
+        # only replace the committed notebook when the whole notebook succeeded.
+        work = ROOT / "runs" / "executing" / nb_path.name
+        work.parent.mkdir(parents=True, exist_ok=True)
+        final.parent.mkdir(parents=True, exist_ok=True)
         params = {} if args.scale == "ci" else {"SCALE": args.scale}
         print(f"[{args.scale}] {nb_path.name} ...", flush=True)
         start = time.perf_counter()
         try:
-            pm.execute_notebook(str(nb_path), str(output), parameters=params, cwd=str(nb_path.parent),
+            pm.execute_notebook(str(nb_path), str(work), parameters=params, cwd=str(nb_path.parent),
                                 kernel_name="python3", progress_bar=False, execution_timeout=args.timeout)
         except Exception as exc:  # report every failing chapter, then exit non-zero
-            print(f"FAILED {nb_path.name}: {type(exc).__name__}: {str(exc)[:2000]}", file=sys.stderr)
+            failed_copy = ROOT / "runs" / "failed" / nb_path.name
+            failed_copy.parent.mkdir(parents=True, exist_ok=True)
+            if work.exists():
+                os.replace(work, failed_copy)
+            print(f"FAILED {nb_path.name} (executed copy: {failed_copy.relative_to(ROOT)}; "
+                  f"{nb_path.name} left unchanged): {type(exc).__name__}: {str(exc)[:2000]}", file=sys.stderr)
             failed.append(nb_path.name)
             continue
         seconds = time.perf_counter() - start
         if out_dir is None:
-            strip_papermill_metadata(output)
-        print(f"    {seconds:.0f} s -> {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
-        if not args.no_record:
+            strip_papermill_metadata(work)
+        os.replace(work, final)
+        print(f"    {seconds:.0f} s -> {final.relative_to(ROOT) if final.is_relative_to(ROOT) else final}")
+        if not args.no_record:  # re-read first: another run may have recorded other chapters meanwhile
+            runtimes = json.loads(RUNTIMES.read_text()) if RUNTIMES.exists() else {}
             runtimes.setdefault(nb_path.stem, {})[args.scale] = {
                 "seconds": round(seconds, 1), "device": device, "date": dt.date.today().isoformat()}
             RUNTIMES.write_text(json.dumps(runtimes, indent=1, sort_keys=True) + "\n", encoding="utf-8")

@@ -1,0 +1,199 @@
+"""The built website, checked in a real browser (marked ``slow``).
+
+Builds the book with execution **off** (it renders the committed, nbval-validated CI-scale outputs, so
+no chapter runs twice in CI) into a temporary folder — or uses an existing build when
+``XDTUTOR_BOOK_HTML`` points at one (e.g. ``book/_build/html`` after ``make book``) — serves it on
+127.0.0.1 with ``http.server`` in a thread, opens every page in headless Chromium (``--dump-dom``: the
+DOM after scripts ran; Debian packages ``chromium`` and ``chromium-driver``) and checks that each page
+loads, that every figure of a chapter is on its page, that glued numbers were filled in, that the launch
+buttons are there, and that every internal link (and its ``#anchor``) resolves.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urldefrag, urljoin, urlparse
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", "--virtual-time-budget=5000"]
+
+pytestmark = pytest.mark.slow
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _toc_docs() -> list[str]:
+    toc = yaml.safe_load((BOOK / "_toc.yml").read_text())
+    docs = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                docs.append(node["file"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(toc.get("parts", toc.get("chapters", [])))
+    return docs
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links: list[str] = []
+        self.images: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if a.get("id"):
+            self.ids.add(a["id"])
+        if tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+        if tag == "img" and a.get("src"):
+            self.images.append(a["src"])
+
+
+def _parse(html: str) -> _Links:
+    p = _Links()
+    p.feed(html)
+    return p
+
+
+@pytest.fixture(scope="module")
+def site() -> Path:
+    existing = os.environ.get("XDTUTOR_BOOK_HTML")
+    if existing:
+        path = Path(existing)
+        if not (path / "intro.html").exists():
+            pytest.fail(f"XDTUTOR_BOOK_HTML={existing} has no intro.html")
+        yield path
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="xdtutor-book-"))
+    config = yaml.safe_load((BOOK / "_config.yml").read_text())
+    config["execute"]["execute_notebooks"] = "off"          # render the committed CI-scale outputs
+    (tmp / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    cmd = [sys.executable, "-m", "jupyter_book.cli.main", "build", str(BOOK), "--path-output", str(tmp),
+           "--config", str(tmp / "_config.yml"), "-W", "--keep-going", "--all"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, f"book build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
+    yield tmp / "_build" / "html"
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server(site: Path):
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output readable
+        pass
+
+
+@pytest.fixture(scope="module")
+def dumps(server: str) -> dict[str, str]:
+    """doc name -> DOM of its page after Chromium ran the page's scripts."""
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("headless Chromium not installed (Debian: apt-get install chromium chromium-driver)")
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="xdtutor-chromium-") as profile:
+        for doc in _toc_docs():
+            url = urljoin(server, doc + ".html")
+            proc = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
+                                  capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 0, f"chromium failed on {url}: {proc.stderr[-2000:]}"
+            out[doc] = proc.stdout
+    return out
+
+
+def _fetch(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return resp.status, resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+
+
+def test_every_page_loads_in_the_browser(dumps):
+    for doc, dom in dumps.items():
+        assert "<main" in dom and "bd-article" in dom, f"{doc}: page did not render (no article)"
+        assert re.search(r"<h1[^>]*>", dom), f"{doc}: no title"
+        assert "{glue" not in dom and "Failed to format" not in dom, f"{doc}: an unresolved glue reference"
+
+
+def test_figures_are_on_the_pages(dumps, server):
+    for doc, dom in dumps.items():
+        if not doc.startswith("notebooks/"):
+            continue
+        nb = nbformat.read(BOOK / f"{doc}.ipynb", as_version=4)
+        expected = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
+                       and "remove-output" not in c.metadata.get("tags", []) and "remove-cell" not in c.metadata.get("tags", [])
+                       for o in c.get("outputs", []))
+        article = dom[dom.find("bd-article"):]
+        images = [src for src in _parse(article).images if not src.endswith(".svg")]
+        assert len(images) >= expected, f"{doc}: {len(images)} figures on the page, {expected} in the notebook"
+        for src in images:
+            if not src.startswith("data:"):
+                status, _ = _fetch(urljoin(urljoin(server, doc + ".html"), src))
+                assert status == 200, f"{doc}: figure {src} -> HTTP {status}"
+
+
+def test_launch_and_download_buttons(dumps):
+    for doc, dom in dumps.items():
+        if doc.startswith("notebooks/"):
+            assert f"colab.research.google.com/github/" in dom and f"{doc}.ipynb" in dom, f"{doc}: no Colab button"
+            assert "mybinder.org/v2/gh/" in dom, f"{doc}: no Binder button"
+            assert f"_sources/{doc}.ipynb" in dom, f"{doc}: no .ipynb download"
+
+
+def test_internal_links_resolve(dumps, server):
+    cache: dict[str, tuple[int, set[str]]] = {}
+    for doc, dom in dumps.items():
+        page_url = urljoin(server, doc + ".html")
+        for href in _parse(dom).links:
+            absolute = urljoin(page_url, href)
+            if urlparse(absolute).netloc != urlparse(server).netloc:
+                continue  # external links are not checked (offline)
+            target, fragment = urldefrag(absolute)
+            if target not in cache:
+                status, body = _fetch(target)
+                cache[target] = (status, _parse(body).ids if status == 200 and target.endswith(".html") else set())
+            status, ids = cache[target]
+            assert status == 200, f"{doc}: link {href} -> HTTP {status}"
+            if fragment and target.endswith(".html"):
+                assert fragment in ids, f"{doc}: link {href}: no element with id {fragment!r}"
