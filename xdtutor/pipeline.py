@@ -707,7 +707,7 @@ def _significance(evals: dict[tuple[str, int], Any], kinds: dict[str, str], seed
         if kinds[m] != "transfer":
             continue
         t = paired_test(avg[m], avg[best], "ndcg@10")
-        out.append({"method": m, "vs": best, **t})
+        out.append({**t, "test": t["method"], "method": m, "vs": best})
     return out
 
 
