@@ -304,6 +304,8 @@ class Results:
     def best(self, kind: str, metric: str = "ndcg@10") -> tuple[str, float] | None:
         """``(method, mean metric)`` of the best method of ``kind`` (baseline | transfer)."""
         s = self.summary()
+        if s.empty:
+            return None
         s = s[s["kind"] == kind]
         if s.empty:
             return None
