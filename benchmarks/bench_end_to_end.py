@@ -2,8 +2,9 @@
 
 Runs exactly what a user runs, ``xdtutor run configs/<name>.yaml --set scale=<scale> --out <tmp>``,
 in a child process for each config (``kitchen_to_food``, ``sources_to_scientific``), and records its
-wall time, its peak resident memory (the child process tree's RSS, sampled every 0.2 s), the
-pipeline's own ``wall_seconds`` and the training seconds per method from ``results.json``.
+wall time (``--threads`` sets the child's ``OMP_NUM_THREADS``), its peak resident memory (the child
+process tree's RSS, sampled every 0.2 s), the pipeline's own ``wall_seconds`` and the training
+seconds per method from ``results.json``.
 
 Default scale: ``ci`` on CPU (a user subsample and 2 epochs, minutes on 2 cores), ``full`` on CUDA
 (with ``--set seeds=[0]``: one seed). A run that exceeds ``--timeout`` seconds is stopped and
@@ -40,7 +41,8 @@ def _tree_rss(proc) -> int:
         return 0
 
 
-def run_config(name: str, scale: str, sets: list[str], timeout: float, out_dir: Path) -> dict:
+def run_config(name: str, scale: str, sets: list[str], timeout: float, out_dir: Path,
+               threads: int = 0) -> dict:
     """Run one config through the CLI in a child process; returns a result row."""
     cmd = [sys.executable, "-m", "xdtutor.cli", "run", str(ROOT / "configs" / f"{name}.yaml"),
            "--set", f"scale={scale}", "--out", str(out_dir)]
@@ -50,7 +52,8 @@ def run_config(name: str, scale: str, sets: list[str], timeout: float, out_dir: 
     peak, status = 0, "ok"
     start = time.perf_counter()
     with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
+        env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
         while proc.poll() is None:
             peak = max(peak, _tree_rss(proc))
             if time.perf_counter() - start > timeout:
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     with tempfile.TemporaryDirectory(prefix="xdtutor-e2e-") as tmp:
         for name in args.configs:
-            rows.append(run_config(name, scale, sets, args.timeout, Path(tmp) / name))
+            rows.append(run_config(name, scale, sets, args.timeout, Path(tmp) / name, args.threads))
     summary = {"command": f"xdtutor run configs/<config>.yaml --set scale={scale} "
                           + " ".join(f"--set {s}" for s in sets),
                "embedding_cache": "the on-disk embedding cache is reused when warm (see encoders.encode_texts)",

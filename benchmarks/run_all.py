@@ -8,7 +8,8 @@ so one's memory does not inflate the next one's peak and a failure does not stop
 Options: ``--device cuda`` (what :file:`gpu_check.sh` uses), ``--out DIR`` (default
 ``benchmarks/results``), ``--only encoding scaling …``, ``--skip end_to_end``, ``--quick`` (tiny
 sizes, a smoke run of the scripts, seconds to a minute — its numbers mean nothing), and
-``--e2e-timeout`` seconds per end-to-end config.
+``--e2e-timeout`` seconds per end-to-end config, ``--threads`` (torch CPU threads, default 1 —
+steadier numbers on a shared machine; both sides of every comparison use the same setting).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ QUICK = {
     "evaluation": ["--datasets", "scientific", "--max-users", "200", "--peer-users", "40", "--tm-pairs", "1e5"],
     "training": ["--models", "sasrec", "--subsample", "0.05"],
     "scaling": ["--fractions", "0.02", "0.05", "--encode-base", "64", "--steps", "1", "--max-users", "400"],
-    "end_to_end": ["--configs", "kitchen_to_food", "--set", "data.subsample=0.01", "--set", "pretrain.epochs=1",
+    "end_to_end": ["--configs", "kitchen_to_food", "--set", "data.subsample=0.01",
+                   "--set", "data.source_subsample=0.05", "--set", "pretrain.epochs=1",
                    "--set", "train.epochs=1", "--set", "strategies=[zero_shot]",
                    "--set", "baselines=[popularity]", "--set", "cold_start.fractions=[]"],
 }
@@ -47,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(common.RESULTS_DIR))
     p.add_argument("--only", nargs="+", choices=list(BENCHMARKS), default=None)
     p.add_argument("--skip", nargs="+", choices=list(BENCHMARKS), default=[])
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads per benchmark (default 1: steadier on a shared machine; 0 = torch's "
+                        "default); ignored on CUDA")
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of every script")
     p.add_argument("--e2e-timeout", type=float, default=None,
                    help="seconds per end-to-end config (default: the script's)")
@@ -58,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.perf_counter()
     for name in names:
         cmd = [sys.executable, "-m", BENCHMARKS[name], "--device", args.device, "--out", args.out]
+        if args.threads and args.device != "cuda":
+            cmd += ["--threads", str(args.threads)]
         if args.quick:
             cmd += QUICK[name]
         if name == "end_to_end" and args.e2e_timeout:

@@ -1,0 +1,141 @@
+"""The benchmark scripts: helpers (fast, synthetic) and a smoke run of each script on real data.
+
+The smoke runs use ``benchmarks.run_all.QUICK`` (tiny sizes: seconds each, numbers meaningless)
+and check that every script writes a valid result JSON with the environment record, and that
+``write_markdown`` and the scaling plot work on them. They need ``XDTUTOR_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `benchmarks` is a folder of the repository, not an installed package
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import common, run_all  # noqa: E402
+from benchmarks.bench_scaling import fit_power_law  # noqa: E402
+from benchmarks.plot_scaling import plot_scaling  # noqa: E402
+
+ENV_KEYS = {"date_utc", "device", "device_name", "python", "torch", "transformers", "machine", "cpu_count",
+            "load_avg_1min_start", "load_avg_1min_end"}
+
+
+def test_fit_power_law_recovers_exponent():
+    sizes = np.array([100, 250, 500, 1000, 4000])
+    fit = fit_power_law(sizes, 3e-4 * sizes ** 1.3)
+    assert fit["b"] == pytest.approx(1.3, abs=1e-9)
+    assert fit["c"] == pytest.approx(3e-4, rel=1e-9)
+    assert fit["r2"] == pytest.approx(1.0)
+    noisy = fit_power_law(sizes, 2.0 * sizes * np.array([1.1, 0.9, 1.05, 0.95, 1.0]))
+    assert 0.9 < noisy["b"] < 1.1 and noisy["r2"] < 1.0
+    assert math.isnan(fit_power_law([10], [1.0])["b"])  # one point: no line
+
+
+def test_peak_table_lookup():
+    assert common.peak_bf16_tflops("NVIDIA H100 80GB HBM3") == 989.0
+    assert common.peak_bf16_tflops("NVIDIA H100 PCIe") == 756.0
+    assert common.peak_bf16_tflops("NVIDIA H200") == 989.0
+    assert common.peak_bf16_tflops("Tesla T4") is None
+
+
+def test_peak_memory_sees_an_allocation():
+    import torch
+
+    with common.peak_memory(torch.device("cpu")) as mem:
+        block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+        block.sum()
+    del block
+    assert mem.seconds > 0
+    assert mem.mib > 32, mem  # RSS rose by (most of) the 64 MiB
+
+
+def _fake_result(out: Path, name: str, rows: list[dict]) -> None:
+    import argparse
+
+    import torch
+
+    args = argparse.Namespace(out=str(out), device="cpu", seed=0)
+    common.write_result(name, args, common.environment(torch.device("cpu")), rows, {"ratio": 1.25},
+                        title=f"{name} title")
+
+
+def test_write_result_and_markdown(tmp_path):
+    _fake_result(tmp_path, "scaling", [{"a": 1, "b": 0.123456}])
+    _fake_result(tmp_path, "encoding", [{"impl": "x", "texts_per_s": 10.0}])
+    data = json.loads((tmp_path / "encoding.json").read_text())
+    assert ENV_KEYS <= set(data["env"]) and data["rows"] == [{"impl": "x", "texts_per_s": 10.0}]
+    assert "shared_cpu" in data["env"]
+    md = common.write_markdown(tmp_path).read_text()
+    assert md.index("### encoding title") < md.index("### scaling title")  # fixed order
+    assert "| impl | texts_per_s |" in md and "| 1 | 0.1235 |" in md and "**ratio**: 1.25" in md
+    assert "shared machine" in md
+
+
+def test_plot_scaling_returns_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [{"titles_encoded": n, "encode_s": n / 100, "items": 10 * n, "train_step_s": n / 1000,
+             "eval_users": n, "eval_s": n * n / 1e6} for n in (100, 200, 400)]
+    fits = {"encode_s ~ titles": {"b": 1.0, "c": 0.01}}
+    fig, ax = plt.subplots()
+    assert plot_scaling(rows, fits, ax=ax) is ax
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert len(ax.get_lines()) == 4  # three stages + one fitted line
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- smoke runs (real data)
+
+SCRIPTS = ["encoding", "evaluation", "training", "scaling"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_benchmark_script_smoke(name, data_dir, tmp_path, monkeypatch):
+    import importlib
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("XDTUTOR_CACHE_DIR", str(tmp_path / "cache"))
+    module = importlib.import_module(run_all.BENCHMARKS[name])
+    out = module.main(["--device", "cpu", "--threads", "1", "--out", str(tmp_path), *run_all.QUICK[name]])
+    data = json.loads((tmp_path / f"{name}.json").read_text())
+    assert data["benchmark"] == name and ENV_KEYS <= set(data["env"])
+    assert data["env"]["device"] == "cpu" and data["rows"] and data["rows"] == json.loads(json.dumps(out["rows"]))
+    assert set(data["columns"]) <= set().union(*(r.keys() for r in data["rows"]))
+    if name == "encoding":
+        assert data["summary"]["max_abs_diff_fp32"] < 1e-4            # same model, same numbers
+        assert data["summary"]["speed_ratio_xdtutor_over_peer_fp32"] > 0
+    if name == "evaluation":
+        sci = data["summary"]["scientific"]
+        assert sci["ranks_equal_loop_fraction"] == 1.0
+        assert sci["max_abs_metric_diff_vs_loop"] < 1e-9
+        assert sci["max_abs_metric_diff_vs_torchmetrics"] < 1e-6
+    if name == "scaling":
+        assert (tmp_path / "scaling.png").stat().st_size > 1000
+        assert set(data["summary"]["power_laws"]) == {"encode_s ~ titles", "train_step_s ~ items",
+                                                      "eval_s ~ users*items"}
+    md = common.write_markdown(tmp_path).read_text()
+    assert data["title"] in md
+
+
+@pytest.mark.slow
+def test_end_to_end_smoke(data_dir, tmp_path, monkeypatch):
+    from benchmarks import bench_end_to_end
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = bench_end_to_end.main(["--device", "cpu", "--threads", "1", "--out", str(tmp_path),
+                                 "--timeout", "600", *run_all.QUICK["end_to_end"]])
+    (row,) = out["rows"]
+    assert row["status"] == "ok", row
+    assert row["wall_s"] > 0 and row["methods"] >= 1 and 0.0 <= row["best_ndcg@10"] <= 1.0
+    assert json.loads((tmp_path / "end_to_end.json").read_text())["rows"][0]["config"] == "kitchen_to_food"
