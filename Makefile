@@ -9,13 +9,19 @@ export TRANSFORMERS_OFFLINE ?= 1
 export XDTUTOR_DATA_DIR ?= $(abspath $(CURDIR)/../shared/data)
 export MPLBACKEND ?= Agg
 
-.PHONY: install test test-fast book run bench gpu-check clean
+.PHONY: install browser test test-fast book run bench gpu-check clean
 
 install:
 	$(PIP) install -q -c $(CONSTRAINTS) -e ".[dev,book]"
 
+## Headless Chromium for the website check (Debian packages; skipped where apt-get is unavailable).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "note: chromium not installed; the browser check of the website will be skipped"
+
 ## The test command (CI calls exactly this through .ci/run).
-test: install
+test: install browser
 	$(PYTHON) -m pytest -m "not gpu" -p no:cacheprovider
 
 ## Unit tests only (seconds).
