@@ -4,7 +4,8 @@ Catalogues: Scientific (4,385 items, target of ``load_dataset("scientific")``) a
 (27,637 items, target of ``load_dataset("food_kitchen", target="kitchen")``); their test users.
 The model is an untrained but seeded :class:`~xdtutor.models.SASRec` (hidden 64, 2 layers) in eval
 mode — the point is speed and agreement, not quality: its scores are continuous, so every user's
-rank is well defined and the implementations must agree on it exactly.
+rank is well defined and the implementations must agree on it, up to rare near-ties where a
+batched and a one-row forward pass differ in the last float bit (``ranks_equal_loop_fraction``).
 
 Peers, on the same model, device and users:
 
