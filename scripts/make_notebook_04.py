@@ -95,8 +95,9 @@ print(f"loss (package) = {loss_package.item():.3f} = loss (by hand) to 1e-5;   l
 ''')
 
 b.md(r"""
-Before training the loss is close to $\log N$: a model that knows nothing spreads its probability
-evenly over the catalogue. Full-softmax CE is what we use everywhere (source pretraining, every
+The value to compare with is $\log N$, the loss of a uniform guess over the catalogue; an untrained
+model is no better than that (with $\tau = 0.07$ its random cosines already spread the scores, so it
+starts somewhat above). Full-softmax CE is what we use everywhere (source pretraining, every
 target fine-tuning and baseline); it costs one $(M \times N)$ matrix product per batch, which is
 affordable for catalogues of tens of thousands of items.
 """)
@@ -510,7 +511,7 @@ print("ranks (pessimistic ties):", metrics.rank_of_target(scores, targets, ties=
 
 K = 5
 by_hand = {"recall@5": (1 + 1 + 0 + 1) / 4,
-           "ndcg@5": (1 / np.log2(2) + 1 / np.log2(5) + 0 + 1 / np.log2(2)) / 4}   # teaching code
+           "ndcg@5": float(1 / np.log2(2) + 1 / np.log2(5) + 0 + 1 / np.log2(2)) / 4}   # teaching code
 package = metrics.compute_all(ranks, [K])
 print({k: round(package[k], 6) for k in by_hand}, "by hand:", {k: round(v, 6) for k, v in by_hand.items()})
 assert ranks.tolist() == [1, 4, 7, 1]

@@ -24,8 +24,8 @@ architecture or the language model.
 The chapter has two halves. First the experiment runs **live** at the scale of this build (CI scale:
 a seeded small fraction of the users, two epochs, one seed — minutes on a laptop CPU; its numbers show
 that the machinery works, not which strategy wins). Then the **full-scale** results are loaded from
-`results/` — the same experiment on all users, three seeds, on a GPU — with the device and date of the
-run that produced them.
+`results/` — the same experiment on all users with three seeds — with the device and date of the run
+that produced them.
 """)
 
 b.code(r'''
@@ -251,19 +251,21 @@ otherwise. Exercise 3 compares it with a pair that shares no products at all.
 b.md(r"""
 ## 5.6 Full-scale results
 
-The full-scale experiment (all users, 40 epochs with early stopping, three seeds, the whole
-cold-start curve) runs on a GPU with
+The full-scale experiment (all users, up to 40 epochs with early stopping, three seeds, the whole
+cold-start curve) is run with
 
 ```bash
-xdtutor run configs/kitchen_to_food.yaml --set scale=full --out runs/kitchen_to_food
+python scripts/run_full_experiments.py kitchen_to_food   # all strategies and baselines
+python scripts/run_full_experiments.py cold_start        # the cold-start curve
+# or, equivalently for one config: xdtutor run configs/kitchen_to_food.yaml --set scale=full
 ```
 
-and its `results.json` is committed under `results/`. This section displays that file — it does not
-re-run anything — with the device and date of the run that produced it.
+which write `results/<experiment>.json`. This section displays those files — it does not re-run
+anything — with the device and date of the run that produced them.
 """)
 b.code(r'''
-def find_full_results(name: str) -> tuple[pathlib.Path | None, dict | None]:
-    """The newest full-scale results.json of experiment ``name`` under results/ (None if absent)."""
+def find_full_results(name: str) -> list[tuple[pathlib.Path, dict]]:
+    """Every full-scale results file of experiment ``name`` under results/, newest first."""
     found = []
     for path in sorted((ROOT / "results").glob("**/*.json")):
         try:
@@ -272,18 +274,18 @@ def find_full_results(name: str) -> tuple[pathlib.Path | None, dict | None]:
             continue
         if isinstance(res, dict) and res.get("name") == name and res.get("scale") == "full" and "methods" in res:
             found.append((str(res.get("date", "")), path, res))
-    if not found:
-        return None, None
-    _, path, res = max(found, key=lambda x: x[0])
-    return path, res
+    return [(p, r) for _, p, r in sorted(found, key=lambda x: x[0], reverse=True)]
 
 
-full_path, full = find_full_results("kitchen_to_food")
+files = find_full_results("kitchen_to_food")
+# the main table and the cold-start curve may come from separate runs of the same config
+full_path, full = next(((p, r) for p, r in files if r.get("methods")), (None, None))
+cold_path, cold_run = next(((p, r) for p, r in files if r.get("cold_start")), (None, None))
 if full is None:
     display(Markdown("```{note}\nThe full-scale Kitchen → Food experiment has **not been run yet**: no "
                      "`results/**/*.json` with `name: kitchen_to_food` and `scale: full` exists in this "
-                     "checkout. Run the command above on a GPU and commit its `results.json` under "
-                     "`results/`; this section then shows it.\n```"))
+                     "checkout. Run the commands above and commit the JSON files under `results/`; "
+                     "this section then shows them.\n```"))
     glue("full_status", Markdown("not yet run"), display=False)
 else:
     display(Markdown(f"Loaded `{full_path.relative_to(ROOT)}`: run on **{full.get('device_name', full.get('device'))}** "
@@ -297,9 +299,9 @@ b.code(r'''
 if full is not None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     plots.metric_bars(method_table(full), "ndcg@10", ax=axes[0], title="full scale: test NDCG@10 (mean ± std)")
-    if full.get("cold_start"):
-        plots.cold_start_curve(full["cold_start"], "ndcg@10", ax=axes[1])
-        axes[1].set_title("full scale: cold-start curve")
+    if cold_run is not None:
+        plots.cold_start_curve(cold_run["cold_start"], "ndcg@10", ax=axes[1])
+        axes[1].set_title(f"full scale: cold-start curve ({cold_path.name})")
     else:
         axes[1].set_axis_off()
     fig.tight_layout()

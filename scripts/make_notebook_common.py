@@ -33,19 +33,24 @@ import pathlib
 import time
 import warnings
 
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
+
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown
 from myst_nb import glue
+from transformers.utils import logging as hf_logging
 
 import xdtutor
 from xdtutor.utils import seed_everything, select_device
 
 %matplotlib inline
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a kernel without ipywidgets
+hf_logging.disable_progress_bar()  # no "Loading weights" bars in the outputs
 assert SCALE in ("ci", "full"), f"SCALE must be 'ci' or 'full', got {SCALE!r}"
 _t0 = time.perf_counter()
 seed_everything(SEED)
+if SCALE == "ci":
+    torch.set_num_threads(1)  # CI scale: single-threaded = same floats on every machine, and no oversubscription
 device = select_device(DEVICE)
 _runtimes = pathlib.Path("runtimes.json")
 _runtimes = json.loads(_runtimes.read_text()).get("STEM", {}) if _runtimes.exists() else {}
