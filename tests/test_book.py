@@ -100,7 +100,8 @@ def site() -> Path:
     config = yaml.safe_load((BOOK / "_config.yml").read_text())
     config["execute"]["execute_notebooks"] = "off"          # render the committed CI-scale outputs
     (tmp / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    cmd = [sys.executable, "-m", "jupyter_book.cli.main", "build", str(BOOK), "--path-output", str(tmp),
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(BOOK),
+           "--path-output", str(tmp),
            "--config", str(tmp / "_config.yml"), "-W", "--keep-going", "--all"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, f"book build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"

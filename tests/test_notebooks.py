@@ -97,6 +97,10 @@ def test_committed_outputs_are_a_clean_ci_run(path: Path):
              if o.get("metadata", {}).get("scrapbook", {}).get("name") == "run_scale"
              for k, v in o["data"].items() if k.endswith("text/markdown")]
     assert scale == ["`ci`"], f"{path.name}: committed outputs must come from a CI-scale run, got {scale}"
+    numpy_glue = [o["metadata"]["scrapbook"]["name"] for c in code for o in c.get("outputs", [])
+                  if "scrapbook" in o.get("metadata", {})
+                  and str(o["data"].get("application/papermill.record/text/plain", "")).startswith("np.")]
+    assert not numpy_glue, f"{path.name}: glue plain int/float, not NumPy scalars (unformattable): {numpy_glue}"
     assert not any(m.get("papermill") for m in [nb.metadata, *[c.metadata for c in nb.cells]]), \
         f"{path.name}: papermill metadata left in the committed notebook"
 
