@@ -28,8 +28,10 @@ def _encode_ours(encoder, texts):
 
 
 def _encode_peer(model, texts, batch_size):
-    return model.encode(texts, batch_size=batch_size, convert_to_numpy=True,
-                        show_progress_bar=False, normalize_embeddings=False)
+    # (N, D) on the device, then one copy to the host as float32 (bf16 has no NumPy dtype)
+    out = model.encode(texts, batch_size=batch_size, convert_to_tensor=True,
+                       show_progress_bar=False, normalize_embeddings=False)
+    return out.float().cpu().numpy()
 
 
 def measure_alternating(fns: dict, device: torch.device, repeats: int) -> dict:
