@@ -61,12 +61,14 @@ def peak_bf16_tflops(device_name: str) -> float | None:
     return None
 
 
-def _version(module: str) -> str | None:
+def _version(distribution: str) -> str | None:
+    """Installed version of a distribution, without importing it (``None`` when absent)."""
+    from importlib import metadata
+
     try:
-        mod = __import__(module)
-    except Exception:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
         return None
-    return getattr(mod, "__version__", "?")
 
 
 def load_average() -> float | None:
@@ -87,7 +89,8 @@ def environment(device: torch.device) -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": _version("transformers"),
-        "sentence_transformers": _version("sentence_transformers"),
+        "sentence_transformers": _version("sentence-transformers"),
+        "peft": _version("peft"),
         "torchmetrics": _version("torchmetrics"),
         "numpy": _version("numpy"),
         "machine": f"{platform.system()} {platform.machine()} ({socket.gethostname()})",
