@@ -150,6 +150,13 @@ def _fetch(url: str) -> tuple[int, str]:
         return exc.code, ""
 
 
+def test_book_builds_with_warnings_as_errors(site):
+    """The build itself (no browser needed): -W passed in the fixture, every TOC page was written."""
+    for doc in _toc_docs():
+        assert (site / f"{doc}.html").exists(), f"{doc}.html missing from the build"
+    assert (site / "_sources" / "notebooks" / "01_background.ipynb").exists(), "notebooks not downloadable"
+
+
 def test_every_page_loads_in_the_browser(dumps):
     for doc, dom in dumps.items():
         assert "<main" in dom and "bd-article" in dom, f"{doc}: page did not render (no article)"
