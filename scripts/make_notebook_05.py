@@ -109,13 +109,13 @@ plots.metric_bars(live_table, "ndcg@10", ax=ax, title="live run: test NDCG@10 (g
 fig.tight_layout()
 g = live["gain"]
 glue("live_gain", Markdown(gain_line(live)), display=False)
-glue("live_minutes", live_seconds / 60, display=False)
+glue("live_seconds", float(live_seconds), display=False)
 glue("live_users", int(live["runs"][0]["users"]), display=False)
 ''', tags=["nbval-ignore-output"])
 
 b.md(r"""
-In this build's live run ({glue:text}`live_users:,d` test users, {glue:text}`live_minutes:.1f`
-minutes for everything): {glue:md}`live_gain`. With two epochs and a small sample, differences of this
+In this build's live run ({glue:text}`live_users:,d` test users, {glue:text}`live_seconds:.0f`
+seconds for everything): {glue:md}`live_gain`. With two epochs and a small sample, differences of this
 size can be noise — the significance test in 5.5 says how much — which is why the conclusions of
 this chapter are drawn from the full-scale table in 5.6.
 """)
