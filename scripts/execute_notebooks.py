@@ -73,6 +73,30 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
+def runtime_text(record: dict | None) -> str:
+    """The "Runtime" text of a chapter header (the notebooks' setup cell formats it the same way)."""
+    if not record:
+        return "not measured yet"
+    return f"{format_seconds(record['seconds'])} ({record['device']}, {record['date']})"
+
+
+def patch_runtime_glue(path: Path, records: dict) -> None:
+    """Update the glued header runtimes of an executed notebook to the values just measured.
+
+    The setup cell reads ``runtimes.json`` *before* this run's time is known; without this patch the
+    committed page would show the previous run's runtime.
+    """
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name", "")
+            if name in ("runtime_ci", "runtime_full"):
+                for key in out.get("data", {}):
+                    if key.endswith("text/markdown"):
+                        out["data"][key] = runtime_text(records.get(name.removeprefix("runtime_")))
+    nbformat.write(nb, path)
+
+
 def write_runtime_table(runtimes: dict) -> None:
     """The preface's per-chapter runtime table, generated from ``runtimes.json``."""
     lines = ["| chapter | CI scale | full scale |", "|---|---|---|"]
@@ -80,7 +104,7 @@ def write_runtime_table(runtimes: dict) -> None:
         cells = []
         for scale in ("ci", "full"):
             r = runtimes.get(stem, {}).get(scale)
-            cells.append(f"{format_seconds(r['seconds'])} on {r['device']} ({r['date']})" if r else "not measured yet")
+            cells.append(runtime_text(r))
         lines.append(f"| {stem} | {cells[0]} | {cells[1]} |")
     RUNTIMES_MD.parent.mkdir(parents=True, exist_ok=True)
     RUNTIMES_MD.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -138,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": round(seconds, 1), "device": device, "date": dt.date.today().isoformat()}
             RUNTIMES.write_text(json.dumps(runtimes, indent=1, sort_keys=True) + "\n", encoding="utf-8")
             write_runtime_table(runtimes)
+            if out_dir is None:
+                patch_runtime_glue(final, runtimes[nb_path.stem])
     if failed:
         print(f"{len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
