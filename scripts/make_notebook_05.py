@@ -282,10 +282,10 @@ files = find_full_results("kitchen_to_food")
 full_path, full = next(((p, r) for p, r in files if r.get("methods")), (None, None))
 cold_path, cold_run = next(((p, r) for p, r in files if r.get("cold_start")), (None, None))
 if full is None:
-    display(Markdown("```{note}\nThe full-scale Kitchen → Food experiment has **not been run yet**: no "
+    display(Markdown("> **Not yet run.** The full-scale Kitchen → Food experiment has **not been run yet**: no "
                      "`results/**/*.json` with `name: kitchen_to_food` and `scale: full` exists in this "
                      "checkout. Run the commands above and commit the JSON files under `results/`; "
-                     "this section then shows them.\n```"))
+                     "this section then shows them."))
     glue("full_status", Markdown("not yet run"), display=False)
 else:
     display(Markdown(f"Loaded `{full_path.relative_to(ROOT)}`: run on **{full.get('device_name', full.get('device'))}** "

@@ -112,10 +112,10 @@ def find_results(name: str, scale: str = "full"):
 
 full_path, full = find_results("sources_to_scientific")
 if full is None:
-    display(Markdown("```{note}\nThe full-scale Kitchen + Food → Scientific experiment has **not been run "
+    display(Markdown("> **Not yet run.** The full-scale Kitchen + Food → Scientific experiment has **not been run "
                      "yet** (no `results/**/*.json` with `name: sources_to_scientific`, `scale: full`). Run\n"
                      "`python scripts/run_full_experiments.py sources_to_scientific` (or `xdtutor run "
-                     "configs/sources_to_scientific.yaml --set scale=full`) and commit the JSON under `results/`.\n```"))
+                     "configs/sources_to_scientific.yaml --set scale=full`) and commit the JSON under `results/`."))
     glue("sci_full_status", Markdown("not yet run"), display=False)
 else:
     ours = pd.DataFrame({f"ours: {k}": {**v["metrics"], "source": f"this book, {full.get('device_name', full.get('device'))}, "
