@@ -320,11 +320,13 @@ layer = peft_model.base_model.model.encoder.layers[0].linear1
 A, B = layer.lora_A["default"].weight, layer.lora_B["default"].weight     # (r, d_in), (d_out, r)
 r, scale = lconf.lora_rank, lconf.lora_alpha / lconf.lora_rank
 W_expected = (theta_s["encoder.layers.0.linear1.weight"] + scale * B @ A).detach()   # teaching code
+fastpath_before = torch.backends.mha.get_fastpath_enabled()
 with torch.no_grad():
+    torch.backends.mha.set_fastpath_enabled(True)
     fast = peft_model.score(seq)                                 # PyTorch's fused inference path (see below)
     torch.backends.mha.set_fastpath_enabled(False)
     scores_wrapped = peft_model.score(seq)                       # the layer-by-layer path: W x + (α/r) B A x
-    torch.backends.mha.set_fastpath_enabled(True)
+torch.backends.mha.set_fastpath_enabled(fastpath_before)
 merged = peft_model.merge_and_unload().eval()
 with torch.no_grad():
     scores_merged = merged.score(seq)
