@@ -61,6 +61,9 @@ results = run_experiment(config)
 live_seconds = time.perf_counter() - _t_run
 out_dir = pathlib.Path(tempfile.mkdtemp(prefix="xdtutor-ch5-"))
 results.save(out_dir)
+%matplotlib inline
+# (Results.save draws its PNG figures with the Agg backend; the line above switches this notebook back
+#  to inline figures.)
 live = json.loads((out_dir / "results.json").read_text())
 ''', tags=["nbval-ignore-output"])
 
