@@ -267,7 +267,7 @@ What each strategy needs from the source, therefore:
 "No user-indexed data" is not the same as "private". Model parameters can memorise training data;
 membership-inference attacks can sometimes tell whether a person was in the training set. The next
 steps are federated training {cite}`mcmahan2017fedavg`, where the source model is trained without
-collecting histories centrally, and differentially private training, which bounds what any one user
+collecting histories centrally, and differentially private training {cite}`abadi2016dpsgd`, which bounds what any one user
 can change in θ_s. For the mapping, the two parties must at least agree on a pseudonymous id for
 shared users — the hardest organisational part of EMCDR-style transfer.
 """)
@@ -287,8 +287,8 @@ item text; a language model over item "sentences").
 **Reinforcement learning.** Next-item prediction, as trained here, optimises one step ahead; a
 recommender's real objective — long-term engagement, diversity over a session — is sequential
 decision making. Reinforcement-learning recommenders treat recommendations as actions and learn from
-logged feedback with off-policy corrections (for example Chen et al., *Top-K Off-Policy Correction for
-a REINFORCE Recommender System*, WSDM 2019). Transfer enters through the state representation: the
+logged feedback with off-policy corrections (for example the top-K off-policy corrected
+REINFORCE recommender {cite}`chen2019topk`). Transfer enters through the state representation: the
 sequence encoder pretrained on a source domain is a natural initialisation for a policy network.
 Neither direction is implemented in `xdtutor`; the surveys of cross-domain recommendation
 {cite}`zhu2021cdrsurvey` and of transfer learning {cite}`pan2010transfer` place them in context.
