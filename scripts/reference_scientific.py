@@ -140,11 +140,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--subsample", type=float, default=1.0, help="fraction of users (1.0 = full scale)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="model overrides, e.g. similarity=dot adaptor=whiten")
+    ap.add_argument("--train-set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="TrainConfig overrides, e.g. group_by_length=false batch_size=512")
     ap.add_argument("--tag", default="", help="suffix for the run name (ablations)")
     ap.add_argument("--note", action="append", default=[], help="free-text note stored in the file")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     overrides = dict(parse_override(s) for s in args.set)
+    train_overrides = dict(parse_override(s) for s in args.train_set)
 
     data = load_dataset("scientific", subsample=args.subsample).target
     protocol = data.protocol
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
                 model = build_model(name, data.n_items, text_emb, overrides)
                 train_cfg = {**TRAIN, "seed": seed, "device": args.device,
                              "max_train_minutes": args.max_train_minutes,
-                             **({"epochs": args.epochs} if args.epochs else {})}
+                             **({"epochs": args.epochs} if args.epochs else {}), **train_overrides}
                 config = {"model": {**MODELS[name], **overrides}, "train": train_cfg}
                 history = fit(model, data, TrainConfig(**train_cfg))
             total = time.perf_counter() - t0
