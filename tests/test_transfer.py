@@ -216,6 +216,26 @@ def test_lora_starts_as_identity_and_merges_to_theta_plus_ba(world):
                                knowledge.theta["encoder.layers.0.linear2.weight"])  # its B stayed 0
 
 
+def test_lora_validation_scores_theta_plus_ba_not_theta(world):
+    """Evaluating a PeftModel (eval mode, no grad) must include BA: the fused fast path skips it."""
+    _, knowledge, tgt_emb = world
+    from xdtutor.transfer.base import build_target_model
+
+    seq = pad_left([[1, 2, 3, 4], [5, 6]], 8)
+    cfg = TransferConfig(lora_rank=2, lora_alpha=4.0)
+    peft_model = lora.wrap_lora(build_target_model(knowledge, tgt_emb), cfg).eval()
+    for name, p in peft_model.named_parameters():
+        if "lora_B" in name:
+            with torch.no_grad():
+                p.normal_()
+    with torch.no_grad(), lora.exact_forward():
+        during_training = peft_model.score(seq)  # what validation inside lora.apply sees
+    merged = peft_model.merge_and_unload().eval()
+    with torch.no_grad():
+        torch.testing.assert_close(during_training, merged.score(seq), rtol=1e-4, atol=1e-4)
+    assert torch.backends.mha.get_fastpath_enabled()  # the context restores the global switch
+
+
 def test_lora_apply_changes_only_targets_and_adaptor(world):
     data, knowledge, tgt_emb = world
     cfg = TransferConfig(train=FAST, lora_rank=2)

@@ -401,9 +401,8 @@ def _jsonable(x: Any) -> Any:
 
 def save_figures(results: Results, out: Path) -> list[Path]:
     """Metric bars, training curves, cold-start curve and similarity heatmap as PNG files."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # No matplotlib.use(...): selecting a backend here would silently switch off inline figures in
+    # the notebook that called us. Headless runs set MPLBACKEND=Agg (the Makefile does).
     import matplotlib.pyplot as plt
 
     from . import plots

@@ -14,8 +14,11 @@ the default targets are ``linear1``, ``linear2`` and ``self_attn`` of every laye
 
 from __future__ import annotations
 
+import contextlib
 import re
+from typing import Iterator
 
+import torch
 from torch import nn
 
 from .base import TransferConfig, TransferResult, build_target_model, fit_target, param_counts, target_text_emb
@@ -77,6 +80,24 @@ def wrap_lora(model: nn.Module, config: TransferConfig):
     return peft_model
 
 
+@contextlib.contextmanager
+def exact_forward() -> Iterator[None]:
+    """Disable PyTorch's fused Transformer fast path while a ``PeftModel`` is evaluated.
+
+    In eval mode without gradients, ``nn.TransformerEncoderLayer`` runs a fused kernel that reads
+    ``linear1.weight``/``self_attn.in_proj_weight`` directly — the *base* weights θ_s — and skips
+    peft's LoRA branches. Validation during LoRA training would then score θ_s, not θ_s + BA, and
+    early stopping would pick epochs by the wrong model. Inside this context the layers run their
+    ordinary (unfused) forward, which goes through the LoRA wrappers.
+    """
+    previous = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(previous)
+
+
 def apply(knowledge, target, config: TransferConfig = TransferConfig(), *, device=None,
           text_emb=None) -> TransferResult:
     """LoRA-fine-tune θ_s on the target, then merge: the result is a plain model with θ_s + BA."""
@@ -84,7 +105,8 @@ def apply(knowledge, target, config: TransferConfig = TransferConfig(), *, devic
     peft_model = wrap_lora(model, config)
     total_base, _ = param_counts(model)
     _, trainable = param_counts(peft_model)
-    history = fit_target(peft_model, target, config, device=device)
+    with exact_forward():  # validation inside fit must see θ_s + BA, not θ_s
+        history = fit_target(peft_model, target, config, device=device)
     merged = peft_model.merge_and_unload()
     merged.eval()
     return TransferResult(NAME, merged, history, total_base, trainable,
