@@ -236,6 +236,25 @@ def test_lora_validation_scores_theta_plus_ba_not_theta(world):
     assert torch.backends.mha.get_fastpath_enabled()  # the context restores the global switch
 
 
+def test_lora_model_stays_trainable_after_validation(world):
+    """Validation runs peft's MultiheadAttention wrapper, which merges/unmerges its weights in place.
+
+    Evaluating must not turn parameters into inference tensors, or fit could not restore its best
+    state afterwards (``load_state_dict`` fails on inference tensors).
+    """
+    from xdtutor.evaluate import evaluate
+    from xdtutor.transfer.base import build_target_model
+
+    data, knowledge, tgt_emb = world
+    cfg = TransferConfig(lora_rank=2, lora_targets=("linear1", "linear2", "self_attn"))
+    peft_model = lora.wrap_lora(build_target_model(knowledge, tgt_emb), cfg)
+    state = {k: v.clone() for k, v in peft_model.state_dict().items()}
+    with lora.exact_forward():
+        evaluate(peft_model, data.target.valid, data.target.protocol, device="cpu")
+    assert not [n for n, p in peft_model.named_parameters() if p.is_inference()]
+    peft_model.load_state_dict(state)  # what fit does to restore the best epoch
+
+
 def test_lora_apply_changes_only_targets_and_adaptor(world):
     data, knowledge, tgt_emb = world
     cfg = TransferConfig(train=FAST, lora_rank=2)

@@ -138,7 +138,10 @@ def evaluate(model: Any, eval_set: EvalSet, protocol: Protocol, *, device: str |
     ties = np.empty(n, dtype=np.int64)
     repeat = np.zeros(n, dtype=bool)
     try:
-        with torch.inference_mode():
+        # no_grad, not inference_mode: a model may rewrite its own parameters in forward (peft's
+        # LoRA MultiheadAttention merges and unmerges in place); under inference_mode those become
+        # inference tensors that training can no longer update or reload.
+        with torch.no_grad():
             for start in tqdm(range(0, n, batch_size), desc="evaluate", unit="batch", disable=not progress):
                 stop = min(start + batch_size, n)
                 histories = eval_set.histories[start:stop]
