@@ -342,7 +342,8 @@ What the measurements say, step by step:
   (θ_s is {glue:text}`theta_mb:.2f` MB).
 
 At CI scale (two epochs, a few hundred users) none of these numbers is a verdict on transfer; chapter 5
-shows the full-scale comparison, with three seeds and a significance test.
+shows the full-scale comparison with a significance test (read its notes: the committed run's seeds and
+time caps are printed with it).
 """)
 
 b.md("## Exercises")

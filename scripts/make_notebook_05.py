@@ -24,7 +24,7 @@ architecture or the language model.
 The chapter has two halves. First the experiment runs **live** at the scale of this build (CI scale:
 a seeded small fraction of the users, two epochs, one seed — minutes on a laptop CPU; its numbers show
 that the machinery works, not which strategy wins). Then the **full-scale** results are loaded from
-`results/` — the same experiment on all users with three seeds — with the device and date of the run
+`results/` — the same experiment on all users — with the seeds, device, date and time caps of the run
 that produced them.
 """)
 
@@ -254,8 +254,8 @@ otherwise. Exercise 3 compares it with a pair that shares no products at all.
 b.md(r"""
 ## 5.6 Full-scale results
 
-The full-scale experiment (all users, up to 40 epochs with early stopping, three seeds, the whole
-cold-start curve) is run with
+The full-scale experiment as designed (all users, up to 40 epochs with early stopping, three seeds, the
+whole cold-start curve) is run with
 
 ```bash
 python scripts/run_full_experiments.py kitchen_to_food   # all strategies and baselines
@@ -294,6 +294,14 @@ else:
     display(Markdown(f"Loaded `{full_path.relative_to(ROOT)}`: run on **{full.get('device_name', full.get('device'))}** "
                      f"({full.get('device')}), {full.get('date')}, wall time {full.get('wall_seconds', 0) / 60:.0f} min, "
                      f"seeds {full.get('seeds')}.\n\n{full.get('protocol_line', '')}\n\n{gain_line(full)}"))
+    caps = {stage: (full.get("config", {}).get(stage) or {}).get("max_train_minutes")
+            for stage in ("pretrain", "train")}
+    if any(caps.values()):  # a time-capped run is not a converged one: say so next to the numbers
+        notes = full_path.with_suffix(".md")
+        display(Markdown(f"> **Time-capped run** (minutes per training: source pretraining {caps['pretrain']}, "
+                         f"each target model {caps['train']}): the models did not converge, so read these numbers "
+                         f"as a measurement of that budget, not of the methods"
+                         + (f" — see the notes in `{notes.relative_to(ROOT)}`." if notes.exists() else ".")))
     glue("full_status", Markdown(gain_line(full)), display=False)
     display(show_table(method_table(full)))
 ''', tags=["nbval-ignore-output"])
@@ -346,7 +354,7 @@ work?
 Absence of evidence is not evidence of absence. The live run has one seed, two epochs and a few
 hundred test users; per-user NDCG@10 is mostly 0 with occasional large values, so its variance is
 high and the test has little power. A non-significant result at that size is expected whatever the
-truth. The full-scale run (all test users, three seeds, early stopping) is the one that can detect
+truth. A full-scale run as designed (all test users, three seeds, early stopping) is the one that can detect
 an effect of the size we care about.
 """)
 b.exercise("ex-05-diagnostic", r"""

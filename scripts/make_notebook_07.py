@@ -122,6 +122,13 @@ else:
                                         f"{str(full.get('date', ''))[:10]}, {v['seeds']} seeds"}
                          for k, v in full["methods"].items()}).T
     display(Markdown(f"Loaded `{full_path.relative_to(ROOT)}` — {full.get('protocol_line', '')}"))
+    caps = {stage: (full.get("config", {}).get(stage) or {}).get("max_train_minutes")
+            for stage in ("pretrain", "train")}
+    if any(caps.values()):  # a time-capped run is not a converged one: say so next to the numbers
+        display(Markdown(f"> **Time-capped run** (minutes per training: source pretraining {caps['pretrain']}, "
+                         f"each target model {caps['train']}; seeds {full.get('seeds')}): the models did not "
+                         f"converge — compare with the uncapped target-only runs below and read the notes in "
+                         f"`{full_path.with_suffix('.md').relative_to(ROOT)}`."))
     display(pd.concat([PUBLISHED, ours[PUBLISHED.columns]]).style.format(
         {c: "{:.4f}" for c in ("recall@10", "ndcg@10", "recall@50", "ndcg@50")}))
     best = max(full["methods"].items(), key=lambda kv: kv[1]["metrics"]["ndcg@10"])
