@@ -181,3 +181,57 @@ def test_chunked_length_sorted_scoring_matches_plain_scoring(make):
     plain = torch.stack([model(x[i:i + 1])[0, -1] for i in range(len(seqs))])  # one row at a time
     torch.testing.assert_close(last_states(model.forward, x, chunk=5), plain, rtol=0, atol=1e-5)
     torch.testing.assert_close(model.user_representation(x), plain, rtol=0, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- in-batch negatives
+
+
+def test_batch_catalogue_reindexes_the_distinct_items():
+    from xdtutor.models.sasrec import batch_catalogue
+
+    x = torch.tensor([[0, 7, 3], [0, 0, 7]])         # +1-shifted, 0 = padding
+    y = torch.tensor([[0, 3, 9], [0, 0, 3]])
+    ids, lx, ly = batch_catalogue(x, y)
+    assert ids.tolist() == [2, 6, 8]                  # 0-based ids of items 3, 7, 9 (+1-shifted)
+    assert lx.tolist() == [[0, 2, 1], [0, 0, 2]]
+    assert ly.tolist() == [[0, 1, 3], [0, 0, 1]]
+    for orig, loc in ((x, lx), (y, ly)):              # mapping back gives the original ids
+        back = torch.where(loc > 0, ids[(loc - 1).clamp(min=0)] + 1, torch.zeros_like(loc))
+        assert torch.equal(back, orig)
+    with pytest.raises(ValueError, match="negatives"):
+        batch_catalogue(x, y, "sampled")
+
+
+@pytest.mark.parametrize("make", ALL_MODELS)
+def test_in_batch_loss_equals_full_loss_when_the_batch_holds_every_item(make):
+    model = make()
+    seqs = [list(range(N))[i:i + L + 1] for i in range(0, N, 3)]  # together: all N items
+    rows = pad_left(seqs, L + 1)
+    x, y = rows[:, :-1], rows[:, 1:]
+    assert torch.unique(torch.cat([x[x > 0], y[y > 0]])).numel() == N
+    with torch.no_grad():
+        torch.testing.assert_close(model.loss(x, y, negatives="in_batch"), model.loss(x, y))
+
+
+@pytest.mark.parametrize("make", ALL_MODELS)
+def test_in_batch_loss_ranks_against_the_batch_items_only(make):
+    import torch.nn.functional as F
+
+    model = make()
+    x, y = pad_left([[1, 2], [2, 5]], L), pad_left([[2, 5], [5, 5]], L)   # items 1, 2, 5 only; 5 twice
+    # (pad_left shifts ids by +1)
+    with torch.no_grad():
+        got = model.loss(x, y, negatives="in_batch")
+        states = model(x)                                                     # (B, L, H)
+        items = model.item_representations()[[1, 2, 5]]                       # (3, H): items 1, 2, 5
+        if isinstance(model, TextSeqRec) and model.similarity == "cos":
+            states, items = F.normalize(states, dim=-1), F.normalize(items, dim=-1)
+            t = model.temperature
+        else:
+            t = 1.0
+        keep = y > 0
+        logits = states[keep] @ items.T / t                                   # (4, 3)
+        want = F.cross_entropy(logits, torch.tensor([1, 2, 2, 2]))
+    torch.testing.assert_close(got, want)
+    with pytest.raises(ValueError, match="negatives"):
+        model.loss(x, y, negatives="popular")

@@ -211,3 +211,13 @@ def test_length_grouped_batches_cover_every_row_once():
     spread = sum(int(lengths[b].max() - lengths[b].min()) for b in batches) / len(batches)
     assert spread < 10  # similar lengths inside a batch (random batches spread ~45)
     assert _batches(order, lengths, 32, 0, 0, False) == [order[s:s + 32] for s in range(0, 1000, 32)]
+
+
+def test_in_batch_negatives_train_and_are_validated():
+    with pytest.raises(ConfigError, match="train.negatives"):
+        TrainConfig(negatives="sampled")
+    data, m = tiny_split(), model()
+    before = evaluate_module.evaluate(m, data.valid, data.protocol).metrics["ndcg@10"]
+    history = fit(m, data, config(epochs=6, negatives="in_batch"))
+    assert history.train_loss[-1] < history.train_loss[0]
+    assert history.best_metric > before

@@ -47,6 +47,36 @@ def softmax_ce(states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
     return F.cross_entropy(logits.float(), targets[keep] - 1)
 
 
+NEGATIVES = ("all", "in_batch")
+
+
+def batch_catalogue(item_seq: torch.Tensor, targets: torch.Tensor,
+                    negatives: str = "in_batch") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The distinct items of a batch, and the batch re-indexed into that small catalogue.
+
+    Used for in-batch negatives: every distinct item of the batch (input or target) is a
+    candidate once, so an item that occurs twice is never its own negative.
+
+    Args:
+        item_seq: (B, L) +1-shifted inputs, 0 = padding.
+        targets: (B, L) +1-shifted targets, 0 = ignore.
+        negatives: Must be ``"in_batch"`` (the argument exists to give one clear error).
+
+    Returns:
+        ``(ids, local_seq, local_targets)``: (U,) sorted 0-based catalogue ids, and the two (B, L)
+        tensors with id ``ids[k]`` replaced by ``k + 1`` (0 stays 0).
+    """
+    if negatives != "in_batch":
+        raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
+    real = torch.cat([item_seq[item_seq > 0], targets[targets > 0]])       # (M,)
+    ids = torch.unique(real)                                               # (U,) sorted, +1-shifted
+
+    def local(x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x > 0, torch.searchsorted(ids, x) + 1, torch.zeros_like(x))  # (B, L)
+
+    return ids - 1, local(item_seq), local(targets)
+
+
 class SASRec(nn.Module):
     """ID-based self-attentive sequential recommender.
 
@@ -92,6 +122,14 @@ class SASRec(nn.Module):
         user = last_states(self.forward, item_seq)                                 # (B, H)
         return user @ self.item_representations().T                                # (B, N)
 
-    def loss(self, item_seq: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Full-softmax CE at every position; ``targets`` (B, L) are +1-shifted, 0 = ignore."""
-        return softmax_ce(self.forward(item_seq), self.item_representations(), targets)
+    def loss(self, item_seq: torch.Tensor, targets: torch.Tensor, negatives: str = "all") -> torch.Tensor:
+        """Softmax CE at every position; ``targets`` (B, L) are +1-shifted, 0 = ignore.
+
+        ``negatives="in_batch"`` ranks each target only against the distinct items of the batch
+        (see :func:`batch_catalogue`); the default ``"all"`` uses the whole catalogue.
+        """
+        states = self.forward(item_seq)                                            # (B, L, H)
+        if negatives == "all":
+            return softmax_ce(states, self.item_representations(), targets)
+        ids, _, local_targets = batch_catalogue(item_seq, targets, negatives)
+        return softmax_ce(states, self.item_embedding.weight[ids + 1], local_targets)  # (U, H) candidates

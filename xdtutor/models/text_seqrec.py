@@ -17,7 +17,7 @@ from torch import nn
 
 from .adaptors import ADAPTORS, make_adaptor
 from .blocks import SequenceEncoder, last_states
-from .sasrec import init_weights, softmax_ce
+from .sasrec import batch_catalogue, init_weights, softmax_ce
 
 SIMILARITIES = ("dot", "cos")
 
@@ -109,11 +109,18 @@ class TextSeqRec(nn.Module):
             init_weights(self.id_embedding)
         return self
 
-    def item_representations(self) -> torch.Tensor:
-        """(N, H): adaptor(text embedding) [+ ID embedding] of every catalogue item."""
-        items = self.adaptor(self.text_emb)                                    # (N, H)
+    def item_representations(self, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, H): adaptor(text embedding) [+ ID embedding] of every catalogue item.
+
+        Args:
+            ids: Optional (U,) 0-based item ids; then only those rows (U, H) are computed. The
+                adaptors act row by row, so a row does not depend on which other rows are computed.
+        """
+        text = self.text_emb if ids is None else self.text_emb[ids]             # (N|U, D)
+        items = self.adaptor(text)                                             # (N|U, H)
         if self.id_embedding is not None:
-            items = items + self.id_embedding.weight                           # (N, H)
+            ids_emb = self.id_embedding.weight if ids is None else self.id_embedding.weight[ids]
+            items = items + ids_emb                                            # (N|U, H)
         return items
 
     def _encode(self, item_seq: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -141,9 +148,24 @@ class TextSeqRec(nn.Module):
         user, items, t = self._logits_parts(user, items)
         return user @ items.T / t                                              # (B, N)
 
-    def loss(self, item_seq: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Full-softmax CE at every position; ``targets`` (B, L) are +1-shifted, 0 = ignore."""
-        items = self.item_representations()                                    # (N, H)
-        states = self._encode(item_seq, items)                                 # (B, L, H)
+    def loss(self, item_seq: torch.Tensor, targets: torch.Tensor, negatives: str = "all") -> torch.Tensor:
+        """Softmax CE at every position; ``targets`` (B, L) are +1-shifted, 0 = ignore.
+
+        Args:
+            item_seq: (B, L) left-padded +1-shifted inputs.
+            targets: (B, L) next items, +1-shifted, 0 = ignore.
+            negatives: ``"all"`` — softmax over the whole catalogue (what evaluation ranks);
+                ``"in_batch"`` — softmax over the distinct items of the batch (inputs and
+                targets), UniSRec's pretraining objective: the adaptor then runs on those U rows
+                only, so a step costs O(U) instead of O(N) on a large source catalogue.
+        """
+        if negatives == "all":
+            items = self.item_representations()                                # (N, H)
+            states = self._encode(item_seq, items)                             # (B, L, H)
+            states, items, t = self._logits_parts(states, items)
+            return softmax_ce(states, items, targets, temperature=t)
+        ids, local_seq, local_targets = batch_catalogue(item_seq, targets, negatives)
+        items = self.item_representations(ids)                                 # (U, H)
+        states = self._encode(local_seq, items)                                # (B, L, H)
         states, items, t = self._logits_parts(states, items)
-        return softmax_ce(states, items, targets, temperature=t)
+        return softmax_ce(states, items, local_targets, temperature=t)
