@@ -9,6 +9,13 @@ Run one experiment at a time (the machine is shared):
 ``--set`` overrides go to the config as in ``xdtutor run`` (e.g. ``train.max_train_minutes=3`` to
 fit a time budget; the config that ran is stored in the JSON). Source models are checkpointed
 under runs/checkpoints, so ``cold_start`` reuses the source model of ``kitchen_to_food``.
+
+Seeds in parallel (one process per core or GPU), then one table over all of them:
+
+    python scripts/run_full_experiments.py kitchen_to_food --seeds 0 --out runs/k2f_s0 --part &
+    python scripts/run_full_experiments.py kitchen_to_food --seeds 1 --out runs/k2f_s1 --part &
+    wait
+    python scripts/run_full_experiments.py kitchen_to_food --combine runs/k2f_s0 runs/k2f_s1
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from xdtutor.pipeline import _jsonable, load_config, run_experiment  # noqa: E402
+from xdtutor.pipeline import Results, _jsonable, combine_results, load_config, run_experiment  # noqa: E402
 
 EXPERIMENTS = {
     "kitchen_to_food": ("configs/kitchen_to_food.yaml", ["cold_start.fractions=[]"]),
@@ -38,6 +45,21 @@ UNISREC = {  # UniSRec paper (KDD 2022) Table 2, Scientific; see /work/shared/re
     "UniSRec text only": {"recall@10": .1188, "ndcg@10": .0641, "recall@50": .2394, "ndcg@50": .0903},
     "UniSRec text + ID": {"recall@10": .1235, "ndcg@10": .0634, "recall@50": .2473, "ndcg@50": .0904},
 }
+
+
+def config_changes(config, reference) -> list[str]:
+    """``key=value`` for every config entry that differs from ``reference`` (dotted keys)."""
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[prefix + k] = v
+        return out
+
+    a, b = flat(config.to_dict()), flat(reference.to_dict())
+    return [f"{k}={json.dumps(a[k])}" for k in sorted(a) if a[k] != b.get(k)]
 
 
 def markdown(name: str, results, extra_sets: list[str]) -> str:
@@ -105,17 +127,27 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", default=None, help="run folder (default runs/<experiment>)")
+    p.add_argument("--part", action="store_true",
+                   help="one part of a parallel run: write only the run folder, not results/ (see --combine)")
+    p.add_argument("--combine", nargs="+", metavar="RUN_DIR", default=None,
+                   help="combine finished run folders (same config, different seeds) into results/")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")
     path, sets = EXPERIMENTS[args.experiment]
-    sets = ["scale=full", f"seeds={args.seeds}", "checkpoint_dir=runs/checkpoints", *sets, *args.set]
-    config = load_config(ROOT / path, sets)
     t0 = time.time()
-    results = run_experiment(config)
+    if args.combine:
+        results = combine_results([Results.load(d) for d in args.combine])
+        sets = config_changes(results.config, load_config(ROOT / path, ["scale=full", f"seeds={list(results.config.seeds)}"]))
+    else:
+        sets = ["scale=full", f"seeds={args.seeds}", "checkpoint_dir=runs/checkpoints", *sets, *args.set]
+        results = run_experiment(load_config(ROOT / path, sets))
     out = Path(args.out or ROOT / "runs" / args.experiment)
     results.save(out)
     print(results.table())
+    if args.part:
+        print(f"wrote {out} (a part; combine with --combine) in {time.time() - t0:.0f} s")
+        return 0
     res_dir = ROOT / "results"
     res_dir.mkdir(exist_ok=True)
     d = results.to_dict()

@@ -141,3 +141,38 @@ def test_source_checkpoint_is_reused(tmp_path):
     assert len(list((tmp_path / "ckpt").iterdir())) == 1
     pretrain(config, prepared, seed=1)
     assert len(list((tmp_path / "ckpt").iterdir())) == 2
+
+
+def test_seeds_run_apart_combine_to_the_joint_run(tmp_path):
+    """Seeds can run as separate processes: save, load and combine == one run over both seeds."""
+    from xdtutor.pipeline import Results, combine_results
+
+    data = synthetic_dataset()
+    src, tgt = text_tables()
+    emb = {"src": src.numpy(), "tgt": tgt.numpy()}
+    small = {**MICRO, "strategies": ["zero_shot", "frozen_adaptor"], "baselines": ["popularity", "text"],
+             "cold_start": {"fractions": []}}
+    joint = run_experiment(build_config({**small, "seeds": [0, 1]}), dataset=data, text_emb=emb, log=None)
+    parts = []
+    for seed in (0, 1):
+        r = run_experiment(build_config({**small, "seeds": [seed]}), dataset=data, text_emb=emb, log=None)
+        parts.append(Results.load(r.save(tmp_path / f"seed{seed}")))
+    merged = combine_results(parts)
+    assert merged.config.seeds == (0, 1) and merged.info["seeds"] == [0, 1]
+    pd_testing = __import__("pandas").testing
+    pd_testing.assert_frame_equal(merged.summary().drop(columns="train_seconds"),
+                                  joint.summary().drop(columns="train_seconds"), check_exact=False, rtol=1e-6)
+    assert [(s["method"], s["vs"]) for s in merged.significance] == [(s["method"], s["vs"]) for s in joint.significance]
+    for a, b in zip(merged.significance, joint.significance):
+        assert a["p_value"] == pytest.approx(b["p_value"], rel=1e-6)
+    assert set(merged.histories) == set(joint.histories)
+    with pytest.raises(ValueError, match="repeats seed"):
+        combine_results([parts[0], parts[0]])
+    other = run_experiment(build_config({**small, "seeds": [2], "train": {**small["train"], "lr": 0.01}}),
+                           dataset=data, text_emb=emb, log=None)
+    with pytest.raises(ValueError, match="train"):
+        combine_results([parts[0], other])
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "results.json").write_text("{\n  oops")
+    with pytest.raises(ConfigError, match="line 2"):
+        Results.load(tmp_path / "bad")

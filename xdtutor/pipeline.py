@@ -117,6 +117,9 @@ class ExperimentConfig:
         strategies: Transfer strategies to run (subset of :data:`ALL_STRATEGIES`).
         baselines: Target-only baselines (subset of :data:`ALL_BASELINES`).
         similarity_sample: Items per catalogue for the domain-similarity diagnostic.
+        source_eval_users: Source users ranked for early stopping of pretraining (``None`` = all).
+            Source NDCG@10 is small (Kitchen: Popularity .0042), so 2,000 users give only a handful
+            of hits per epoch and early stopping follows noise; full-scale configs use more.
         checkpoint_dir: Keep resumable source-pretraining checkpoints here, in a folder named by a
             hash of everything the source model depends on (data, encoder, model, pretrain, seed), so
             a second run with the same settings (e.g. only the cold-start curve) reuses the source model.
@@ -136,6 +139,7 @@ class ExperimentConfig:
     strategies: tuple[str, ...] = ALL_STRATEGIES
     baselines: tuple[str, ...] = ALL_BASELINES
     similarity_sample: int = 2000
+    source_eval_users: int | None = 2000
     checkpoint_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -146,6 +150,8 @@ class ExperimentConfig:
         unknown = [b for b in self.baselines if b not in ALL_BASELINES]
         check(not unknown, f"baselines: unknown {unknown}; choose from {ALL_BASELINES}")
         check(self.similarity_sample > 0, "similarity_sample must be positive")
+        check(self.source_eval_users is None or self.source_eval_users > 0,
+              f"source_eval_users must be positive or null, got {self.source_eval_users}")
 
     def to_dict(self) -> dict:
         d = to_dict(self)
@@ -373,6 +379,33 @@ class Results:
             "histories": {k: (h.to_dict() if hasattr(h, "to_dict") else h) for k, h in self.histories.items()},
         }
 
+    @classmethod
+    def load(cls, folder: str | Path) -> "Results":
+        """Read a folder written by :meth:`save` (``results.json`` + ``per_user.csv``)."""
+        from .train import History
+
+        folder = Path(folder)
+        path = folder / "results.json"
+        try:
+            d = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: no results.json (was the run saved with Results.save?)") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        known = {"name", "config", "methods", "runs", "source_pretraining", "gain", "significance", "cold_users",
+                 "cold_start", "diagnostics", "histories"}
+        missing = sorted(k for k in known if k not in d)
+        if missing:
+            raise ConfigError(f"{path}: missing field(s) {missing}")
+        per_user_path = folder / "per_user.csv"
+        per_user = pd.read_csv(per_user_path, dtype={"user": str}) \
+            if per_user_path.is_file() and per_user_path.stat().st_size > 1 else pd.DataFrame()
+        return cls(config=build_config(d["config"], where=str(path)), rows=d["runs"], per_user=per_user,
+                   histories={k: History.from_dict(h) for k, h in d["histories"].items()},
+                   cold_users=d["cold_users"], cold_start=d["cold_start"], diagnostics=d["diagnostics"],
+                   significance=d["significance"], source_runs=d["source_pretraining"],
+                   info={k: v for k, v in d.items() if k not in known})
+
     def save(self, out: str | Path) -> Path:
         """Write ``results.json``, ``per_user.csv`` and the figures (PNG) into ``out``."""
         out = Path(out)
@@ -383,6 +416,52 @@ class Results:
             self.per_user.to_csv(fh, index=False)
         save_figures(self, out)
         return out
+
+
+def combine_results(parts: Sequence[Results]) -> Results:
+    """One :class:`Results` from runs of the same experiment with different seeds.
+
+    Lets the seeds of a full-scale experiment run as separate processes (one per core or GPU) and
+    still give one table with mean ± std and one significance test over all seeds.
+
+    Raises:
+        ValueError: If the parts differ in anything but their seeds, or share a seed.
+    """
+    if not parts:
+        raise ValueError("combine_results needs at least one Results")
+    first = parts[0]
+    ref = {k: v for k, v in first.config.to_dict().items() if k != "seeds"}
+    seen: list[int] = []
+    for i, r in enumerate(parts):
+        cfg = {k: v for k, v in r.config.to_dict().items() if k != "seeds"}
+        diff = sorted(k for k in set(ref) | set(cfg) if ref.get(k) != cfg.get(k))
+        if diff:
+            raise ValueError(f"part {i} ({r.config.name}) differs from part 0 in {diff}; only seeds may differ")
+        dup = sorted(set(seen) & set(r.config.seeds))
+        if dup:
+            raise ValueError(f"part {i} repeats seed(s) {dup}")
+        seen += list(r.config.seeds)
+    out = Results(dataclasses.replace(first.config, seeds=tuple(seen)))
+    for r in parts:
+        out.rows += r.rows
+        out.histories.update(r.histories)
+        out.cold_users += r.cold_users
+        out.cold_start += r.cold_start
+        out.source_runs += r.source_runs
+    frames = [r.per_user for r in parts if not r.per_user.empty]
+    out.per_user = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    out.diagnostics = first.diagnostics
+    kinds = {row["method"]: row["kind"] for row in out.rows}
+    from .protocol import Protocol
+
+    proto = first.info.get("protocol")
+    protocol = Protocol(**{k: tuple(v) if isinstance(v, list) else v for k, v in proto.items()}) if proto else None
+    out.significance = _significance(out.per_user, kinds, protocol) if protocol is not None else []
+    out.info = {**first.info, "seeds": seen,
+                "wall_seconds": float(sum(r.info.get("wall_seconds", 0.0) for r in parts)),
+                "wall_seconds_per_part": [float(r.info.get("wall_seconds", 0.0)) for r in parts],
+                "date": max(str(r.info.get("date", "")) for r in parts)}
+    return out
 
 
 def _jsonable(x: Any) -> Any:
@@ -555,11 +634,13 @@ def pretrain(config: ExperimentConfig, prepared: Prepared, seed: int):
     if config.checkpoint_dir:
         key = json.dumps({"data": to_dict(config.data), "encoder": to_dict(config.encoder), "model": to_dict(config.model),
                           "pretrain": to_dict(dataclasses.replace(pre, progress=False, device="any")),
-                          "source_items": [int(s.n_items) for s in prepared.sources]}, sort_keys=True)
+                          "source_items": [int(s.n_items) for s in prepared.sources],
+                          **({} if config.source_eval_users == 2000 else {"eval_users": config.source_eval_users})},
+                         sort_keys=True)
         ckpt = Path(config.checkpoint_dir) / f"source-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     return pretrain_source(prepared.sources, prepared.source_emb, config.model, pre,
                            encoder_config=to_dict(config.encoder), encoder_id=prepared.encoder_id,
-                           checkpoint_dir=ckpt)
+                           max_eval_users=config.source_eval_users, checkpoint_dir=ckpt)
 
 
 def extract(config: ExperimentConfig, prepared: Prepared, source_model):
@@ -687,25 +768,23 @@ def _row(method: str, kind: str, seed: int, r: TransferResult, ev, overlap: froz
             "users": ev.n_users}
 
 
-def _significance(evals: dict[tuple[str, int], Any], kinds: dict[str, str], seeds: Sequence[int]) -> list[dict]:
+def _significance(per_user: pd.DataFrame, kinds: Mapping[str, str], protocol) -> list[dict]:
     """Paired t-test of each transfer method vs the best baseline, on per-user NDCG@10 averaged over seeds."""
     from .evaluate import EvalResult, paired_test
 
-    def averaged(method):
-        frames = [evals[(method, s)].per_user.set_index("user")["ndcg@10"] for s in seeds if (method, s) in evals]
-        mean = pd.concat(frames, axis=1).mean(axis=1)
-        any_ev = next(evals[(method, s)] for s in seeds if (method, s) in evals)
-        return EvalResult({"ndcg@10": float(mean.mean())}, mean.rename("ndcg@10").reset_index(), any_ev.protocol)
-
-    methods = sorted({m for m, _ in evals})
-    base = [m for m in methods if kinds[m] == "baseline"]
+    if per_user.empty:
+        return []
+    avg = {}
+    for method, group in per_user.groupby("method", sort=True):
+        mean = group.groupby("user")["ndcg@10"].mean()                      # one value per user
+        avg[method] = EvalResult({"ndcg@10": float(mean.mean())}, mean.rename("ndcg@10").reset_index(), protocol)
+    base = [m for m in avg if kinds.get(m) == "baseline"]
     if not base:
         return []
-    avg = {m: averaged(m) for m in methods}
     best = max(base, key=lambda m: avg[m].metrics["ndcg@10"])
     out = []
-    for m in methods:
-        if kinds[m] != "transfer":
+    for m in avg:
+        if kinds.get(m) != "transfer":
             continue
         t = paired_test(avg[m], avg[best], "ndcg@10")
         out.append({**t, "test": t["method"], "method": m, "vs": best})
@@ -735,7 +814,6 @@ def run_experiment(config: ExperimentConfig, *, dataset: CrossDomainDataset | No
         + ", ".join(f"{s.name} ({s.n_items} items, {s.n_users} users)" for s in prepared.sources))
     results.diagnostics = diagnose(config, prepared)
 
-    evals: dict[tuple[str, int], Any] = {}
     kinds: dict[str, str] = {}
     per_user = []
     for seed in config.seeds:
@@ -756,7 +834,7 @@ def run_experiment(config: ExperimentConfig, *, dataset: CrossDomainDataset | No
         trained += [(r, "transfer") for r in transfer(config, prepared, knowledge, seed)]
         # 8. evaluate
         for (r, kind), (_, ev) in zip(trained, evaluate_all([r for r, _ in trained], prepared, config)):
-            evals[(r.name, seed)], kinds[r.name] = ev, kind
+            kinds[r.name] = kind
             results.rows.append(_row(r.name, kind, seed, r, ev, overlap))
             if r.history is not None:
                 results.histories[f"{r.name}/{seed}"] = r.history
@@ -790,7 +868,7 @@ def run_experiment(config: ExperimentConfig, *, dataset: CrossDomainDataset | No
                 log(f"[cold start {fraction:.0%} seed {seed}] {r.name:<15} N@10 {ev.metrics['ndcg@10']:.4f}")
 
     results.per_user = pd.concat(per_user, ignore_index=True) if per_user else pd.DataFrame()
-    results.significance = _significance(evals, kinds, config.seeds)
+    results.significance = _significance(results.per_user, kinds, target.protocol)
     from .data import dataset_stats
 
     try:
