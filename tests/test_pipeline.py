@@ -176,3 +176,12 @@ def test_seeds_run_apart_combine_to_the_joint_run(tmp_path):
     (tmp_path / "bad" / "results.json").write_text("{\n  oops")
     with pytest.raises(ConfigError, match="line 2"):
         Results.load(tmp_path / "bad")
+
+
+def test_source_eval_users_is_validated_and_reaches_the_checkpoint_key():
+    with pytest.raises(ConfigError, match="source_eval_users"):
+        build_config({**MICRO, "source_eval_users": 0})
+    full = load_config(CONFIGS / "kitchen_to_food.yaml", ["scale=full"])
+    assert full.source_eval_users == 20000 and full.pretrain.negatives == "in_batch"
+    ci = load_config(CONFIGS / "kitchen_to_food.yaml", ["scale=ci"])
+    assert ci.source_eval_users == 2000 and ci.pretrain.negatives == "all"
