@@ -37,6 +37,7 @@ import pandas as pd
 
 from xdtutor import plots
 from xdtutor.pipeline import load_config, run_experiment
+from xdtutor.results import budget_note, find_results, gain_line, method_table, stop_reasons
 
 ROOT = pathlib.Path.cwd().resolve()
 while not (ROOT / "pyproject.toml").exists() and ROOT != ROOT.parent:
@@ -68,21 +69,6 @@ live = json.loads((out_dir / "results.json").read_text())
 ''', tags=["nbval-ignore-output"])
 
 b.code(r'''
-def method_table(res: dict) -> pd.DataFrame:
-    """Mean ± std over seeds per method, from a results.json dict."""
-    rows = []
-    for name, m in res["methods"].items():
-        row = {"method": name, "kind": m["kind"], "seeds": m["seeds"]}
-        for k in ("recall@10", "ndcg@10", "ndcg@50"):
-            row[k] = m["metrics"][k]
-            row[k + "_std"] = m["std"][k]
-        row["trainable params"] = m["trainable_params"]
-        row["train s"] = m["train_seconds"]
-        rows.append(row)
-    df = pd.DataFrame(rows).sort_values(["kind", "ndcg@10"], ascending=[True, False]).reset_index(drop=True)
-    return df
-
-
 def show_table(df: pd.DataFrame):
     fmt = lambda c: (lambda r: f"{r[c]:.4f} ± {r[c + '_std']:.4f}")  # noqa: E731
     shown = pd.DataFrame({"method": df["method"], "kind": df["kind"]})
@@ -92,14 +78,7 @@ def show_table(df: pd.DataFrame):
     return shown.set_index("method")
 
 
-def gain_line(res: dict) -> str:
-    g = res.get("gain")
-    if not g:
-        return "no gain computed"
-    return (f"best transfer **{g['best_transfer']}** vs best baseline **{g['best_baseline']}**: NDCG@10 "
-            f"{g['transfer']:.4f} vs {g['baseline']:.4f} (**{g['relative_gain']:+.1%}**)")
-
-
+# method_table and gain_line come from xdtutor.results: the same code reads every results file
 print(live["protocol_line"])
 print(f"scale {live['scale']}, seeds {live['seeds']}, device {live['device']}")
 live_table = method_table(live)
@@ -261,26 +240,16 @@ whole cold-start curve) is run with
 python scripts/run_full_experiments.py kitchen_to_food   # all strategies and baselines
 python scripts/run_full_experiments.py cold_start        # the cold-start curve
 # or, equivalently for one config: xdtutor run configs/kitchen_to_food.yaml --set scale=full
+# seeds in parallel (one process per core/GPU), then one table:
+#   ... kitchen_to_food --seeds 0 --out runs/k2f_s0 --part   (and 1, 2), then
+#   ... kitchen_to_food --combine runs/k2f_s0 runs/k2f_s1 runs/k2f_s2
 ```
 
 which write `results/<experiment>.json`. This section displays those files — it does not re-run
 anything — with the device and date of the run that produced them.
 """)
 b.code(r'''
-def find_full_results(name: str) -> list[tuple[pathlib.Path, dict]]:
-    """Every full-scale results file of experiment ``name`` under results/, newest first."""
-    found = []
-    for path in sorted((ROOT / "results").glob("**/*.json")):
-        try:
-            res = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(res, dict) and res.get("name") == name and res.get("scale") == "full" and "methods" in res:
-            found.append((str(res.get("date", "")), path, res))
-    return [(p, r) for _, p, r in sorted(found, key=lambda x: x[0], reverse=True)]
-
-
-files = find_full_results("kitchen_to_food")
+files = find_results("kitchen_to_food", "full", ROOT / "results")
 # the main table and the cold-start curve may come from separate runs of the same config
 full_path, full = next(((p, r) for p, r in files if r.get("methods")), (None, None))
 cold_path, cold_run = next(((p, r) for p, r in files if r.get("cold_start")), (None, None))
@@ -294,14 +263,13 @@ else:
     display(Markdown(f"Loaded `{full_path.relative_to(ROOT)}`: run on **{full.get('device_name', full.get('device'))}** "
                      f"({full.get('device')}), {full.get('date')}, wall time {full.get('wall_seconds', 0) / 60:.0f} min, "
                      f"seeds {full.get('seeds')}.\n\n{full.get('protocol_line', '')}\n\n{gain_line(full)}"))
-    caps = {stage: (full.get("config", {}).get(stage) or {}).get("max_train_minutes")
-            for stage in ("pretrain", "train")}
-    if any(caps.values()):  # a time-capped run is not a converged one: say so next to the numbers
+    note = budget_note(full)  # a training stopped by its time cap is not converged: say so beside the numbers
+    if note:
         notes = full_path.with_suffix(".md")
-        display(Markdown(f"> **Time-capped run** (minutes per training: source pretraining {caps['pretrain']}, "
-                         f"each target model {caps['train']}): the models did not converge, so read these numbers "
-                         f"as a measurement of that budget, not of the methods"
-                         + (f" — see the notes in `{notes.relative_to(ROOT)}`." if notes.exists() else ".")))
+        display(Markdown(note + (f" See the notes in `{notes.relative_to(ROOT)}`." if notes.exists() else "")))
+    reasons = stop_reasons(full)
+    display(Markdown("How each training ended (`patience` = early stopping, `time_limit` = the cap): "
+                     + ", ".join(f"{k} × {v}" for k, v in reasons["stop_reason"].value_counts().items())))
     glue("full_status", Markdown(gain_line(full)), display=False)
     display(show_table(method_table(full)))
 ''', tags=["nbval-ignore-output"])

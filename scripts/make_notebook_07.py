@@ -97,20 +97,9 @@ PUBLISHED = pd.DataFrame([
 PUBLISHED
 ''')
 b.code(r'''
-def find_results(name: str, scale: str = "full"):
-    """The newest results.json of experiment ``name`` at ``scale`` under results/ (or (None, None))."""
-    found = []
-    for path in sorted((ROOT / "results").glob("**/*.json")):
-        try:
-            res = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(res, dict) and res.get("name") == name and res.get("scale") == scale and "methods" in res:
-            found.append((str(res.get("date", "")), path, res))
-    return max(found, key=lambda x: x[0])[1:] if found else (None, None)
+from xdtutor.results import budget_note, find_results
 
-
-full_path, full = find_results("sources_to_scientific")
+full_path, full = (find_results("sources_to_scientific", "full", ROOT / "results") or [(None, None)])[0]
 if full is None:
     display(Markdown("> **Not yet run.** The full-scale Kitchen + Food → Scientific experiment has **not been run "
                      "yet** (no `results/**/*.json` with `name: sources_to_scientific`, `scale: full`). Run\n"
@@ -122,12 +111,9 @@ else:
                                         f"{str(full.get('date', ''))[:10]}, {v['seeds']} seeds"}
                          for k, v in full["methods"].items()}).T
     display(Markdown(f"Loaded `{full_path.relative_to(ROOT)}` — {full.get('protocol_line', '')}"))
-    caps = {stage: (full.get("config", {}).get(stage) or {}).get("max_train_minutes")
-            for stage in ("pretrain", "train")}
-    if any(caps.values()):  # a time-capped run is not a converged one: say so next to the numbers
-        display(Markdown(f"> **Time-capped run** (minutes per training: source pretraining {caps['pretrain']}, "
-                         f"each target model {caps['train']}; seeds {full.get('seeds')}): the models did not "
-                         f"converge — compare with the uncapped target-only runs below and read the notes in "
+    note = budget_note(full)  # a training stopped by its time cap is not converged: say so beside the numbers
+    if note:
+        display(Markdown(note + f" Compare with the uncapped target-only runs below and read the notes in "
                          f"`{full_path.with_suffix('.md').relative_to(ROOT)}`."))
     display(pd.concat([PUBLISHED, ours[PUBLISHED.columns]]).style.format(
         {c: "{:.4f}" for c in ("recall@10", "ndcg@10", "recall@50", "ndcg@50")}))

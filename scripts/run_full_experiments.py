@@ -21,6 +21,7 @@ Seeds in parallel (one process per core or GPU), then one table over all of them
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -103,7 +104,8 @@ def markdown(name: str, results, extra_sets: list[str]) -> str:
     if d["cold_start"]:
         lines += ["Cold start (fraction of target training users kept; valid/test unchanged):", "",
                   "| fraction | method | seed | train users | R@10 | N@10 |", "|---|---|---|---|---|---|"]
-        lines += [f"| {r['fraction']:.0%} | {r['method']} | {r['seed']} | {r['train_users']} | "
+        lines += [f"| {r['fraction']:.0%}{' (' + r['from'] + ')' if r.get('from') else ''} | {r['method']} | "
+                  f"{r['seed']} | {r['train_users']} | "
                   f"{r['metrics']['recall@10']:.4f} | {r['metrics']['ndcg@10']:.4f} |" for r in d["cold_start"]]
         lines.append("")
     diag = {k: v for k, v in d["diagnostics"].items() if k != "matrix"}
@@ -131,6 +133,9 @@ def main(argv=None) -> int:
                    help="one part of a parallel run: write only the run folder, not results/ (see --combine)")
     p.add_argument("--combine", nargs="+", metavar="RUN_DIR", default=None,
                    help="combine finished run folders (same config, different seeds) into results/")
+    p.add_argument("--reuse-full", metavar="RESULTS_JSON", default=None,
+                   help="cold_start: take the 100%% point from this finished kitchen_to_food results file "
+                        "(same config and seed give the same training) instead of training it again")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -141,7 +146,25 @@ def main(argv=None) -> int:
         sets = config_changes(results.config, load_config(ROOT / path, ["scale=full", f"seeds={list(results.config.seeds)}"]))
     else:
         sets = ["scale=full", f"seeds={args.seeds}", "checkpoint_dir=runs/checkpoints", *sets, *args.set]
-        results = run_experiment(load_config(ROOT / path, sets))
+        config = load_config(ROOT / path, sets)
+        reuse = None
+        if args.reuse_full:
+            reuse = json.loads(Path(args.reuse_full).read_text())
+            changed = [k for k in ("data", "encoder", "model", "pretrain", "train", "transfer", "source_eval_users")
+                       if reuse["config"].get(k) != json.loads(json.dumps(config.to_dict()))[k]]
+            if changed:
+                raise SystemExit(f"--reuse-full {args.reuse_full}: config differs in {changed}; cannot reuse its runs")
+            config = dataclasses.replace(config, cold_start=dataclasses.replace(
+                config.cold_start, fractions=tuple(f for f in config.cold_start.fractions if f < 1.0)))
+        results = run_experiment(config)
+        if reuse is not None:
+            wanted = {config.cold_start.strategy, *config.cold_start.baselines}
+            n_train = reuse["dataset_stats"]["split"]["train_users"]
+            for r in reuse["runs"]:
+                if r["method"] in wanted and r["seed"] in config.seeds:
+                    results.cold_start.append({"fraction": 1.0, "method": r["method"], "seed": r["seed"],
+                                               "train_users": n_train, "metrics": r["metrics"],
+                                               "from": str(Path(args.reuse_full).name)})
     out = Path(args.out or ROOT / "runs" / args.experiment)
     results.save(out)
     print(results.table())

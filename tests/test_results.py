@@ -1,0 +1,54 @@
+"""xdtutor.results: finding committed results files and saying how their numbers were obtained."""
+
+from __future__ import annotations
+
+import json
+
+from xdtutor.results import budget_note, find_results, gain_line, method_table, stop_reasons
+
+
+def fake(name="k2f", scale="full", date="2026-11-28 08:00:00", stops=("patience", "patience")) -> dict:
+    hist = lambda reason: {"epochs": [1, 2, 3], "best_epoch": 2, "epoch_seconds": [1.0, 1.0, 1.0],  # noqa: E731
+                           "stop_reason": reason}
+    m = lambda kind, n: {"kind": kind, "seeds": 1, "metrics": {"recall@10": 2 * n, "ndcg@10": n, "recall@50": 3 * n,  # noqa: E731
+                                                               "ndcg@50": n}, "std": {"recall@10": 0, "ndcg@10": 0,
+                                                               "recall@50": 0, "ndcg@50": 0},
+                         "trainable_params": 10, "total_params": 20, "train_seconds": 3.0}
+    return {"name": name, "scale": scale, "date": date, "config": {"pretrain": {"max_train_minutes": 15},
+                                                                   "train": {"max_train_minutes": 6}},
+            "methods": {"popularity": m("baseline", .02), "text": m("baseline", .03), "lora": m("transfer", .04)},
+            "gain": {"best_transfer": "lora", "transfer": .04, "best_baseline": "text", "baseline": .03,
+                     "relative_gain": .04 / .03 - 1},
+            "histories": {"source/0": hist(stops[0]), "lora/0": hist(stops[1]), "empty/0": {"epochs": []}}}
+
+
+def test_find_results_newest_first_and_skips_other_files(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps(fake(date="2026-11-28 07:00:00")))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.json").write_text(json.dumps(fake(date="2026-11-28 09:00:00")))
+    (tmp_path / "ci.json").write_text(json.dumps(fake(scale="ci")))
+    (tmp_path / "other.json").write_text(json.dumps(fake(name="other")))
+    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    found = find_results("k2f", "full", tmp_path)
+    assert [p.name for p, _ in found] == ["b.json", "a.json"]
+    assert find_results("k2f", "ci", tmp_path)[0][0].name == "ci.json"
+    assert find_results("missing", root=tmp_path) == []
+
+
+def test_method_table_and_gain_line():
+    df = method_table(fake())
+    assert list(df["method"]) == ["text", "popularity", "lora"]  # baselines first, best first within a kind
+    assert df.loc[df["method"] == "lora", "ndcg@10"].item() == .04
+    assert "+33.3%" in gain_line(fake()) and "lora" in gain_line(fake())
+    assert gain_line({}) == "no gain computed"
+    assert method_table({}).empty
+
+
+def test_budget_note_only_when_a_cap_fired():
+    assert budget_note(fake()) is None
+    reasons = stop_reasons(fake())
+    assert list(reasons["what"]) == ["source", "lora"] and set(reasons["stop_reason"]) == {"patience"}
+    note = budget_note(fake(stops=("time_limit", "patience")))
+    assert note is not None and "1 of 2 trainings" in note and "source (seed 0)" in note and "15 min" in note
+    assert budget_note({"methods": {}}) is None

@@ -1,0 +1,98 @@
+"""Reading committed experiment results (``results/*.json``) for the book and for people.
+
+The chapters that show full-scale numbers do not re-run anything: they load the JSON files that
+:mod:`xdtutor.pipeline` wrote (``Results.to_dict``) and say *how* those numbers were obtained —
+device, date, seeds, and whether any training was stopped by its time budget rather than by early
+stopping. These helpers are the single place that logic lives.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+METRICS = ("recall@10", "ndcg@10", "recall@50", "ndcg@50")
+
+
+def find_results(name: str, scale: str = "full", root: str | Path = "results") -> list[tuple[Path, dict]]:
+    """Every results file of experiment ``name`` at ``scale`` under ``root``, newest first.
+
+    Files that are not JSON, or not a results dict (no ``methods``), are skipped.
+
+    Returns:
+        ``[(path, results_dict), …]`` sorted by the run's ``date``, newest first.
+    """
+    found = []
+    for path in sorted(Path(root).glob("**/*.json")):
+        try:
+            res = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(res, dict) and res.get("name") == name and res.get("scale") == scale and "methods" in res:
+            found.append((str(res.get("date", "")), path, res))
+    return [(p, r) for _, p, r in sorted(found, key=lambda x: x[0], reverse=True)]
+
+
+def method_table(res: dict, metrics: tuple[str, ...] = METRICS) -> pd.DataFrame:
+    """Mean and std over seeds per method (columns ``<metric>``, ``<metric>_std``), best first per kind."""
+    rows = []
+    for name, m in res.get("methods", {}).items():
+        row: dict[str, Any] = {"method": name, "kind": m["kind"], "seeds": m["seeds"]}
+        for k in metrics:
+            row[k] = m["metrics"].get(k, float("nan"))
+            row[k + "_std"] = m["std"].get(k, float("nan"))
+        row["trainable params"] = m["trainable_params"]
+        row["train s"] = m["train_seconds"]
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["method", "kind", "seeds", *metrics])
+    return pd.DataFrame(rows).sort_values(["kind", "ndcg@10"], ascending=[True, False]).reset_index(drop=True)
+
+
+def gain_line(res: dict) -> str:
+    """Markdown: best transfer vs best target-only baseline on NDCG@10, with the relative gain."""
+    g = res.get("gain")
+    if not g:
+        return "no gain computed"
+    return (f"best transfer **{g['best_transfer']}** vs best baseline **{g['best_baseline']}**: NDCG@10 "
+            f"{g['transfer']:.4f} vs {g['baseline']:.4f} (**{g['relative_gain']:+.1%}**)")
+
+
+def stop_reasons(res: dict) -> pd.DataFrame:
+    """Why every training of a run ended: one row per (what, seed) with ``stop_reason``.
+
+    ``what`` is ``"source"`` for pretraining and the method name for target trainings; methods
+    without training (popularity, zero-shot) are left out.
+    """
+    rows = []
+    for key, h in (res.get("histories") or {}).items():
+        what, _, seed = key.rpartition("/")
+        if not isinstance(h, dict) or not h.get("epochs"):
+            continue
+        rows.append({"what": what, "seed": int(seed) if seed.isdigit() else seed,
+                     "stop_reason": h.get("stop_reason") or "?", "epochs": len(h["epochs"]),
+                     "best_epoch": h.get("best_epoch"), "seconds": float(sum(h.get("epoch_seconds", [])))})
+    return pd.DataFrame(rows, columns=["what", "seed", "stop_reason", "epochs", "best_epoch", "seconds"])
+
+
+def budget_note(res: dict) -> str | None:
+    """A Markdown warning when any training of the run was stopped by its time cap, else ``None``.
+
+    A time cap (``max_train_minutes``) that never fired changes nothing; one that did means that
+    model did not finish early stopping, and its numbers measure the budget as much as the method.
+    """
+    reasons = stop_reasons(res)
+    if reasons.empty:
+        return None
+    capped = reasons[reasons["stop_reason"] == "time_limit"]
+    if capped.empty:
+        return None
+    cfg = res.get("config", {})
+    caps = {s: (cfg.get(s) or {}).get("max_train_minutes") for s in ("pretrain", "train")}
+    names = ", ".join(f"{w} (seed {s})" for w, s in zip(capped["what"], capped["seed"]))
+    return (f"> **Time-capped:** {len(capped)} of {len(reasons)} trainings stopped at their time cap "
+            f"(source pretraining {caps['pretrain']} min, each target model {caps['train']} min) before early "
+            f"stopping ended them: {names}. Those numbers measure the compute budget as much as the method.")
