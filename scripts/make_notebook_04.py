@@ -97,10 +97,39 @@ print(f"loss (package) = {loss_package.item():.3f} = loss (by hand) to 1e-5;   l
 b.md(r"""
 The value to compare with is $\log N$, the loss of a uniform guess over the catalogue; an untrained
 model is no better than that (with $\tau = 0.07$ its random cosines already spread the scores, so it
-starts somewhat above). Full-softmax CE is what we use everywhere (source pretraining, every
-target fine-tuning and baseline); it costs one $(M \times N)$ matrix product per batch, which is
-affordable for catalogues of tens of thousands of items.
+starts somewhat above). Full-softmax CE is what every target fine-tuning and baseline uses, and what
+evaluation ranks against. It costs an adaptor pass over all $N$ items and one $(M \times N)$ matrix
+product per batch.
+
+**In-batch negatives.** On a large source catalogue (Kitchen: 27,637 items) that cost dominates, so
+full-scale source pretraining uses UniSRec's pretraining objective {cite}`hou2022unisrec`: the softmax
+runs over $\mathcal B$, the *distinct* items of the batch (inputs and targets), instead of all $N$:
+
+$$
+\mathcal L_{\text{batch}}(\theta) = -\frac{1}{M}\sum_{(u,t)} \log
+\frac{\exp(s_{t,\,i_{t+1}})}{\sum_{j \in \mathcal B} \exp(s_{t,j})}, \qquad |\mathcal B| \ll N .
+$$
+
+Each item is a candidate once, so an item that occurs twice in the batch is never its own negative.
+Because items enter $\mathcal B$ as often as they are bought, the negatives are popularity-sampled:
+the model learns which items follow *beyond* their popularity, and fine-tuning with the full softmax
+on the target puts popularity back. `TrainConfig(negatives="in_batch")` selects it; the check below
+recomputes it by hand on the same batch.
 """)
+
+b.code(r'''
+with torch.no_grad():
+    loss_batch_package = model.loss(inputs, targets, negatives="in_batch")
+    # --- teaching code: the same scores, restricted to the distinct items of the batch ----------
+    batch_items = torch.unique(torch.cat([inputs[inputs > 0], targets[targets > 0]])) - 1   # (|B|,) ids
+    s_b = s[keep][:, batch_items]                              # (M, |B|) scores of the batch items only
+    label = torch.searchsorted(batch_items, targets[keep] - 1) # where each target sits in B
+    loss_batch_by_hand = F.cross_entropy(s_b, label)
+
+assert torch.allclose(loss_batch_package, loss_batch_by_hand, atol=1e-5)
+print(f"|B| = {batch_items.numel()} distinct items in this batch of {inputs.shape[0]} windows (N = {v.shape[0]}); "
+      f"in-batch loss {loss_batch_package.item():.3f} (package = by hand);   log |B| = {np.log(batch_items.numel()):.3f}")
+''')
 
 # ------------------------------------------------------------------ 4.2 text representation
 b.md(r"""
