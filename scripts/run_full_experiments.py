@@ -67,7 +67,8 @@ def markdown(name: str, results, extra_sets: list[str]) -> str:
     d = results.to_dict()
     lines = [f"# {name}", "",
              f"- date: {d['date']}; device: {d['device']} ({d['device_name']}, {d['torch_threads']} torch threads, "
-             f"shared 2-core machine); wall time: {d['wall_seconds']:.0f} s",
+             f"shared 2-core machine); wall time: {d['wall_seconds']:.0f} s"
+             + (f" ({len(d['parts'])} parts side by side, {d['compute_seconds']:.0f} s summed)" if d.get("parts") else ""),
              f"- seeds: {d['seeds']}; scale: {d['scale']}; overrides: {' '.join(extra_sets) or '-'}",
              f"- {d['protocol_line']}", ""]
     if d["source_pretraining"]:
@@ -137,12 +138,22 @@ def main(argv=None) -> int:
                    help="cold_start: take the 100%% point from this finished kitchen_to_food results file "
                         "(same config and seed give the same training) instead of training it again")
     args = p.parse_args(argv)
+    if args.part and not args.out:
+        p.error("--part needs --out (parallel parts must not share a run folder)")
+    if args.combine and (args.part or args.set or args.reuse_full or args.seeds != [0, 1, 2]):
+        p.error("--combine takes only run folders (and --out): the seeds and settings come from them")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")
     path, sets = EXPERIMENTS[args.experiment]
     t0 = time.time()
     if args.combine:
         results = combine_results([Results.load(d) for d in args.combine])
+        expected = load_config(ROOT / path, ["scale=full", *sets, f"seeds={list(results.config.seeds)}"])
+        defining = {s.split("=", 1)[0] for s in sets} | {"name", "scale"}
+        wrong = [c.split("=", 1)[0] for c in config_changes(results.config, expected)
+                 if c.split("=", 1)[0] in defining]
+        if wrong:
+            raise SystemExit(f"--combine: these runs are not the {args.experiment} experiment (they differ in {wrong})")
         sets = config_changes(results.config, load_config(ROOT / path, ["scale=full", f"seeds={list(results.config.seeds)}"]))
     else:
         sets = ["scale=full", f"seeds={args.seeds}", "checkpoint_dir=runs/checkpoints", *sets, *args.set]
@@ -158,13 +169,16 @@ def main(argv=None) -> int:
                 config.cold_start, fractions=tuple(f for f in config.cold_start.fractions if f < 1.0)))
         results = run_experiment(config)
         if reuse is not None:
-            wanted = {config.cold_start.strategy, *config.cold_start.baselines}
-            n_train = reuse["dataset_stats"]["split"]["train_users"]
-            for r in reuse["runs"]:
-                if r["method"] in wanted and r["seed"] in config.seeds:
-                    results.cold_start.append({"fraction": 1.0, "method": r["method"], "seed": r["seed"],
-                                               "train_users": n_train, "metrics": r["metrics"],
-                                               "from": str(Path(args.reuse_full).name)})
+            wanted = {(m, s) for m in (config.cold_start.strategy, *config.cold_start.baselines) for s in config.seeds}
+            found = {(r["method"], r["seed"]): r for r in reuse["runs"] if (r["method"], r["seed"]) in wanted}
+            missing = sorted(wanted - set(found))
+            if missing:
+                raise SystemExit(f"--reuse-full {args.reuse_full}: no run for (method, seed) {missing}")
+            n_train = (reuse.get("dataset_stats") or {}).get("split", {}).get("train_users")
+            for (method, seed), r in sorted(found.items()):
+                results.cold_start.append({"fraction": 1.0, "method": method, "seed": seed,
+                                           "train_users": n_train, "metrics": r["metrics"],
+                                           "from": str(Path(args.reuse_full).name)})
     out = Path(args.out or ROOT / "runs" / args.experiment)
     results.save(out)
     print(results.table())

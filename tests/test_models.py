@@ -211,6 +211,14 @@ def test_in_batch_loss_equals_full_loss_when_the_batch_holds_every_item(make):
     assert torch.unique(torch.cat([x[x > 0], y[y > 0]])).numel() == N
     with torch.no_grad():
         torch.testing.assert_close(model.loss(x, y, negatives="in_batch"), model.loss(x, y))
+    grads = []
+    for negatives in ("in_batch", "all"):  # the same gradients too (adaptor, ID embedding, item table)
+        model.zero_grad()
+        model.loss(x, y, negatives=negatives).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-6, rtol=1e-4, msg=name)
 
 
 @pytest.mark.parametrize("make", ALL_MODELS)

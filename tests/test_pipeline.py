@@ -170,18 +170,44 @@ def test_seeds_run_apart_combine_to_the_joint_run(tmp_path):
         combine_results([parts[0], parts[0]])
     other = run_experiment(build_config({**small, "seeds": [2], "train": {**small["train"], "lr": 0.01}}),
                            dataset=data, text_emb=emb, log=None)
-    with pytest.raises(ValueError, match="train"):
+    with pytest.raises(ValueError, match=r"\['train.lr'\]"):
         combine_results([parts[0], other])
+    assert merged.info["wall_seconds"] == max(p.info["wall_seconds"] for p in parts)
+    assert merged.info["compute_seconds"] == pytest.approx(sum(p.info["wall_seconds"] for p in parts))
+    assert [p["seeds"] for p in merged.info["parts"]] == [[0], [1]]
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "results.json").write_text("{\n  oops")
     with pytest.raises(ConfigError, match="line 2"):
         Results.load(tmp_path / "bad")
 
 
-def test_source_eval_users_is_validated_and_reaches_the_checkpoint_key():
+def test_source_eval_users_is_validated_and_set_by_the_full_scale_configs():
     with pytest.raises(ConfigError, match="source_eval_users"):
         build_config({**MICRO, "source_eval_users": 0})
+    # a micro run pretrains with in-batch negatives end to end
+    cfg = build_config({**MICRO, "strategies": ["zero_shot"], "baselines": ["popularity"],
+                        "cold_start": {"fractions": []}, "pretrain": {**MICRO["pretrain"], "negatives": "in_batch"}})
+    src, tgt = text_tables()
+    res = run_experiment(cfg, dataset=synthetic_dataset(), text_emb={"src": src.numpy(), "tgt": tgt.numpy()}, log=None)
+    assert res.config.pretrain.negatives == "in_batch" and res.source_runs[0]["best_epoch"] == 1
     full = load_config(CONFIGS / "kitchen_to_food.yaml", ["scale=full"])
     assert full.source_eval_users == 20000 and full.pretrain.negatives == "in_batch"
     ci = load_config(CONFIGS / "kitchen_to_food.yaml", ["scale=ci"])
     assert ci.source_eval_users == 2000 and ci.pretrain.negatives == "all"
+
+
+def test_run_full_experiments_script_guards(tmp_path):
+    """The full-scale driver: parts need their own folder; config_changes names dotted keys."""
+    import importlib.util
+
+    path = CONFIGS.parent / "scripts" / "run_full_experiments.py"
+    spec = importlib.util.spec_from_file_location("run_full_experiments", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    with pytest.raises(SystemExit):
+        mod.main(["kitchen_to_food", "--seeds", "0", "--part"])            # no --out
+    with pytest.raises(SystemExit):
+        mod.main(["kitchen_to_food", "--combine", "a", "--set", "train.lr=1"])  # settings come from the runs
+    a = load_config(CONFIGS / "kitchen_to_food.yaml", ["scale=full"])
+    b = load_config(CONFIGS / "kitchen_to_food.yaml", ["scale=full", "train.max_train_minutes=6", "seeds=[0]"])
+    assert mod.config_changes(b, a) == ["seeds=[0]", "train.max_train_minutes=6"]

@@ -52,3 +52,31 @@ def test_budget_note_only_when_a_cap_fired():
     note = budget_note(fake(stops=("time_limit", "patience")))
     assert note is not None and "1 of 2 trainings" in note and "source (seed 0)" in note and "15 min" in note
     assert budget_note({"methods": {}}) is None
+
+
+def test_budget_note_when_caps_were_set_but_no_stop_reason_was_recorded():
+    res = fake(stops=("", ""))
+    assert "does not record" in budget_note(res)
+    res["config"] = {"pretrain": {}, "train": {}}
+    assert budget_note(res) is None  # no caps: nothing to warn about
+
+
+def test_helpers_read_a_real_results_file(tmp_path):
+    """The helpers read what Results.save writes, not only hand-made dicts."""
+    from test_pipeline import MICRO
+    from test_transfer import synthetic_dataset, text_tables
+    from xdtutor.pipeline import build_config, run_experiment
+
+    src, tgt = text_tables()
+    cfg = build_config({**MICRO, "strategies": ["zero_shot", "full_finetune"], "baselines": ["popularity", "text"],
+                        "cold_start": {"fractions": []}, "scale": "full",
+                        "train": {**MICRO["train"], "max_train_minutes": 1e-6}})
+    out = run_experiment(cfg, dataset=synthetic_dataset(), text_emb={"src": src.numpy(), "tgt": tgt.numpy()},
+                         log=None).save(tmp_path / "run")
+    (path, res), = find_results("micro", "full", tmp_path)
+    assert path == out / "results.json"
+    assert set(method_table(res)["method"]) == {"popularity", "text", "zero_shot", "full_finetune"}
+    reasons = stop_reasons(res)
+    assert set(reasons["what"]) == {"source", "text", "full_finetune"}
+    assert set(reasons.loc[reasons["what"] != "source", "stop_reason"]) == {"time_limit"}  # a cap of 60 µs fires
+    assert "time cap" in budget_note(res) and "full_finetune (seed 0)" in budget_note(res)

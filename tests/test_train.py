@@ -221,3 +221,12 @@ def test_in_batch_negatives_train_and_are_validated():
     history = fit(m, data, config(epochs=6, negatives="in_batch"))
     assert history.train_loss[-1] < history.train_loss[0]
     assert history.best_metric > before
+
+    class OldStyle(SASRec):  # a model whose loss predates the ``negatives`` argument
+        def loss(self, item_seq, targets):
+            return super().loss(item_seq, targets)
+
+    old = OldStyle(N_ITEMS, hidden=16, n_layers=1, n_heads=2, max_len=MAX_LEN)
+    fit(old, data, config(epochs=1))  # fine with the default
+    with pytest.raises(ValueError, match="no 'negatives' argument"):
+        fit(old, data, config(epochs=1, negatives="in_batch"))

@@ -422,21 +422,28 @@ def combine_results(parts: Sequence[Results]) -> Results:
     """One :class:`Results` from runs of the same experiment with different seeds.
 
     Lets the seeds of a full-scale experiment run as separate processes (one per core or GPU) and
-    still give one table with mean ± std and one significance test over all seeds.
+    still give one table with mean ± std and one significance test over all seeds. ``info`` gets
+    ``wall_seconds`` = the longest part (the parts ran side by side), ``compute_seconds`` = their
+    sum, and ``parts`` = each part's seeds, device, date and wall time.
 
     Raises:
-        ValueError: If the parts differ in anything but their seeds, or share a seed.
+        ValueError: If the parts differ in anything but their seeds (the dotted config keys are
+            named), ran on different device kinds or library versions, or share a seed.
     """
     if not parts:
         raise ValueError("combine_results needs at least one Results")
     first = parts[0]
-    ref = {k: v for k, v in first.config.to_dict().items() if k != "seeds"}
+    ref = _flat({k: v for k, v in first.config.to_dict().items() if k != "seeds"})
     seen: list[int] = []
     for i, r in enumerate(parts):
-        cfg = {k: v for k, v in r.config.to_dict().items() if k != "seeds"}
+        cfg = _flat({k: v for k, v in r.config.to_dict().items() if k != "seeds"})
         diff = sorted(k for k in set(ref) | set(cfg) if ref.get(k) != cfg.get(k))
         if diff:
             raise ValueError(f"part {i} ({r.config.name}) differs from part 0 in {diff}; only seeds may differ")
+        for key in ("device_name", "versions"):
+            if r.info.get(key) != first.info.get(key):
+                raise ValueError(f"part {i} ran with {key} {r.info.get(key)!r}, part 0 with {first.info.get(key)!r}; "
+                                 "a table must not mix them")
         dup = sorted(set(seen) & set(r.config.seeds))
         if dup:
             raise ValueError(f"part {i} repeats seed(s) {dup}")
@@ -448,19 +455,33 @@ def combine_results(parts: Sequence[Results]) -> Results:
         out.cold_users += r.cold_users
         out.cold_start += r.cold_start
         out.source_runs += r.source_runs
-    frames = [r.per_user for r in parts if not r.per_user.empty]
+    frames = [r.per_user.astype({"user": str}) for r in parts if not r.per_user.empty]  # loaded == in memory
     out.per_user = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     out.diagnostics = first.diagnostics
     kinds = {row["method"]: row["kind"] for row in out.rows}
     from .protocol import Protocol
 
     proto = first.info.get("protocol")
-    protocol = Protocol(**{k: tuple(v) if isinstance(v, list) else v for k, v in proto.items()}) if proto else None
-    out.significance = _significance(out.per_user, kinds, protocol) if protocol is not None else []
-    out.info = {**first.info, "seeds": seen,
-                "wall_seconds": float(sum(r.info.get("wall_seconds", 0.0) for r in parts)),
-                "wall_seconds_per_part": [float(r.info.get("wall_seconds", 0.0)) for r in parts],
+    if not proto:
+        raise ValueError("part 0 has no info['protocol']; cannot pair users for the significance test")
+    protocol = Protocol(**{k: tuple(v) if isinstance(v, list) else v for k, v in proto.items()})
+    out.significance = _significance(out.per_user, kinds, protocol)
+    walls = [float(r.info.get("wall_seconds", 0.0)) for r in parts]
+    out.info = {**first.info, "seeds": seen, "wall_seconds": max(walls), "compute_seconds": sum(walls),
+                "parts": [{"seeds": list(r.config.seeds), "device": r.info.get("device"),
+                           "date": r.info.get("date"), "wall_seconds": w} for r, w in zip(parts, walls)],
                 "date": max(str(r.info.get("date", "")) for r in parts)}
+    return out
+
+
+def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}`` (lists stay values)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
     return out
 
 
@@ -635,8 +656,7 @@ def pretrain(config: ExperimentConfig, prepared: Prepared, seed: int):
         key = json.dumps({"data": to_dict(config.data), "encoder": to_dict(config.encoder), "model": to_dict(config.model),
                           "pretrain": to_dict(dataclasses.replace(pre, progress=False, device="any")),
                           "source_items": [int(s.n_items) for s in prepared.sources],
-                          **({} if config.source_eval_users == 2000 else {"eval_users": config.source_eval_users})},
-                         sort_keys=True)
+                          "eval_users": config.source_eval_users}, sort_keys=True)
         ckpt = Path(config.checkpoint_dir) / f"source-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     return pretrain_source(prepared.sources, prepared.source_emb, config.model, pre,
                            encoder_config=to_dict(config.encoder), encoder_id=prepared.encoder_id,

@@ -4,9 +4,10 @@ Several sources (e.g. Kitchen + Food before transferring to Scientific) are trai
 one concatenated catalogue**: source ``k``'s items get ids offset by the sizes of sources
 ``0 … k-1`` and their text embeddings are stacked, and each user sequence stays inside its own
 domain (users are keyed ``"<domain>/<user>"``, so a person in two sources contributes two
-sequences). The full softmax then runs over all source items, which also teaches the model to tell
-the domains apart — the negatives are harder than per-domain ones, and the one training loop
-(:func:`xdtutor.train.fit`) is reused unchanged. We chose this over alternating per-domain batches
+sequences). The softmax then runs over all source items (``TrainConfig.negatives="all"``) or over
+the distinct items of each batch (``"in_batch"``, what the full-scale configs use), and with several
+sources its candidates mix the domains, which also teaches the model to tell them apart; the one
+training loop (:func:`xdtutor.train.fit`) is reused unchanged. We chose this over alternating per-domain batches
 (``set_catalogue`` between steps) because it needs no second training loop; with one source both
 are the same.
 

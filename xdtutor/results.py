@@ -85,13 +85,18 @@ def budget_note(res: dict) -> str | None:
     model did not finish early stopping, and its numbers measure the budget as much as the method.
     """
     reasons = stop_reasons(res)
-    if reasons.empty:
-        return None
-    capped = reasons[reasons["stop_reason"] == "time_limit"]
-    if capped.empty:
-        return None
     cfg = res.get("config", {})
     caps = {s: (cfg.get(s) or {}).get("max_train_minutes") for s in ("pretrain", "train")}
+    if not any(caps.values()):
+        return None
+    unknown = reasons.empty or (reasons["stop_reason"] == "?").any()
+    capped = reasons[reasons["stop_reason"] == "time_limit"] if not reasons.empty else reasons
+    if capped.empty and not unknown:
+        return None
+    if capped.empty:  # caps were set but the file does not say what stopped the trainings
+        return (f"> **Time caps were set** (source pretraining {caps['pretrain']} min, each target model "
+                f"{caps['train']} min) and this file does not record what stopped each training, so some "
+                "models may not have converged.")
     names = ", ".join(f"{w} (seed {s})" for w, s in zip(capped["what"], capped["seed"]))
     return (f"> **Time-capped:** {len(capped)} of {len(reasons)} trainings stopped at their time cap "
             f"(source pretraining {caps['pretrain']} min, each target model {caps['train']} min) before early "

@@ -20,6 +20,7 @@ Checkpoint files in ``checkpoint_dir``:
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import platform
@@ -75,9 +76,11 @@ class TrainConfig:
             (results/scientific_baselines.md). Off by default.
         negatives: Candidates of the softmax loss: ``"all"`` (the whole catalogue, what evaluation
             ranks) or ``"in_batch"`` (the distinct items of each batch, UniSRec's pretraining
-            objective; a step no longer scales with the catalogue — Kitchen pretraining on CPU
-            went from ~1 s to ~0.2 s per step, see results/kitchen_to_food.md). The model's
-            ``loss`` must accept ``negatives=`` for ``"in_batch"``.
+            objective): a step no longer scales with the catalogue — a Kitchen pretraining step
+            (27,637 items, batch 256, MLP adaptor, 1 CPU thread) took 0.99 s with ``"all"`` and
+            0.28 s with ``"in_batch"``. Under torchrun each process draws its candidates from its
+            own batch (nothing is gathered across ranks), so their number follows the per-process
+            batch size. The model's ``loss`` must accept ``negatives=`` for ``"in_batch"``.
     """
 
     epochs: int = 50
@@ -110,8 +113,9 @@ class TrainConfig:
         check(isinstance(self.device, str) and bool(self.device), f"train.device must be a string, got {self.device!r}")
         check(self.max_train_minutes is None or self.max_train_minutes > 0,
               f"train.max_train_minutes must be positive or None, got {self.max_train_minutes}")
-        check(self.negatives in ("all", "in_batch"),
-              f"train.negatives must be 'all' or 'in_batch', got {self.negatives!r}")
+        from .models.sasrec import NEGATIVES
+
+        check(self.negatives in NEGATIVES, f"train.negatives must be one of {NEGATIVES}, got {self.negatives!r}")
 
 
 @dataclass
@@ -362,6 +366,9 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"{type(model).__name__} has no trainable parameters")
+    if config.negatives != "all" and "negatives" not in inspect.signature(model.loss).parameters:
+        raise ValueError(f"train.negatives={config.negatives!r} but {type(model).__name__}.loss has no "
+                         "'negatives' argument")
     inputs, targets = training_sequences(data, config.max_len)
     lengths = (inputs > 0).sum(dim=1)                                      # (S,)
     n_rows = inputs.shape[0]

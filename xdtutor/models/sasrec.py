@@ -69,10 +69,10 @@ def batch_catalogue(item_seq: torch.Tensor, targets: torch.Tensor,
     if negatives != "in_batch":
         raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
     real = torch.cat([item_seq[item_seq > 0], targets[targets > 0]])       # (M,)
-    ids = torch.unique(real)                                               # (U,) sorted, +1-shifted
+    ids = torch.unique(real).contiguous()                                  # (U,) sorted, +1-shifted
 
     def local(x: torch.Tensor) -> torch.Tensor:
-        return torch.where(x > 0, torch.searchsorted(ids, x) + 1, torch.zeros_like(x))  # (B, L)
+        return torch.where(x > 0, torch.searchsorted(ids, x.contiguous()) + 1, torch.zeros_like(x))  # (B, L)
 
     return ids - 1, local(item_seq), local(targets)
 
@@ -123,10 +123,16 @@ class SASRec(nn.Module):
         return user @ self.item_representations().T                                # (B, N)
 
     def loss(self, item_seq: torch.Tensor, targets: torch.Tensor, negatives: str = "all") -> torch.Tensor:
-        """Softmax CE at every position; ``targets`` (B, L) are +1-shifted, 0 = ignore.
+        """Softmax CE at every position.
 
-        ``negatives="in_batch"`` ranks each target only against the distinct items of the batch
-        (see :func:`batch_catalogue`); the default ``"all"`` uses the whole catalogue.
+        Args:
+            item_seq: (B, L) left-padded +1-shifted inputs.
+            targets: (B, L) next items, +1-shifted, 0 = ignore.
+            negatives: ``"all"`` ranks each target against the whole catalogue; ``"in_batch"``
+                only against the distinct items of the batch (see :func:`batch_catalogue`).
+
+        Returns:
+            Scalar mean loss over the non-padding targets.
         """
         states = self.forward(item_seq)                                            # (B, L, H)
         if negatives == "all":
