@@ -142,7 +142,8 @@ b.md(r"""
 
 `xdtutor.pretrain_source.pretrain_source` (called by `pipeline.pretrain`) trains the text-based
 recommender — adaptor + causal transformer over the frozen title vectors — on the Kitchen sequences
-with the full-softmax objective of chapter 4, early-stopping on Kitchen's own validation NDCG@10.
+with the softmax objective of chapter 4 (over the whole catalogue at this scale; over the distinct items
+of each batch at full scale, see 4.1), early-stopping on Kitchen's own validation NDCG@10.
 This is the expensive, one-off investment that transfer hopes to amortise.
 """)
 b.code(r'''
@@ -337,7 +338,7 @@ What the measurements say, step by step:
   transferred model against {glue:text}`first_epoch_text:.4f` for the target-only one, and the
   zero-shot model needs no target epoch at all.
 * **Memory**: the largest peak increase came from {glue:md}`heavy_step` (+{glue:text}`heavy_mb:.0f` MB).
-  Training memory is dominated by the full-softmax scores of a batch against the whole catalogue
+  Training memory is dominated by the softmax scores of a batch against the whole catalogue
   (batch × positions × N numbers, plus their gradients), not by the recommender's parameters
   (θ_s is {glue:text}`theta_mb:.2f` MB).
 

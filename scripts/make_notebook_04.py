@@ -3,7 +3,7 @@
 from make_notebook_common import Book
 
 b = Book("04_mathematics", "4. Mathematics: every formula, checked against the package", [
-    "write down the next-item objective (full-softmax cross-entropy) and the text item representation (pooling + adaptor)",
+    "write down the next-item objective (softmax cross-entropy over the catalogue or over the batch's items) and the text item representation (pooling + adaptor)",
     "express every transfer strategy as θ_t = θ_s + Δθ with a concrete form of Δθ (full, L2-SP, low-rank BA, fusion)",
     "derive the EMCDR mapping as (ridge) least squares and recognise its closed form",
     "compute Recall@K and NDCG@K for a worked example and say how ties are ranked",
@@ -59,7 +59,7 @@ s_{t,j} = \frac{\cos(\mathbf h_t, \mathbf v_j)}{\tau}
 $$
 
 Training minimises the **full-softmax cross-entropy** of the true next item over *all* $N$ items
-(no sampled negatives), averaged over the $M$ non-padding positions of a batch:
+(every target training, here), averaged over the $M$ non-padding positions of a batch:
 
 $$
 \mathcal L(\theta) = -\frac{1}{M}\sum_{(u,t)} \log
@@ -113,7 +113,9 @@ $$
 Each item is a candidate once, so an item that occurs twice in the batch is never its own negative.
 Because items enter $\mathcal B$ as often as they are bought, the negatives are popularity-sampled:
 the model learns which items follow *beyond* their popularity, and fine-tuning with the full softmax
-on the target puts popularity back. `TrainConfig(negatives="in_batch")` selects it; the check below
+on the target puts popularity back — except where nothing is fine-tuned: the zero-shot model and the
+cold-user mapping score with the pretrained θ_s as it is, so at full scale their popularity signal is
+weaker than that of a source model pretrained with the full softmax. `TrainConfig(negatives="in_batch")` selects it; the check below
 recomputes it by hand on the same batch.
 """)
 
@@ -588,7 +590,7 @@ b.md(r"""
 
 | quantity | formula | checked against |
 |---|---|---|
-| objective | full-softmax CE over all $N$ items | `TextSeqRec.loss` |
+| objective | softmax CE over all $N$ items (or the batch's items) | `TextSeqRec.loss` |
 | item text vector | masked mean of token states | `TextEncoder.encode`, the embedding cache |
 | item representation | $W_2\,\mathrm{GELU}(W_1\mathbf e + \mathbf b_1) + \mathbf b_2$ | `item_representations` |
 | full fine-tune | $\theta_t = \theta_s + \Delta\theta$ | `transfer.full_finetune` |
