@@ -31,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from xdtutor.pipeline import Results, _jsonable, combine_results, load_config, run_experiment  # noqa: E402
+from xdtutor.pipeline import (Results, _jsonable, combine_results, flatten, load_config,  # noqa: E402
+                              run_experiment)
 
 EXPERIMENTS = {
     "kitchen_to_food": ("configs/kitchen_to_food.yaml", ["cold_start.fractions=[]"]),
@@ -50,16 +51,7 @@ UNISREC = {  # UniSRec paper (KDD 2022) Table 2, Scientific; see /work/shared/re
 
 def config_changes(config, reference) -> list[str]:
     """``key=value`` for every config entry that differs from ``reference`` (dotted keys)."""
-    def flat(d, prefix=""):
-        out = {}
-        for k, v in d.items():
-            if isinstance(v, dict):
-                out.update(flat(v, f"{prefix}{k}."))
-            else:
-                out[prefix + k] = v
-        return out
-
-    a, b = flat(config.to_dict()), flat(reference.to_dict())
+    a, b = flatten(config.to_dict()), flatten(reference.to_dict())
     return [f"{k}={json.dumps(a[k])}" for k in sorted(a) if a[k] != b.get(k)]
 
 

@@ -433,10 +433,10 @@ def combine_results(parts: Sequence[Results]) -> Results:
     if not parts:
         raise ValueError("combine_results needs at least one Results")
     first = parts[0]
-    ref = _flat({k: v for k, v in first.config.to_dict().items() if k != "seeds"})
+    ref = flatten({k: v for k, v in first.config.to_dict().items() if k != "seeds"})
     seen: list[int] = []
     for i, r in enumerate(parts):
-        cfg = _flat({k: v for k, v in r.config.to_dict().items() if k != "seeds"})
+        cfg = flatten({k: v for k, v in r.config.to_dict().items() if k != "seeds"})
         diff = sorted(k for k in set(ref) | set(cfg) if ref.get(k) != cfg.get(k))
         if diff:
             raise ValueError(f"part {i} ({r.config.name}) differs from part 0 in {diff}; only seeds may differ")
@@ -474,12 +474,12 @@ def combine_results(parts: Sequence[Results]) -> Results:
     return out
 
 
-def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}`` (lists stay values)."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         if isinstance(v, Mapping):
-            out.update(_flat(v, f"{prefix}{k}."))
+            out.update(flatten(v, f"{prefix}{k}."))
         else:
             out[prefix + k] = v
     return out
