@@ -88,6 +88,10 @@ def markdown(name: str, results, extra_sets: list[str]) -> str:
         lines.append("Paired t-test on per-user NDCG@10 (mean over seeds) vs the best baseline: " + "; ".join(
             f"{x['method']} Δ={x['mean_diff']:+.4f} p={x['p_value']:.3g}" for x in d["significance"]))
         lines.append("")
+    if "text" in d["methods"] and d["significance"] and d["significance"][0]["vs"] != "text":
+        lines.append("The same against the text target-only baseline (same architecture, no source): " + "; ".join(
+            f"{x['method']} Δ={x['mean_diff']:+.4f} p={x['p_value']:.3g}" for x in results.paired_tests(vs="text")))
+        lines.append("")
     if d["cold_users"]:
         lines += ["Cold users (overlapping test users, target history hidden; EMCDR mapping of source user reps):", "",
                   "| method | seed | users | R@10 | N@10 | trainable params |", "|---|---|---|---|---|---|"]

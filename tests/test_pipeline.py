@@ -166,6 +166,10 @@ def test_seeds_run_apart_combine_to_the_joint_run(tmp_path):
     for a, b in zip(merged.significance, joint.significance):
         assert a["p_value"] == pytest.approx(b["p_value"], rel=1e-6)
     assert set(merged.histories) == set(joint.histories)
+    assert {t["vs"] for t in merged.paired_tests(vs="text")} == {"text"}
+    assert len(merged.paired_tests(vs="text")) == 2  # zero_shot, frozen_adaptor
+    with pytest.raises(KeyError, match="no baseline 'nope'"):
+        merged.paired_tests(vs="nope")
     with pytest.raises(ValueError, match="repeats seed"):
         combine_results([parts[0], parts[0]])
     other = run_experiment(build_config({**small, "seeds": [2], "train": {**small["train"], "lr": 0.01}}),

@@ -307,6 +307,18 @@ class Results:
         out["seeds"] = df.groupby(["method", "kind"], sort=False)["seed"].count().to_numpy()
         return out
 
+    def paired_tests(self, vs: str | None = None) -> list[dict]:
+        """Paired t-tests (per-user NDCG@10, mean over seeds) of every transfer method against the
+        best baseline, or against baseline ``vs`` (e.g. ``"text"``: the same architecture without
+        the source)."""
+        from .protocol import Protocol
+
+        proto = self.info.get("protocol")
+        if not proto:
+            raise ValueError("these results have no info['protocol']; cannot pair users")
+        protocol = Protocol(**{k: tuple(v) if isinstance(v, list) else v for k, v in proto.items()})
+        return _significance(self.per_user, {r["method"]: r["kind"] for r in self.rows}, protocol, vs=vs)
+
     def best(self, kind: str, metric: str = "ndcg@10") -> tuple[str, float] | None:
         """``(method, mean metric)`` of the best method of ``kind`` (baseline | transfer)."""
         s = self.summary()
@@ -458,14 +470,8 @@ def combine_results(parts: Sequence[Results]) -> Results:
     frames = [r.per_user.astype({"user": str}) for r in parts if not r.per_user.empty]  # loaded == in memory
     out.per_user = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     out.diagnostics = first.diagnostics
-    kinds = {row["method"]: row["kind"] for row in out.rows}
-    from .protocol import Protocol
-
-    proto = first.info.get("protocol")
-    if not proto:
-        raise ValueError("part 0 has no info['protocol']; cannot pair users for the significance test")
-    protocol = Protocol(**{k: tuple(v) if isinstance(v, list) else v for k, v in proto.items()})
-    out.significance = _significance(out.per_user, kinds, protocol)
+    out.info = dict(first.info)
+    out.significance = out.paired_tests()
     walls = [float(r.info.get("wall_seconds", 0.0)) for r in parts]
     out.info = {**first.info, "seeds": seen, "wall_seconds": max(walls), "compute_seconds": sum(walls),
                 "parts": [{"seeds": list(r.config.seeds), "device": r.info.get("device"),
@@ -788,8 +794,9 @@ def _row(method: str, kind: str, seed: int, r: TransferResult, ev, overlap: froz
             "users": ev.n_users}
 
 
-def _significance(per_user: pd.DataFrame, kinds: Mapping[str, str], protocol) -> list[dict]:
-    """Paired t-test of each transfer method vs the best baseline, on per-user NDCG@10 averaged over seeds."""
+def _significance(per_user: pd.DataFrame, kinds: Mapping[str, str], protocol, vs: str | None = None) -> list[dict]:
+    """Paired t-test of each transfer method vs the best baseline (or baseline ``vs``), on per-user
+    NDCG@10 averaged over seeds."""
     from .evaluate import EvalResult, paired_test
 
     if per_user.empty:
@@ -801,7 +808,9 @@ def _significance(per_user: pd.DataFrame, kinds: Mapping[str, str], protocol) ->
     base = [m for m in avg if kinds.get(m) == "baseline"]
     if not base:
         return []
-    best = max(base, key=lambda m: avg[m].metrics["ndcg@10"])
+    if vs is not None and vs not in base:
+        raise KeyError(f"no baseline {vs!r} in these results (baselines: {base})")
+    best = vs if vs is not None else max(base, key=lambda m: avg[m].metrics["ndcg@10"])
     out = []
     for m in avg:
         if kinds.get(m) != "transfer":
