@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from xdtutor.results import budget_note, find_results, gain_line, method_table, stop_reasons
 
 
@@ -80,3 +82,18 @@ def test_helpers_read_a_real_results_file(tmp_path):
     assert set(reasons["what"]) == {"source", "text", "full_finetune"}
     assert set(reasons.loc[reasons["what"] != "source", "stop_reason"]) == {"time_limit"}  # a cap of 60 µs fires
     assert "time cap" in budget_note(res) and "full_finetune (seed 0)" in budget_note(res)
+
+
+def test_gain_vs_a_named_baseline_and_cold_user_gain():
+    from xdtutor.results import cold_user_gain, gain_vs
+
+    g = gain_vs(fake(), "popularity")
+    assert g["best_transfer"] == "lora" and g["relative_gain"] == pytest.approx(1.0)
+    assert gain_vs(fake(), "missing") is None
+    res = {"cold_users": [{"method": "popularity", "seed": s, "metrics": {"ndcg@10": .02}} for s in (0, 1)]
+           + [{"method": "mapping[mlp]", "seed": s, "metrics": {"ndcg@10": v}} for s, v in ((0, .024), (1, .026))]
+           + [{"method": "mapping[ridge]", "seed": 0, "metrics": {"ndcg@10": .021}}]}
+    c = cold_user_gain(res)
+    assert c["best_mapping"] == "mapping[mlp]" and c["mapping"] == pytest.approx(.025)
+    assert c["relative_gain"] == pytest.approx(.25) and c["seeds"] == 2
+    assert cold_user_gain({}) is None

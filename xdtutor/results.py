@@ -101,3 +101,35 @@ def budget_note(res: dict) -> str | None:
     return (f"> **Time-capped:** {len(capped)} of {len(reasons)} trainings stopped at their time cap "
             f"(source pretraining {caps['pretrain']} min, each target model {caps['train']} min) before early "
             f"stopping ended them: {names}. Those numbers measure the compute budget as much as the method.")
+
+
+def gain_vs(res: dict, baseline: str = "text", metric: str = "ndcg@10") -> dict | None:
+    """Best transfer method vs one named baseline (e.g. the same architecture trained on the target only).
+
+    Returns:
+        ``{"best_transfer", "transfer", "baseline", "baseline_value", "relative_gain"}`` or ``None``
+        when the baseline or every transfer method is missing.
+    """
+    methods = res.get("methods", {})
+    transfer = {k: v["metrics"][metric] for k, v in methods.items() if v["kind"] == "transfer" and metric in v["metrics"]}
+    if baseline not in methods or not transfer:
+        return None
+    best = max(transfer, key=transfer.get)
+    base = methods[baseline]["metrics"][metric]
+    return {"best_transfer": best, "transfer": transfer[best], "baseline": baseline, "baseline_value": base,
+            "relative_gain": transfer[best] / base - 1.0 if base else float("nan")}
+
+
+def cold_user_gain(res: dict, metric: str = "ndcg@10") -> dict | None:
+    """Mean over seeds of the best EMCDR mapping vs popularity on cold users (``None`` without them)."""
+    rows = pd.DataFrame([{"method": r["method"], "seed": r["seed"], metric: r["metrics"][metric]}
+                         for r in res.get("cold_users", [])])
+    if rows.empty or "popularity" not in set(rows["method"]):
+        return None
+    mean = rows.groupby("method")[metric].mean()
+    mappings = mean.drop("popularity")
+    if mappings.empty:
+        return None
+    best = str(mappings.idxmax())
+    return {"best_mapping": best, "mapping": float(mappings[best]), "popularity": float(mean["popularity"]),
+            "relative_gain": float(mappings[best] / mean["popularity"] - 1.0), "seeds": int(rows["seed"].nunique())}
