@@ -174,7 +174,7 @@ def main(argv=None) -> int:
             for (method, seed), r in sorted(found.items()):
                 results.cold_start.append({"fraction": 1.0, "method": method, "seed": seed,
                                            "train_users": n_train, "metrics": r["metrics"],
-                                           "from": str(Path(args.reuse_full).name)})
+                                           "from": f"{reuse.get('name', '?')} {Path(args.reuse_full).parent.name}"})
     out = Path(args.out or ROOT / "runs" / args.experiment)
     results.save(out)
     print(results.table())
