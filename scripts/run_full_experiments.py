@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from xdtutor.pipeline import (Results, _jsonable, combine_results, flatten, load_config,  # noqa: E402
-                              run_experiment)
+from xdtutor.pipeline import (Results, _jsonable, build_config, combine_results, flatten,  # noqa: E402
+                              load_config, run_experiment)
 
 EXPERIMENTS = {
     "kitchen_to_food": ("configs/kitchen_to_food.yaml", ["cold_start.fractions=[]"]),
@@ -157,8 +157,9 @@ def main(argv=None) -> int:
         reuse = None
         if args.reuse_full:
             reuse = json.loads(Path(args.reuse_full).read_text())
-            changed = [k for k in ("data", "encoder", "model", "pretrain", "train", "transfer", "source_eval_users")
-                       if reuse["config"].get(k) != json.loads(json.dumps(config.to_dict()))[k]]
+            stages = ("data", "encoder", "model", "pretrain", "train", "transfer", "source_eval_users")
+            changed = [c.split("=", 1)[0] for c in config_changes(config, build_config(reuse["config"]))
+                       if c.split(".", 1)[0].split("=", 1)[0] in stages]
             if changed:
                 raise SystemExit(f"--reuse-full {args.reuse_full}: config differs in {changed}; cannot reuse its runs")
             config = dataclasses.replace(config, cold_start=dataclasses.replace(

@@ -470,13 +470,12 @@ def combine_results(parts: Sequence[Results]) -> Results:
     frames = [r.per_user.astype({"user": str}) for r in parts if not r.per_user.empty]  # loaded == in memory
     out.per_user = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     out.diagnostics = first.diagnostics
-    out.info = dict(first.info)
-    out.significance = out.paired_tests()
     walls = [float(r.info.get("wall_seconds", 0.0)) for r in parts]
     out.info = {**first.info, "seeds": seen, "wall_seconds": max(walls), "compute_seconds": sum(walls),
                 "parts": [{"seeds": list(r.config.seeds), "device": r.info.get("device"),
                            "date": r.info.get("date"), "wall_seconds": w} for r, w in zip(parts, walls)],
                 "date": max(str(r.info.get("date", "")) for r in parts)}
+    out.significance = out.paired_tests()
     return out
 
 
@@ -843,7 +842,6 @@ def run_experiment(config: ExperimentConfig, *, dataset: CrossDomainDataset | No
         + ", ".join(f"{s.name} ({s.n_items} items, {s.n_users} users)" for s in prepared.sources))
     results.diagnostics = diagnose(config, prepared)
 
-    kinds: dict[str, str] = {}
     per_user = []
     for seed in config.seeds:
         seed_everything(seed)
@@ -863,7 +861,6 @@ def run_experiment(config: ExperimentConfig, *, dataset: CrossDomainDataset | No
         trained += [(r, "transfer") for r in transfer(config, prepared, knowledge, seed)]
         # 8. evaluate
         for (r, kind), (_, ev) in zip(trained, evaluate_all([r for r, _ in trained], prepared, config)):
-            kinds[r.name] = kind
             results.rows.append(_row(r.name, kind, seed, r, ev, overlap))
             if r.history is not None:
                 results.histories[f"{r.name}/{seed}"] = r.history
@@ -897,7 +894,6 @@ def run_experiment(config: ExperimentConfig, *, dataset: CrossDomainDataset | No
                 log(f"[cold start {fraction:.0%} seed {seed}] {r.name:<15} N@10 {ev.metrics['ndcg@10']:.4f}")
 
     results.per_user = pd.concat(per_user, ignore_index=True) if per_user else pd.DataFrame()
-    results.significance = _significance(results.per_user, kinds, target.protocol)
     from .data import dataset_stats
 
     try:
@@ -913,6 +909,7 @@ def run_experiment(config: ExperimentConfig, *, dataset: CrossDomainDataset | No
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "versions": {"torch": torch.__version__,
                                                                   "python": platform.python_version()},
     }
+    results.significance = results.paired_tests()
     return results
 
 

@@ -90,7 +90,7 @@ def budget_note(res: dict) -> str | None:
     if not any(caps.values()):
         return None
     unknown = reasons.empty or (reasons["stop_reason"] == "?").any()
-    capped = reasons[reasons["stop_reason"] == "time_limit"] if not reasons.empty else reasons
+    capped = reasons[reasons["stop_reason"] == "time_limit"]
     if capped.empty and not unknown:
         return None
     if capped.empty:  # caps were set but the file does not say what stopped the trainings

@@ -161,11 +161,9 @@ class TextSeqRec(nn.Module):
         """
         if negatives == "all":
             items = self.item_representations()                                # (N, H)
-            states = self._encode(item_seq, items)                             # (B, L, H)
-            states, items, t = self._logits_parts(states, items)
-            return softmax_ce(states, items, targets, temperature=t)
-        ids, local_seq, local_targets = batch_catalogue(item_seq, targets, negatives)
-        items = self.item_representations(ids)                                 # (U, H)
-        states = self._encode(local_seq, items)                                # (B, L, H)
+        else:  # the batch re-indexed into its own small catalogue of U items
+            ids, item_seq, targets = batch_catalogue(item_seq, targets, negatives)
+            items = self.item_representations(ids)                             # (U, H)
+        states = self._encode(item_seq, items)                                 # (B, L, H)
         states, items, t = self._logits_parts(states, items)
-        return softmax_ce(states, items, local_targets, temperature=t)
+        return softmax_ce(states, items, targets, temperature=t)
