@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `benchmarks` is a folder of the repository, not an installed package
@@ -140,3 +141,19 @@ def test_end_to_end_smoke(data_dir, tmp_path, monkeypatch):
     assert row["status"] == "ok", row
     assert row["wall_s"] > 0 and row["methods"] >= 1 and 0.0 <= row["best_ndcg@10"] <= 1.0
     assert json.loads((tmp_path / "end_to_end.json").read_text())["rows"][0]["config"] == "kitchen_to_food"
+
+
+def test_time_steps_of_the_negatives_benchmark_trains_and_times():
+    """bench_negatives.time_steps: positive seconds per step, and the steps really update the model."""
+    from benchmarks.bench_negatives import time_steps
+    from xdtutor.models import SASRec
+    from xdtutor.utils import pad_left
+
+    torch.manual_seed(0)
+    model = SASRec(30, hidden=16, n_layers=1, n_heads=2, max_len=8)
+    rows = pad_left([list(range(i, i + 6)) for i in range(20)], 9)      # (20, 9) windows
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for negatives in ("all", "in_batch"):
+        s = time_steps(model, rows[:, :-1], rows[:, 1:], negatives, steps=2, batch_size=8)
+        assert s > 0
+    assert any(not torch.equal(before[n], p) for n, p in model.named_parameters())

@@ -77,8 +77,9 @@ class TrainConfig:
         negatives: Candidates of the softmax loss: ``"all"`` (the whole catalogue, what evaluation
             ranks) or ``"in_batch"`` (the distinct items of each batch, UniSRec's pretraining
             objective): a step no longer scales with the catalogue — a Kitchen pretraining step
-            (27,637 items, batch 256, MLP adaptor, 1 CPU thread) took 0.99 s with ``"all"`` and
-            0.28 s with ``"in_batch"``. Under torchrun each process draws its candidates from its
+            (27,637 items, batch 256, MLP adaptor, 1 CPU thread) took 1.13 s with ``"all"`` and
+            0.27 s with ``"in_batch"`` (``python -m benchmarks.bench_negatives --threads 1``,
+            benchmarks/results/negatives.json). Under torchrun each process draws its candidates from its
             own batch (nothing is gathered across ranks), so their number follows the per-process
             batch size. The model's ``loss`` must accept ``negatives=`` for ``"in_batch"``.
     """
