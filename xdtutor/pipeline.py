@@ -119,8 +119,8 @@ class ExperimentConfig:
         similarity_sample: Items per catalogue for the domain-similarity diagnostic.
         source_eval_users: Source users ranked for early stopping of pretraining (``None`` = all).
             Source NDCG@10 is small (Kitchen: Popularity .0043 on 20,000 users, scripts/source_popularity.py),
-            so 2,000 users give only a handful
-            of hits per epoch and early stopping follows noise; full-scale configs use more.
+            so 2,000 users give only a handful of hits per epoch and early stopping follows noise;
+            full-scale configs use more.
         checkpoint_dir: Keep resumable source-pretraining checkpoints here, in a folder named by a
             hash of everything the source model depends on (data, encoder, model, pretrain, seed), so
             a second run with the same settings (e.g. only the cold-start curve) reuses the source model.
