@@ -16,6 +16,9 @@ Seeds in parallel (one process per core or GPU), then one table over all of them
     python scripts/run_full_experiments.py kitchen_to_food --seeds 1 --out runs/k2f_s1 --part &
     wait
     python scripts/run_full_experiments.py kitchen_to_food --combine runs/k2f_s0 runs/k2f_s1
+
+``results/<name>.md`` is regenerated each time; a hand-written section under a ``## Notes`` heading at
+its end is kept (see ``keep_notes``) — update its numbers after a re-run.
 """
 
 from __future__ import annotations
@@ -53,6 +56,25 @@ def config_changes(config, reference) -> list[str]:
     """``key=value`` for every config entry that differs from ``reference`` (dotted keys)."""
     a, b = flatten(config.to_dict()), flatten(reference.to_dict())
     return [f"{k}={json.dumps(a[k])}" for k in sorted(a) if a[k] != b.get(k)]
+
+
+NOTES_HEADING = "## Notes"
+
+
+def keep_notes(new: str, old: str | None) -> str:
+    """``new`` followed by the hand-written notes of ``old`` (from its first ``## Notes`` heading on).
+
+    The generated part of ``results/<name>.md`` is rewritten on every run or ``--combine``; the notes a
+    person added under a ``## Notes…`` heading are carried over verbatim, so re-combining never loses
+    them (they may then need updating: the numbers above them changed).
+    """
+    if not old:
+        return new
+    lines = old.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(NOTES_HEADING)), None)
+    if start is None:
+        return new
+    return new.rstrip("\n") + "\n\n" + "\n".join(lines[start:]).rstrip("\n") + "\n"
 
 
 def markdown(name: str, results, extra_sets: list[str]) -> str:
@@ -186,7 +208,9 @@ def main(argv=None) -> int:
     res_dir.mkdir(exist_ok=True)
     d = results.to_dict()
     (res_dir / f"{args.experiment}.json").write_text(json.dumps(_jsonable(d), indent=1))
-    (res_dir / f"{args.experiment}.md").write_text(markdown(args.experiment, results, sets))
+    md = res_dir / f"{args.experiment}.md"
+    old = md.read_text() if md.exists() else None
+    md.write_text(keep_notes(markdown(args.experiment, results, sets), old))
     print(f"wrote {out} and results/{args.experiment}.{{json,md}} in {time.time() - t0:.0f} s")
     return 0
 

@@ -215,3 +215,8 @@ def test_run_full_experiments_script_guards(tmp_path):
     a = load_config(CONFIGS / "kitchen_to_food.yaml", ["scale=full"])
     b = load_config(CONFIGS / "kitchen_to_food.yaml", ["scale=full", "train.max_train_minutes=6", "seeds=[0]"])
     assert mod.config_changes(b, a) == ["seeds=[0]", "train.max_train_minutes=6"]
+    # re-combining rewrites the generated table but keeps the hand-written notes below it
+    old = "# x\n\n| old table |\n\n## Notes (read first)\n\n- seed 2 missing\n"
+    assert mod.keep_notes("# x\n\n| new table |\n", old) == "# x\n\n| new table |\n\n## Notes (read first)\n\n- seed 2 missing\n"
+    assert mod.keep_notes("# x\n", "# x\n| no notes |\n") == "# x\n"
+    assert mod.keep_notes("# x\n", None) == "# x\n"
