@@ -97,3 +97,23 @@ def test_gain_vs_a_named_baseline_and_cold_user_gain():
     assert c["best_mapping"] == "mapping[mlp]" and c["mapping"] == pytest.approx(.025)
     assert c["relative_gain"] == pytest.approx(.25) and c["seeds"] == 2
     assert cold_user_gain({}) is None
+
+
+def test_budget_table_compares_one_seed_across_runs():
+    from xdtutor.results import budget_table
+
+    def run(values: dict, stop: str, epochs: int) -> dict:
+        return {"runs": [{"method": m, "seed": s, "metrics": {"ndcg@10": v + s}} for m, v in values.items() for s in (0, 1)],
+                "histories": {f"{m}/{s}": {"epochs": list(range(epochs)), "stop_reason": stop}
+                              for m in values if m != "popularity" for s in (0, 1)}}
+
+    short = run({"popularity": .01, "text": .04, "lora": .05}, "time_limit", 12)
+    long = run({"popularity": .01, "text": .06}, "patience", 30)
+    t = budget_table({"6 min": short, "25 min": long}, seed=0)
+    assert list(t.index) == ["popularity", "text"]            # only methods in both runs
+    assert t.loc["text", "ndcg@10 (6 min)"] == .04 and t.loc["text", "ndcg@10 (25 min)"] == .06
+    assert t.loc["text", "epochs (25 min)"] == 30 and t.loc["text", "stop (6 min)"] == "time_limit"
+    assert t.loc["popularity", "stop (25 min)"] == "-" and t.loc["popularity", "epochs (6 min)"] == 0
+    assert budget_table({"a": short}, seed=1).loc["text", "ndcg@10 (a)"] == pytest.approx(1.04)
+    with pytest.raises(KeyError, match="no rows for seed 5"):
+        budget_table({"a": short}, seed=5)

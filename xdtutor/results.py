@@ -133,3 +133,31 @@ def cold_user_gain(res: dict, metric: str = "ndcg@10") -> dict | None:
     best = str(mappings.idxmax())
     return {"best_mapping": best, "mapping": float(mappings[best]), "popularity": float(mean["popularity"]),
             "relative_gain": float(mappings[best] / mean["popularity"] - 1.0), "seeds": int(rows["seed"].nunique())}
+
+
+def budget_table(runs: dict[str, dict], seed: int = 0, metric: str = "ndcg@10") -> pd.DataFrame:
+    """The same methods and seed under different training budgets, side by side.
+
+    Args:
+        runs: ``{label: results_dict}``, e.g. ``{"6 min": main_run, "25 min": long_run}``; every run
+            must hold ``seed`` (a combined multi-seed run contributes only that seed's rows).
+        seed: which seed's trainings to compare (budgets are compared seed by seed, not as means).
+        metric: the test metric to show.
+
+    Returns:
+        One row per method present in every run, columns ``"<metric> (<label>)"``,
+        ``"epochs (<label>)"`` and ``"stop (<label>)"`` (the recorded stop reason; ``-`` for methods
+        that do not train, e.g. popularity).
+    """
+    frames = []
+    for label, res in runs.items():
+        rows = {r["method"]: r["metrics"][metric] for r in res.get("runs", []) if r.get("seed") == seed}
+        if not rows:
+            raise KeyError(f"run {label!r} has no rows for seed {seed}")
+        hist = res.get("histories") or {}
+        frames.append(pd.DataFrame({
+            f"{metric} ({label})": pd.Series(rows),
+            f"epochs ({label})": pd.Series({m: len(hist.get(f"{m}/{seed}", {}).get("epochs", [])) for m in rows}),
+            f"stop ({label})": pd.Series({m: hist.get(f"{m}/{seed}", {}).get("stop_reason") or "-" for m in rows}),
+        }))
+    return pd.concat(frames, axis=1, join="inner").rename_axis("method")
