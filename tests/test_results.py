@@ -90,6 +90,11 @@ def test_gain_vs_a_named_baseline_and_cold_user_gain():
     g = gain_vs(fake(), "popularity")
     assert g["best_transfer"] == "lora" and g["relative_gain"] == pytest.approx(1.0)
     assert gain_vs(fake(), "missing") is None
+    from xdtutor.results import gain_vs_line
+
+    assert gain_vs_line(fake(), "popularity") == ("best transfer **lora** NDCG@10 0.0400 vs popularity target-only "
+                                                  "0.0200 (**+100.0%**)")
+    assert gain_vs_line(fake(), "missing") == "no missing baseline in this run"
     res = {"cold_users": [{"method": "popularity", "seed": s, "metrics": {"ndcg@10": .02}} for s in (0, 1)]
            + [{"method": "mapping[mlp]", "seed": s, "metrics": {"ndcg@10": v}} for s, v in ((0, .024), (1, .026))]
            + [{"method": "mapping[ridge]", "seed": 0, "metrics": {"ndcg@10": .021}}]}

@@ -120,6 +120,15 @@ def gain_vs(res: dict, baseline: str = "text", metric: str = "ndcg@10") -> dict 
             "relative_gain": transfer[best] / base - 1.0 if base else float("nan")}
 
 
+
+def gain_vs_line(res: dict, baseline: str = "text") -> str:
+    """Markdown: best transfer vs baseline ``baseline`` on NDCG@10 (:func:`gain_vs`), with the relative gain."""
+    g = gain_vs(res, baseline)
+    if g is None:
+        return f"no {baseline} baseline in this run"
+    return (f"best transfer **{g['best_transfer']}** NDCG@10 {g['transfer']:.4f} vs {baseline} target-only "
+            f"{g['baseline_value']:.4f} (**{g['relative_gain']:+.1%}**)")
+
 def cold_user_gain(res: dict, metric: str = "ndcg@10") -> dict | None:
     """Mean over seeds of the best EMCDR mapping vs popularity on cold users (``None`` without them)."""
     rows = pd.DataFrame([{"method": r["method"], "seed": r["seed"], metric: r["metrics"][metric]}
