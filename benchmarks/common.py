@@ -37,6 +37,8 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
+from xdtutor.provenance import package_version, provenance
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 #: Peak dense bf16 tensor-core throughput (TFLOP/s, without sparsity) assumed for known cards.
@@ -61,16 +63,6 @@ def peak_bf16_tflops(device_name: str) -> float | None:
     return None
 
 
-def _version(distribution: str) -> str | None:
-    """Installed version of a distribution, without importing it (``None`` when absent)."""
-    from importlib import metadata
-
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def load_average() -> float | None:
     """1-minute load average of the machine (``None`` where unavailable)."""
     try:
@@ -80,22 +72,27 @@ def load_average() -> float | None:
 
 
 def environment(device: torch.device) -> dict[str, Any]:
-    """What a reader needs to interpret a number: device, versions, machine, date, CPU load."""
+    """What a reader needs to interpret a number: the package's provenance record
+    (:func:`xdtutor.provenance.provenance`: device, versions, commit) plus the benchmark extras —
+    UTC date, machine, peer libraries' versions and the CPU load."""
+    record = provenance(device)
+    versions = record["versions"]
     info: dict[str, Any] = {
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "device": str(device),
-        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                        else platform.processor() or platform.machine()),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": _version("transformers"),
-        "sentence_transformers": _version("sentence-transformers"),
-        "peft": _version("peft"),
-        "torchmetrics": _version("torchmetrics"),
-        "numpy": _version("numpy"),
+        "device": record["device"],
+        "device_name": record["device_name"],
+        "python": versions["python"],
+        "torch": versions["torch"],
+        "transformers": versions["transformers"],
+        "sentence_transformers": versions["sentence-transformers"],
+        "peft": versions["peft"],
+        "torchmetrics": package_version("torchmetrics"),
+        "numpy": versions["numpy"],
+        "xdtutor": versions["xdtutor"],
+        "git_commit": record["git_commit"],
         "machine": f"{platform.system()} {platform.machine()} ({socket.gethostname()})",
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "cpu_count": record["cpu_count"],
+        "torch_threads": record["torch_threads"],
         "load_avg_1min_start": load_average(),
     }
     if device.type == "cuda":

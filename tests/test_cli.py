@@ -1,8 +1,6 @@
 """The ``xdtutor`` command line (in-process through ``main(argv)``)."""
 
 import json
-import sys
-import types
 
 import pytest
 
@@ -57,20 +55,30 @@ def test_errors_exit_nonzero_without_traceback(capsys, argv, code, message):
     assert message in err and "Traceback" not in err
 
 
-def test_run_not_available(capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "xdtutor.pipeline", None)  # import fails
-    assert cli.main(["run", "cfg.yaml"]) == 2
-    assert "not available" in capsys.readouterr().err
+def test_run_reads_the_config_with_its_overrides_and_writes_the_run_folder(tmp_path, monkeypatch, capsys):
+    from test_results import fake
+    from xdtutor import pipeline
 
+    seen = {}
 
-def test_run_delegates_to_pipeline(monkeypatch):
-    calls = []
-    fake = types.ModuleType("xdtutor.pipeline")
-    fake.cli_run = lambda config, sets, out: calls.append((config, sets, out)) or 0
-    monkeypatch.setitem(sys.modules, "xdtutor.pipeline", fake)
-    assert cli.main(["run", "cfg.yaml", "--set", "train.epochs=2", "--set", "a=b=c", "--out", "o"]) == 0
-    assert calls == [("cfg.yaml", [("train.epochs", "2"), ("a", "b=c")], "o")]
-    assert cli.main(["run", "cfg.yaml", "--set", "novalue"]) == 1
+    def run(config, **kwargs):
+        seen["config"] = config
+        res = fake()
+        res.config, res.info = config, {"wall_seconds": 1.0, "protocol_line": "protocol: fake"}
+        return res
+
+    monkeypatch.setattr(pipeline, "run_experiment", run)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("name: tiny\ntrain:\n  epochs: 3\n")
+    assert cli.main(["run", str(cfg), "--set", "train.epochs=2", "--set", "name=a=b", "--out", str(tmp_path / "o")]) == 0
+    assert seen["config"].train.epochs == 2 and seen["config"].name == "a=b"
+    saved = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert saved["overrides"] == ["train.epochs=2", "name=a=b"] and saved["config_file"] == str(cfg)
+    assert "protocol: fake" in capsys.readouterr().out
+    assert cli.main(["run", str(cfg), "--set", "novalue"]) == 1
+    assert "key=value" in capsys.readouterr().err
+    assert cli.main(["run", str(tmp_path / "missing.yaml")]) == 1
+    assert "cannot read the config" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -1,116 +1,102 @@
-"""xdtutor.results: finding committed results files and saying how their numbers were obtained."""
+"""The results model: summary with sample std, selection, gains, stop reasons, files old and new."""
 
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from xdtutor.results import budget_note, find_results, gain_line, method_table, stop_reasons
+from test_experiment import MICRO
+from xdtutor.experiment import build_config
+from xdtutor.results import Results, budget_table, find_results, upgrade
+from xdtutor.train import History
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def fake(name="k2f", scale="full", date="2026-11-28 08:00:00", stops=("patience", "patience")) -> dict:
-    hist = lambda reason: {"epochs": [1, 2, 3], "best_epoch": 2, "epoch_seconds": [1.0, 1.0, 1.0],  # noqa: E731
-                           "stop_reason": reason}
-    m = lambda kind, n: {"kind": kind, "seeds": 1, "metrics": {"recall@10": 2 * n, "ndcg@10": n, "recall@50": 3 * n,  # noqa: E731
-                                                               "ndcg@50": n}, "std": {"recall@10": 0, "ndcg@10": 0,
-                                                               "recall@50": 0, "ndcg@50": 0},
-                         "trainable_params": 10, "total_params": 20, "train_seconds": 3.0}
-    return {"name": name, "scale": scale, "date": date, "config": {"pretrain": {"max_train_minutes": 15},
-                                                                   "train": {"max_train_minutes": 6}},
-            "methods": {"popularity": m("baseline", .02), "text": m("baseline", .03), "lora": m("transfer", .04)},
-            "gain": {"best_transfer": "lora", "transfer": .04, "best_baseline": "text", "baseline": .03,
-                     "relative_gain": .04 / .03 - 1},
-            "histories": {"source/0": hist(stops[0]), "lora/0": hist(stops[1]), "empty/0": {"epochs": []}}}
+def fake(name="k2f", scale="full", date="2026-11-28 08:00:00", stops=("patience", "patience"),
+         seeds=(0,), caps=(15, 6)) -> Results:
+    """Two baselines and one transfer method; ``lora`` is the best transfer, ``text`` the best baseline."""
+    def hist(reason):
+        return History(epochs=[1, 2, 3], train_loss=[3.0, 2.0, 1.5], best_epoch=2, epoch_seconds=[1.0, 1.0, 1.0],
+                       valid_metrics=[{"ndcg@10": v} for v in (.01, .03, .02)], best_metric=.03, stop_reason=reason)
+
+    rows = []
+    for s in seeds:
+        for method, kind, n in (("popularity", "baseline", .02), ("text", "baseline", .03), ("lora", "transfer", .04)):
+            v = n + 0.001 * s
+            rows.append({"method": method, "kind": kind, "seed": s,
+                         "metrics": {"recall@10": 2 * v, "ndcg@10": v, "recall@50": 3 * v, "ndcg@50": v},
+                         "by_user_type": {}, "trainable_params": 10, "total_params": 20, "train_seconds": 3.0})
+    cfg = build_config({**MICRO, "name": name, "scale": scale, "seeds": list(seeds),
+                        "pretrain": {"max_train_minutes": caps[0]}, "train": {"max_train_minutes": caps[1]}})
+    return Results(cfg, rows=rows, info={"date": date, "scale": scale},
+                   histories={"source/0": hist(stops[0]), "lora/0": hist(stops[1]), "empty/0": History()})
+
+
+def test_summary_uses_the_sample_std_and_nan_for_one_seed():
+    one = fake().summary().set_index("method")
+    assert math.isnan(one.loc["lora", "ndcg@10_std"]) and one.loc["lora", "seeds"] == 1
+    three = fake(seeds=(0, 1, 2)).summary().set_index("method")
+    assert three.loc["lora", "ndcg@10"] == pytest.approx(.041)
+    assert three.loc["lora", "ndcg@10_std"] == pytest.approx(0.001)  # ddof=1: sqrt(((.001)^2 * 2) / 2)
+    assert three.loc["lora", "seeds"] == 3
+
+
+def test_best_gain_and_gain_vs():
+    res = fake()
+    assert res.best("transfer") == ("lora", .04) and res.best("baseline") == ("text", .03)
+    g = res.gain()
+    assert g["best_transfer"] == "lora" and g["relative_gain"] == pytest.approx(1 / 3)
+    gv = res.gain_vs("popularity")
+    assert gv["best_transfer"] == "lora" and gv["relative_gain"] == pytest.approx(1.0)
+    assert res.gain_vs("missing") is None
+
+
+def test_cold_user_gain():
+    res = fake()
+    res.cold_users = ([{"method": "popularity", "seed": s, "metrics": {"ndcg@10": .02}} for s in (0, 1)]
+                      + [{"method": "mapping[mlp]", "seed": s, "metrics": {"ndcg@10": v}} for s, v in ((0, .024), (1, .026))]
+                      + [{"method": "mapping[ridge]", "seed": 0, "metrics": {"ndcg@10": .021}}])
+    c = res.cold_user_gain()
+    assert c["best_mapping"] == "mapping[mlp]" and c["mapping"] == pytest.approx(.025)
+    assert c["relative_gain"] == pytest.approx(.25) and c["seeds"] == 2
+    assert fake().cold_user_gain() is None
+
+
+def test_stop_reasons_skip_untrained_methods():
+    reasons = fake().stop_reasons()
+    assert list(reasons["what"]) == ["source", "lora"] and set(reasons["stop_reason"]) == {"patience"}
 
 
 def test_find_results_newest_first_and_skips_other_files(tmp_path):
-    (tmp_path / "a.json").write_text(json.dumps(fake(date="2026-11-28 07:00:00")))
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "b.json").write_text(json.dumps(fake(date="2026-11-28 09:00:00")))
-    (tmp_path / "ci.json").write_text(json.dumps(fake(scale="ci")))
-    (tmp_path / "other.json").write_text(json.dumps(fake(name="other")))
+    def write(path: Path, res: Results) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(res.to_dict(), default=float))
+
+    write(tmp_path / "a.json", fake(date="2026-11-28 07:00:00"))
+    write(tmp_path / "sub" / "b.json", fake(date="2026-11-28 09:00:00"))
+    write(tmp_path / "ci.json", fake(scale="ci"))
+    write(tmp_path / "other.json", fake(name="other"))
     (tmp_path / "broken.json").write_text("{not json")
     (tmp_path / "list.json").write_text("[1, 2]")
     found = find_results("k2f", "full", tmp_path)
     assert [p.name for p, _ in found] == ["b.json", "a.json"]
+    assert isinstance(found[0][1], Results) and found[0][1].best("transfer")[0] == "lora"
     assert find_results("k2f", "ci", tmp_path)[0][0].name == "ci.json"
     assert find_results("missing", root=tmp_path) == []
 
 
-def test_method_table_and_gain_line():
-    df = method_table(fake())
-    assert list(df["method"]) == ["text", "popularity", "lora"]  # baselines first, best first within a kind
-    assert df.loc[df["method"] == "lora", "ndcg@10"].item() == .04
-    assert "+33.3%" in gain_line(fake()) and "lora" in gain_line(fake())
-    assert gain_line({}) == "no gain computed"
-    assert method_table({}).empty
-
-
-def test_budget_note_only_when_a_cap_fired():
-    assert budget_note(fake()) is None
-    reasons = stop_reasons(fake())
-    assert list(reasons["what"]) == ["source", "lora"] and set(reasons["stop_reason"]) == {"patience"}
-    note = budget_note(fake(stops=("time_limit", "patience")))
-    assert note is not None and "1 of 2 trainings" in note and "source (seed 0)" in note and "15 min" in note
-    assert budget_note({"methods": {}}) is None
-
-
-def test_budget_note_when_caps_were_set_but_no_stop_reason_was_recorded():
-    res = fake(stops=("", ""))
-    assert "does not record" in budget_note(res)
-    res["config"] = {"pretrain": {}, "train": {}}
-    assert budget_note(res) is None  # no caps: nothing to warn about
-
-
-def test_helpers_read_a_real_results_file(tmp_path):
-    """The helpers read what Results.save writes, not only hand-made dicts."""
-    from test_pipeline import MICRO
-    from test_transfer import synthetic_dataset, text_tables
-    from xdtutor.pipeline import build_config, run_experiment
-
-    src, tgt = text_tables()
-    cfg = build_config({**MICRO, "strategies": ["zero_shot", "full_finetune"], "baselines": ["popularity", "text"],
-                        "cold_start": {"fractions": []}, "scale": "full",
-                        "train": {**MICRO["train"], "max_train_minutes": 1e-6}})
-    out = run_experiment(cfg, dataset=synthetic_dataset(), text_emb={"src": src.numpy(), "tgt": tgt.numpy()},
-                         log=None).save(tmp_path / "run")
-    (path, res), = find_results("micro", "full", tmp_path)
-    assert path == out / "results.json"
-    assert set(method_table(res)["method"]) == {"popularity", "text", "zero_shot", "full_finetune"}
-    reasons = stop_reasons(res)
-    assert set(reasons["what"]) == {"source", "text", "full_finetune"}
-    assert set(reasons.loc[reasons["what"] != "source", "stop_reason"]) == {"time_limit"}  # a cap of 60 µs fires
-    assert "time cap" in budget_note(res) and "full_finetune (seed 0)" in budget_note(res)
-
-
-def test_gain_vs_a_named_baseline_and_cold_user_gain():
-    from xdtutor.results import cold_user_gain, gain_vs
-
-    g = gain_vs(fake(), "popularity")
-    assert g["best_transfer"] == "lora" and g["relative_gain"] == pytest.approx(1.0)
-    assert gain_vs(fake(), "missing") is None
-    from xdtutor.results import gain_vs_line
-
-    assert gain_vs_line(fake(), "popularity") == ("best transfer **lora** NDCG@10 0.0400 vs popularity target-only "
-                                                  "0.0200 (**+100.0%**)")
-    assert gain_vs_line(fake(), "missing") == "no missing baseline in this run"
-    res = {"cold_users": [{"method": "popularity", "seed": s, "metrics": {"ndcg@10": .02}} for s in (0, 1)]
-           + [{"method": "mapping[mlp]", "seed": s, "metrics": {"ndcg@10": v}} for s, v in ((0, .024), (1, .026))]
-           + [{"method": "mapping[ridge]", "seed": 0, "metrics": {"ndcg@10": .021}}]}
-    c = cold_user_gain(res)
-    assert c["best_mapping"] == "mapping[mlp]" and c["mapping"] == pytest.approx(.025)
-    assert c["relative_gain"] == pytest.approx(.25) and c["seeds"] == 2
-    assert cold_user_gain({}) is None
-
-
 def test_budget_table_compares_one_seed_across_runs():
-    from xdtutor.results import budget_table
-
-    def run(values: dict, stop: str, epochs: int) -> dict:
-        return {"runs": [{"method": m, "seed": s, "metrics": {"ndcg@10": v + s}} for m, v in values.items() for s in (0, 1)],
-                "histories": {f"{m}/{s}": {"epochs": list(range(epochs)), "stop_reason": stop}
-                              for m in values if m != "popularity" for s in (0, 1)}}
+    def run(values: dict, stop: str, epochs: int) -> Results:
+        res = fake(seeds=(0, 1))
+        res.rows = [{"method": m, "seed": s, "metrics": {"ndcg@10": v + s}} for m, v in values.items() for s in (0, 1)]
+        res.histories = {f"{m}/{s}": History(epochs=list(range(epochs)), stop_reason=stop)
+                         for m in values if m != "popularity" for s in (0, 1)}
+        return res
 
     short = run({"popularity": .01, "text": .04, "lora": .05}, "time_limit", 12)
     long = run({"popularity": .01, "text": .06}, "patience", 30)
@@ -122,3 +108,51 @@ def test_budget_table_compares_one_seed_across_runs():
     assert budget_table({"a": short}, seed=1).loc["text", "ndcg@10 (a)"] == pytest.approx(1.04)
     with pytest.raises(KeyError, match="no rows for seed 5"):
         budget_table({"a": short}, seed=5)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "results").glob("*.json")), ids=lambda p: p.stem)
+def test_committed_results_files_load(path):
+    """Every committed results file reads into the current model, the format-1 ones upgraded."""
+    d = json.loads(path.read_text())
+    if "methods" not in d:
+        pytest.skip(f"{path.name} is not a pipeline results file")
+    res = Results.load(path)
+    assert res.name == d["name"] and res.config.scale == d["scale"]
+    summary = res.summary().set_index("method")
+    for method, entry in d["methods"].items():  # the numbers are never touched by an upgrade
+        assert summary.loc[method, "ndcg@10"] == pytest.approx(entry["metrics"]["ndcg@10"], rel=1e-12)
+    if "mapping" in d["config"].get("strategies", []):
+        assert res.config.cold_users.mappings == ("ridge", "mlp") and "mapping" not in res.config.strategies
+
+
+def test_upgrade_moves_the_format_1_keys():
+    old = {"config": {"strategies": ["lora", "mapping"], "transfer": {"mapping": "ridge", "ridge_alpha": 2.0,
+                                                                       "train": {"epochs": 3}},
+                      "train": {"device": "cpu", "max_len": 50, "seed": 0, "epochs": 4}}}
+    new = upgrade(old)
+    assert new["format"] == "xdtutor.results/2" and new["config"]["strategies"] == ["lora"]
+    assert new["config"]["cold_users"] == {"ridge_alpha": 2.0, "mappings": ["ridge", "mlp"]}
+    assert new["config"]["transfer"] == {} and new["config"]["train"] == {"epochs": 4}
+    assert old["config"]["strategies"] == ["lora", "mapping"]  # the input is not modified
+    assert upgrade(new) is new
+
+
+def test_helpers_read_a_real_results_file(tmp_path):
+    """The model reads what a run saves: a time cap that fired is reported from the recorded stop reasons."""
+    from test_pipeline import micro_emb
+    from test_transfer import synthetic_dataset
+    from xdtutor.pipeline import run_experiment
+    from xdtutor.report import budget_note
+
+    cfg = build_config({**MICRO, "strategies": ["zero_shot", "full_finetune"], "baselines": ["popularity", "text"],
+                        "cold_start": {"fractions": []}, "cold_users": {}, "scale": "full",
+                        "train": {**MICRO["train"], "max_train_minutes": 1e-6}})
+    out = run_experiment(cfg, dataset=synthetic_dataset(), text_emb=micro_emb(), log=None).save(tmp_path / "run")
+    (path, res), = find_results("micro", "full", tmp_path)
+    assert path == out / "results.json"
+    assert set(res.summary()["method"]) == {"popularity", "text", "zero_shot", "full_finetune"}
+    assert not res.per_user.empty and isinstance(res.per_user, pd.DataFrame)
+    reasons = res.stop_reasons()
+    assert set(reasons["what"]) == {"source", "text", "full_finetune"}
+    assert set(reasons.loc[reasons["what"] != "source", "stop_reason"]) == {"time_limit"}  # a cap of 60 µs fires
+    assert "time cap" in budget_note(res) and "full_finetune (seed 0)" in budget_note(res)

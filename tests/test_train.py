@@ -10,12 +10,12 @@ import pytest
 import torch
 
 import xdtutor.evaluate as evaluate_module
+from xdtutor.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from xdtutor.config import ConfigError, from_dict
 from xdtutor.data.types import Domain, EvalSet, SplitDomain
 from xdtutor.models import SASRec, TextSeqRec
 from xdtutor.protocol import Protocol
-from xdtutor.train import (CheckpointError, History, TrainConfig, fit, load_checkpoint, save_checkpoint,
-                           training_sequences)
+from xdtutor.train import History, TrainConfig, epoch_batches, fit, training_sequences
 
 torch.set_num_threads(1)
 N_ITEMS, MAX_LEN = 20, 8
@@ -52,8 +52,10 @@ def model(seed: int = 0) -> SASRec:
 
 
 def test_config_validation_names_the_field():
-    with pytest.raises(ConfigError, match="train.lr"):
+    with pytest.raises(ConfigError, match="^lr must be positive"):
         TrainConfig(lr=0)
+    with pytest.raises(ConfigError, match="^pretrain.lr must be positive"):  # from a config section: named by it
+        from_dict(TrainConfig, {"lr": -1}, where="pretrain.")
     with pytest.raises(ConfigError, match="warmup_ratio"):
         TrainConfig(warmup_ratio=1.5)
     with pytest.raises(ConfigError, match="epoch"):
@@ -201,20 +203,18 @@ def test_time_limit_stops_and_is_recorded():
 
 
 def test_length_grouped_batches_cover_every_row_once():
-    from xdtutor.train import _batches
-
     lengths = torch.randint(1, 50, (1000,))
     order = torch.randperm(1000).tolist()
-    batches = _batches(order, lengths, 32, epoch=0, seed=0, group_by_length=True)
+    batches = epoch_batches(order, lengths, 32, epoch=0, seed=0, group_by_length=True)
     assert sorted(i for b in batches for i in b) == list(range(1000))
     assert len(batches) == 32 and all(len(b) == 32 for b in batches[:-1] + batches[-1:] if len(b) != 8)
     spread = sum(int(lengths[b].max() - lengths[b].min()) for b in batches) / len(batches)
     assert spread < 10  # similar lengths inside a batch (random batches spread ~45)
-    assert _batches(order, lengths, 32, 0, 0, False) == [order[s:s + 32] for s in range(0, 1000, 32)]
+    assert epoch_batches(order, lengths, 32, 0, 0, False) == [order[s:s + 32] for s in range(0, 1000, 32)]
 
 
 def test_in_batch_negatives_train_and_are_validated():
-    with pytest.raises(ConfigError, match="train.negatives"):
+    with pytest.raises(ConfigError, match="negatives must be one of"):
         TrainConfig(negatives="sampled")
     data, m = tiny_split(), model()
     before = evaluate_module.evaluate(m, data.valid, data.protocol).metrics["ndcg@10"]

@@ -7,15 +7,17 @@ import pandas as pd
 import pytest
 import torch
 
+from xdtutor.config import ConfigError, from_dict
 from xdtutor.data import CrossDomainDataset, Domain, leave_one_out
+from xdtutor.evaluate import evaluate
 from xdtutor.extract_knowledge import Knowledge, extract_knowledge
-from xdtutor.models import TextSeqRec
-from xdtutor.pretrain_source import ModelConfig, merge_sources, pretrain_source
+from xdtutor.finetune_target import finetune_target
+from xdtutor.models import ModelConfig, TextSeqRec
+from xdtutor.pretrain_source import merge_sources, pretrain_source
 from xdtutor.protocol import Protocol
 from xdtutor.train import TrainConfig
-from xdtutor.transfer import (TransferConfig, frozen_adaptor, full_finetune, fusion, l2sp, lora, mapping,
-                              zero_shot)
-from xdtutor.transfer.diagnostics import domain_similarity, similarity_matrix
+from xdtutor.transfer import TransferConfig, frozen_adaptor, full_finetune, fusion, l2sp, lora, zero_shot
+from xdtutor.transfer.base import build_target_model, load_theta
 from xdtutor.utils import pad_left
 
 D = 12  # text-embedding width of the synthetic catalogues
@@ -142,7 +144,7 @@ def test_user_representations_do_not_leak_source_items_after_the_target_item(wor
 
 def test_zero_shot_trains_nothing_and_equals_theta_s(world):
     data, knowledge, tgt_emb = world
-    res = zero_shot.apply(knowledge, data.target, TransferConfig(train=FAST), device="cpu", text_emb=tgt_emb)
+    res = finetune_target(zero_shot.transfer(knowledge, data.target, text_emb=tgt_emb), data.target, FAST)
     assert res.history is None and res.trainable_params == 0 and res.total_params > 0
     assert not any(p.requires_grad for p in res.model.parameters())
     for k, v in theta_of(res.model).items():
@@ -153,7 +155,7 @@ def test_zero_shot_trains_nothing_and_equals_theta_s(world):
 
 def test_full_finetune_trains_everything(world):
     data, knowledge, tgt_emb = world
-    res = full_finetune.apply(knowledge, data.target, TransferConfig(train=FAST), device="cpu", text_emb=tgt_emb)
+    res = finetune_target(full_finetune.transfer(knowledge, data.target, text_emb=tgt_emb), data.target, FAST)
     assert res.trainable_params == res.total_params and res.history.epochs
     changed = [k for k, v in theta_of(res.model).items() if not torch.equal(v, knowledge.theta[k])]
     assert any(k.startswith("encoder.") for k in changed) and any(k.startswith("adaptor.") for k in changed)
@@ -162,8 +164,6 @@ def test_full_finetune_trains_everything(world):
 def test_l2sp_penalty_is_zero_at_theta_s_and_grows_with_distance(world):
     data, knowledge, tgt_emb = world
     model = TextSeqRec(tgt_emb, **TINY.kwargs())
-    from xdtutor.transfer.base import load_theta
-
     load_theta(model, knowledge.theta)
     penalty = l2sp.L2SPPenalty(knowledge.theta, alpha=0.5)
     assert float(penalty(model).detach()) == 0.0
@@ -174,15 +174,15 @@ def test_l2sp_penalty_is_zero_at_theta_s_and_grows_with_distance(world):
     penalty(model).backward()  # gradient 2α(θ − θ_s)
     torch.testing.assert_close(model.encoder.output_norm.bias.grad,
                                torch.full_like(model.encoder.output_norm.bias, 2 * 0.5 * 0.1))
-    res = l2sp.apply(knowledge, data.target, TransferConfig(train=FAST, l2sp_alpha=0.1), device="cpu",
-                     text_emb=tgt_emb)
+    res = finetune_target(l2sp.transfer(knowledge, data.target, TransferConfig(l2sp_alpha=0.1), text_emb=tgt_emb),
+                          data.target, FAST)
     assert res.history.epochs and res.extra["alpha"] == 0.1
 
 
 def test_frozen_adaptor_keeps_the_encoder(world):
     data, knowledge, tgt_emb = world
-    res = frozen_adaptor.apply(knowledge, data.target, TransferConfig(train=FAST, use_id=True), device="cpu",
-                               text_emb=tgt_emb)
+    res = finetune_target(frozen_adaptor.transfer(knowledge, data.target, TransferConfig(use_id=True), text_emb=tgt_emb),
+                          data.target, FAST)
     theta = theta_of(res.model)
     for k, v in theta.items():
         if k.startswith("encoder."):
@@ -195,8 +195,6 @@ def test_frozen_adaptor_keeps_the_encoder(world):
 
 def test_lora_starts_as_identity_and_merges_to_theta_plus_ba(world):
     _, knowledge, tgt_emb = world
-    from xdtutor.transfer.base import build_target_model
-
     base = build_target_model(knowledge, tgt_emb).eval()
     seq = pad_left([[1, 2, 3, 4], [5, 6]], 8)
     before = base.score(seq)
@@ -219,8 +217,6 @@ def test_lora_starts_as_identity_and_merges_to_theta_plus_ba(world):
 def test_lora_validation_scores_theta_plus_ba_not_theta(world):
     """Evaluating a PeftModel (eval mode, no grad) must include BA: the fused fast path skips it."""
     _, knowledge, tgt_emb = world
-    from xdtutor.transfer.base import build_target_model
-
     seq = pad_left([[1, 2, 3, 4], [5, 6]], 8)
     cfg = TransferConfig(lora_rank=2, lora_alpha=4.0)
     peft_model = lora.wrap_lora(build_target_model(knowledge, tgt_emb), cfg).eval()
@@ -229,7 +225,7 @@ def test_lora_validation_scores_theta_plus_ba_not_theta(world):
             with torch.no_grad():
                 p.normal_()
     with torch.no_grad(), lora.exact_forward():
-        during_training = peft_model.score(seq)  # what validation inside lora.apply sees
+        during_training = peft_model.score(seq)  # what validation during fine-tuning sees
     merged = peft_model.merge_and_unload().eval()
     with torch.no_grad():
         torch.testing.assert_close(during_training, merged.score(seq), rtol=1e-4, atol=1e-4)
@@ -242,9 +238,6 @@ def test_lora_model_stays_trainable_after_validation(world):
     Evaluating must not turn parameters into inference tensors, or fit could not restore its best
     state afterwards (``load_state_dict`` fails on inference tensors).
     """
-    from xdtutor.evaluate import evaluate
-    from xdtutor.transfer.base import build_target_model
-
     data, knowledge, tgt_emb = world
     cfg = TransferConfig(lora_rank=2, lora_targets=("linear1", "linear2", "self_attn"))
     peft_model = lora.wrap_lora(build_target_model(knowledge, tgt_emb), cfg)
@@ -257,8 +250,8 @@ def test_lora_model_stays_trainable_after_validation(world):
 
 def test_lora_apply_changes_only_targets_and_adaptor(world):
     data, knowledge, tgt_emb = world
-    cfg = TransferConfig(train=FAST, lora_rank=2)
-    res = lora.apply(knowledge, data.target, cfg, device="cpu", text_emb=tgt_emb)
+    cfg = TransferConfig(lora_rank=2)
+    res = finetune_target(lora.transfer(knowledge, data.target, cfg, text_emb=tgt_emb), data.target, FAST)
     assert 0 < res.trainable_params < res.total_params
     assert isinstance(res.model, TextSeqRec)  # merged back into a plain model
     for k, v in theta_of(res.model).items():
@@ -282,8 +275,8 @@ def test_fusion_add_rejects_the_seeds_shape_mismatch():
 @pytest.mark.parametrize("mode", ["add", "concat", "gate"])
 def test_fusion_trains_target_view_and_keeps_source_view(world, mode):
     data, knowledge, tgt_emb = world
-    res = fusion.apply(knowledge, data.target, TransferConfig(train=FAST, fusion=mode), device="cpu",
-                       text_emb=tgt_emb)
+    res = finetune_target(fusion.transfer(knowledge, data.target, TransferConfig(fusion=mode), text_emb=tgt_emb),
+                          data.target, FAST)
     fused = res.model.adaptor
     assert isinstance(fused, fusion.FusedAdaptor) and fused.mode == mode
     for name, p in fused.source.named_parameters():
@@ -292,56 +285,12 @@ def test_fusion_trains_target_view_and_keeps_source_view(world, mode):
     assert res.trainable_params < res.total_params
 
 
-def test_ridge_mapping_recovers_a_linear_map_and_checks_input():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(50, 6))
-    W, b = rng.normal(size=(6, 4)), rng.normal(size=4)
-    m = mapping.RidgeMapping(alpha=0.0)
-    assert m.fit(X, X @ W + b) is m
-    np.testing.assert_allclose(m.coef_, W, atol=1e-8)
-    assert m.transform(X[:3]).shape == (3, 4) and m.transform(X).dtype == np.float32
-    with pytest.raises(ValueError, match="rows"):
-        mapping.RidgeMapping().fit(X, X[:10])
-    with pytest.raises(ValueError, match="features"):
-        m.transform(X[:, :5])
-    with pytest.raises(RuntimeError, match="not fitted"):
-        mapping.MLPMapping().transform(X)
-    mlp = mapping.MLPMapping(hidden=16, epochs=150).fit(X, X @ W)
-    assert mlp.transform(X).shape == (50, 4) and mlp.loss_curve_[-1] < mlp.loss_curve_[0]
-
-
-def test_mapping_scores_cold_users(world):
-    data, knowledge, tgt_emb = world
-    base = zero_shot.apply(knowledge, data.target, text_emb=tgt_emb, device="cpu")
-    for kind in ("ridge", "mlp"):
-        res = mapping.apply(knowledge, data.target, TransferConfig(mapping=kind, mlp_epochs=20), base=base)
-        assert res.trainable_params == res.model.mapping.n_params_ and res.extra["n_pairs"] > 0
-        cold = mapping.cold_eval_set(data.target, res.model)
-        assert len(cold) > 0 and all(len(h) == 0 for h in cold.histories)
-        result = mapping.evaluate_cold(res.model, cold, data.target.protocol)
-        assert 0.0 <= result.metrics["ndcg@10"] <= 1.0 and len(result.per_user) == len(cold)
-    with pytest.raises(KeyError, match="no source representation"):
-        res.model.score_users(["nobody"])
-
-
-def test_domain_similarity_scores():
-    a = torch.randn(200, D)
-    same = domain_similarity(a, a)
-    assert same["nn_cosine"] == pytest.approx(1.0, abs=1e-5) and same["mmd_rbf"] == pytest.approx(0.0, abs=1e-6)
-    far = domain_similarity(a, torch.randn(150, D) + 3.0)
-    assert far["mmd_rbf"] > same["mmd_rbf"] and far["nn_cosine"] < 1.0
-    names, mat = similarity_matrix({"a": a, "b": a + 0.01})
-    assert names == ["a", "b"] and mat.shape == (2, 2)
-    with pytest.raises(ValueError, match="widths"):
-        domain_similarity(a, torch.randn(5, D + 1))
-
-
 def test_transfer_config_rejects_bad_values():
-    from xdtutor.config import ConfigError, from_dict
-
     with pytest.raises(ConfigError, match="fusion"):
         TransferConfig(fusion="sum")
     with pytest.raises(ConfigError, match="lora_rnak"):
         from_dict(TransferConfig, {"lora_rnak": 4})
-    cfg = from_dict(TransferConfig, {"train": {"epochs": 3}})
-    assert cfg.train.epochs == 3
+    with pytest.raises(ConfigError, match="train"):
+        from_dict(TransferConfig, {"train": {"epochs": 3}})  # the training loop is not the strategy's
+    with pytest.raises(ConfigError, match="lora_rank must be an integer"):
+        from_dict(TransferConfig, {"lora_rank": 2.5})

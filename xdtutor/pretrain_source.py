@@ -17,7 +17,6 @@ early stopping watches the source's own next-item NDCG@10, never the target's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -25,40 +24,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import check, to_dict
-from .data import Domain, SplitDomain, leave_one_out
-from .models import TextSeqRec
+from .data import Domain, EvalSet, SplitDomain, leave_one_out
+from .models import ModelConfig, TextSeqRec
 from .protocol import Protocol
 from .train import TrainConfig, fit
 from .utils import seed_everything
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture of the text-based recommender (``TextSeqRec`` keyword arguments)."""
-
-    hidden: int = 64
-    n_layers: int = 2
-    n_heads: int = 2
-    max_len: int = 50
-    dropout: float = 0.2
-    adaptor: str = "mlp"
-    similarity: str = "cos"
-    temperature: float = 0.07
-
-    def __post_init__(self) -> None:
-        from .models import ADAPTORS
-
-        check(self.hidden > 0 and self.n_layers > 0 and self.n_heads > 0, "model.hidden, n_layers, n_heads must be positive")
-        check(self.hidden % self.n_heads == 0, f"model.hidden={self.hidden} must be divisible by n_heads={self.n_heads}")
-        check(self.max_len > 0, f"model.max_len must be positive, got {self.max_len}")
-        check(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
-        check(self.adaptor in ADAPTORS, f"model.adaptor must be one of {ADAPTORS}, got {self.adaptor!r}")
-        check(self.similarity in ("dot", "cos"), f"model.similarity must be 'dot' or 'cos', got {self.similarity!r}")
-        check(self.temperature > 0, f"model.temperature must be positive, got {self.temperature}")
-
-    def kwargs(self) -> dict:
-        return to_dict(self)
 
 
 def merge_sources(sources: Sequence[Domain]) -> tuple[Domain, np.ndarray]:
@@ -103,9 +73,7 @@ def source_split(merged: Domain, *, max_len: int = 50, max_eval_users: int | Non
         return split
     keep = np.sort(np.random.default_rng(seed).permutation(len(split.valid))[:max_eval_users])
 
-    def sub(e):
-        from .data import EvalSet
-
+    def sub(e: EvalSet) -> EvalSet:
         return EvalSet([e.users[i] for i in keep], [e.histories[i] for i in keep], e.targets[keep])
 
     return SplitDomain(split.domain, split.train, sub(split.valid), sub(split.test), protocol)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .config import check, to_dict
+from .config import check, check_types, to_dict
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class Protocol:
     ties: str = "pessimistic"
 
     def __post_init__(self) -> None:
+        check_types(self)
         check(self.ranking == "full", f"ranking must be 'full', got {self.ranking!r}")
         check(len(self.ks) > 0 and all(int(k) > 0 for k in self.ks), f"ks must be positive, got {self.ks}")
         check(self.max_len > 0, f"max_len must be positive, got {self.max_len}")

@@ -1,157 +1,414 @@
-"""Reading committed experiment results (``results/*.json``) for the book and for people.
+"""The results of a run: one model for writing, reading, combining and comparing them.
 
-The chapters that show full-scale numbers do not re-run anything: they load the JSON files that
-:mod:`xdtutor.pipeline` wrote (``Results.to_dict``) and say *how* those numbers were obtained —
-device, date, seeds, and whether any training was stopped by its time budget rather than by early
-stopping. These helpers are the single place that logic lives.
+A run (:func:`xdtutor.pipeline.run_experiment`) fills a :class:`Results`; :meth:`Results.save`
+writes a folder (``results.json`` + ``per_user.csv`` + figures), :meth:`Results.load` reads that
+folder or a committed ``results/<name>.json`` back, :func:`combine` merges runs of the same
+experiment with different seeds (seeds run as separate processes), and :func:`find_results`
+finds the committed files of an experiment. Everything a reader sees — a table, a gain, a test, a
+budget warning — is computed here from those rows and rendered by :mod:`xdtutor.report`.
+
+Spread is the **sample** standard deviation over seeds (``ddof=1``); with one seed it is undefined
+(``NaN``, shown as "n = 1"), never 0.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
+from .config import ConfigError, flatten
+from .evaluate import EvalResult, paired_test
+from .experiment import ExperimentConfig, build_config
+from .finetune_target import TrainedModel
+from .protocol import Protocol
+from .train import History
+from .utils import atomic_write, write_json
+
+FORMAT = "xdtutor.results/2"
 METRICS = ("recall@10", "ndcg@10", "recall@50", "ndcg@50")
+#: Top-level keys of ``results.json`` that are not run information (``info``).
+_FIELDS = ("format", "name", "config", "methods", "runs", "source_pretraining", "gain", "significance",
+           "cold_users", "cold_start", "diagnostics", "histories")
 
 
-def find_results(name: str, scale: str = "full", root: str | Path = "results") -> list[tuple[Path, dict]]:
+@dataclass(eq=False)
+class Results:
+    """Everything a run produced (``to_dict`` is what ``results.json`` holds).
+
+    Attributes:
+        config: The config that ran.
+        rows: One dict per (method, seed): ``method``, ``kind`` (baseline | transfer), ``seed``,
+            ``metrics`` (test), ``valid`` (validation metrics of the final model), ``by_user_type``
+            (overlap / target_only), ``valid_ndcg@10``, ``best_epoch``, ``stop_reason``,
+            ``total_params``, ``trainable_params``, ``train_seconds``, ``users``.
+        per_user: Test metrics per user (method, seed, user, user_type, rank, metric columns).
+        histories: ``"method/seed"`` -> training :class:`~xdtutor.train.History`.
+        cold_users: Rows for users with hidden target history (EMCDR mappings vs popularity).
+        cold_start: Rows ``{fraction, method, seed, train_users, metrics}`` of the feature-scarcity curve.
+        diagnostics: Domain similarity of the catalogues' text embeddings.
+        significance: Paired tests of each transfer method against the best baseline (computed
+            from ``per_user``; kept as loaded when a file has no per-user rows).
+        source_runs: Source pretraining per seed (source validation NDCG@10, time).
+        info: Protocol, dataset statistics, provenance (device, versions, commit, date), wall time.
+    """
+
+    config: ExperimentConfig
+    rows: list[dict] = field(default_factory=list)
+    per_user: pd.DataFrame = field(default_factory=pd.DataFrame)
+    histories: dict[str, History] = field(default_factory=dict)
+    cold_users: list[dict] = field(default_factory=list)
+    cold_start: list[dict] = field(default_factory=list)
+    diagnostics: dict = field(default_factory=dict)
+    significance: list[dict] = field(default_factory=list)
+    source_runs: list[dict] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ filling (the pipeline)
+
+    def add(self, trained: TrainedModel, seed: int, test: EvalResult, valid: EvalResult,
+            overlap: frozenset[str]) -> dict:
+        """Record one trained model's validation and test evaluation; returns its row."""
+        pu = test.per_user
+        is_ovl = pu["user"].isin(overlap)
+        groups = {}
+        for g, mask in (("overlap", is_ovl), ("target_only", ~is_ovl)):
+            if mask.any():
+                groups[g] = {m: float(pu.loc[mask, m].mean()) for m in ("recall@10", "ndcg@10")}
+                groups[g]["users"] = int(mask.sum())
+        h = trained.history
+        row = {"method": trained.name, "kind": trained.kind, "seed": seed, "metrics": dict(test.metrics),
+               "valid": dict(valid.metrics), "by_user_type": groups,
+               "valid_ndcg@10": float(valid.metrics["ndcg@10"]),
+               "best_epoch": None if h is None else int(h.best_epoch),
+               "stop_reason": None if h is None else h.stop_reason,
+               "train_seconds": 0.0 if h is None else float(h.total_seconds),
+               "total_params": int(trained.total_params), "trainable_params": int(trained.trainable_params),
+               "users": test.n_users}
+        self.rows.append(row)
+        if h is not None:
+            self.histories[f"{trained.name}/{seed}"] = h
+        frame = pu.drop(columns=["ties", "target_in_history"], errors="ignore").copy()
+        frame.insert(0, "seed", seed)
+        frame.insert(0, "method", trained.name)
+        frame.insert(3, "user_type", np.where(is_ovl, "overlap", "target_only"))
+        self.per_user = frame if self.per_user.empty else pd.concat([self.per_user, frame], ignore_index=True)
+        return row
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def protocol(self) -> Protocol:
+        proto = self.info.get("protocol")
+        if not proto:
+            raise ValueError("these results have no info['protocol']")
+        return Protocol(**{k: tuple(v) if isinstance(v, list) else v for k, v in proto.items()})
+
+    def kinds(self) -> dict[str, str]:
+        """method -> ``"baseline"`` | ``"transfer"``."""
+        return {r["method"]: r["kind"] for r in self.rows}
+
+    def summary(self, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+        """Mean and sample std over seeds per method: columns ``<metric>``, ``<metric>_std``,
+        ``seeds``, parameters, training seconds and NDCG@10 by user type (means)."""
+        if not self.rows:
+            return pd.DataFrame(columns=["method", "kind", "seeds", *metrics])
+        recs = []
+        for r in self.rows:
+            rec = {"method": r["method"], "kind": r["kind"], "seed": r["seed"],
+                   "trainable_params": r["trainable_params"], "total_params": r["total_params"],
+                   "train_seconds": r["train_seconds"]}
+            rec.update({m: r["metrics"].get(m, np.nan) for m in metrics})
+            for group, vals in r.get("by_user_type", {}).items():
+                rec[f"ndcg@10[{group}]"] = vals.get("ndcg@10", np.nan)
+            recs.append(rec)
+        df = pd.DataFrame(recs)
+        groups = df.groupby(["method", "kind"], sort=False)
+        value_cols = [c for c in df.columns if c not in ("method", "kind", "seed")]
+        out = groups[value_cols].mean().join(groups[list(metrics)].std(ddof=1).add_suffix("_std")).reset_index()
+        out["seeds"] = groups["seed"].count().to_numpy()
+        return out
+
+    def best(self, kind: str, metric: str = "ndcg@10") -> tuple[str, float] | None:
+        """``(method, mean test metric)`` of the best method of ``kind`` (baseline | transfer)."""
+        s = self.summary()
+        s = s[s["kind"] == kind]
+        if s.empty:
+            return None
+        row = s.loc[s[metric].idxmax()]
+        return str(row["method"]), float(row[metric])
+
+    def gain(self, metric: str = "ndcg@10") -> dict | None:
+        """Relative gain of the best transfer method over the best target-only baseline."""
+        bt, bb = self.best("transfer", metric), self.best("baseline", metric)
+        if bt is None or bb is None or bb[1] == 0:
+            return None
+        return {"metric": metric, "best_transfer": bt[0], "transfer": bt[1], "best_baseline": bb[0],
+                "baseline": bb[1], "relative_gain": bt[1] / bb[1] - 1.0}
+
+    def gain_vs(self, baseline: str = "text", metric: str = "ndcg@10") -> dict | None:
+        """Best transfer method vs one named baseline (e.g. the same architecture trained on the target only).
+
+        Returns:
+            ``{"best_transfer", "transfer", "baseline", "baseline_value", "relative_gain"}`` or
+            ``None`` when the baseline or every transfer method is missing.
+        """
+        s = self.summary().set_index("method")
+        transfer = s[s["kind"] == "transfer"][metric]
+        if baseline not in s.index or transfer.empty:
+            return None
+        best, base = str(transfer.idxmax()), float(s.loc[baseline, metric])
+        return {"best_transfer": best, "transfer": float(transfer[best]), "baseline": baseline,
+                "baseline_value": base, "relative_gain": float(transfer[best]) / base - 1.0 if base else math.nan}
+
+    def paired_tests(self, vs: str | None = None) -> list[dict]:
+        """Paired t-tests (per-user NDCG@10, mean over seeds) of every transfer method against the
+        best baseline, or against baseline ``vs`` (e.g. ``"text"``: the same architecture without
+        the source)."""
+        if self.per_user.empty:
+            return []
+        kinds = self.kinds()
+        avg = {}
+        for method, group in self.per_user.groupby("method", sort=True):
+            mean = group.groupby("user")["ndcg@10"].mean()                      # one value per user
+            avg[method] = EvalResult({"ndcg@10": float(mean.mean())}, mean.rename("ndcg@10").reset_index(),
+                                     self.protocol)
+        base = [m for m in avg if kinds.get(m) == "baseline"]
+        if not base:
+            return []
+        if vs is not None and vs not in base:
+            raise KeyError(f"no baseline {vs!r} in these results (baselines: {base})")
+        best = vs if vs is not None else max(base, key=lambda m: avg[m].metrics["ndcg@10"])
+        out = []
+        for m in avg:
+            if kinds.get(m) == "transfer":
+                t = paired_test(avg[m], avg[best], "ndcg@10")
+                out.append({**t, "test": t["method"], "method": m, "vs": best})
+        return out
+
+    def cold_user_gain(self, metric: str = "ndcg@10") -> dict | None:
+        """Mean over seeds of the best EMCDR mapping vs popularity on cold users (``None`` without them)."""
+        rows = pd.DataFrame([{"method": r["method"], "seed": r["seed"], metric: r["metrics"][metric]}
+                             for r in self.cold_users])
+        if rows.empty or "popularity" not in set(rows["method"]):
+            return None
+        mean = rows.groupby("method")[metric].mean()
+        mappings = mean.drop("popularity")
+        if mappings.empty:
+            return None
+        best = str(mappings.idxmax())
+        return {"best_mapping": best, "mapping": float(mappings[best]), "popularity": float(mean["popularity"]),
+                "relative_gain": float(mappings[best] / mean["popularity"] - 1.0), "seeds": int(rows["seed"].nunique())}
+
+    def stop_reasons(self) -> pd.DataFrame:
+        """Why every training ended: one row per (what, seed) with ``stop_reason``, epochs, seconds.
+
+        ``what`` is ``"source"`` for pretraining and the method name for target trainings; methods
+        without training (popularity, zero-shot) have no history and are left out.
+        """
+        rows = []
+        for key, h in self.histories.items():
+            what, _, seed = key.rpartition("/")
+            if not h.epochs:
+                continue
+            rows.append({"what": what, "seed": int(seed) if seed.isdigit() else seed,
+                         "stop_reason": h.stop_reason or "?", "epochs": len(h.epochs),
+                         "best_epoch": h.best_epoch, "seconds": h.total_seconds})
+        return pd.DataFrame(rows, columns=["what", "seed", "stop_reason", "epochs", "best_epoch", "seconds"])
+
+    def time_caps(self) -> dict[str, float | None]:
+        """The time caps (minutes) the source and target trainings ran under."""
+        return {s: getattr(self.config, s).max_train_minutes for s in ("pretrain", "train")}
+
+    # ------------------------------------------------------------------ files
+
+    def to_dict(self) -> dict:
+        s = self.summary()
+        return {
+            "format": FORMAT,
+            "name": self.config.name,
+            "config": self.config.to_dict(),
+            **self.info,
+            "methods": {r["method"]: {"kind": r["kind"], "seeds": int(r["seeds"]),
+                                      "metrics": {m: float(r[m]) for m in METRICS},
+                                      "std": {m: float(r[m + "_std"]) for m in METRICS},
+                                      "trainable_params": int(r["trainable_params"]),
+                                      "total_params": int(r["total_params"]),
+                                      "train_seconds": float(r["train_seconds"])}
+                        for _, r in s.iterrows()},
+            "runs": self.rows,
+            "source_pretraining": self.source_runs,
+            "gain": self.gain(),
+            "significance": self.significance,
+            "cold_users": self.cold_users,
+            "cold_start": self.cold_start,
+            "diagnostics": self.diagnostics,
+            "histories": {k: h.to_dict() for k, h in self.histories.items()},
+        }
+
+    def save(self, out: str | Path) -> Path:
+        """Write ``results.json`` and ``per_user.csv`` into the folder ``out`` (figures and the
+        Markdown report: :func:`xdtutor.report.write_run`)."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "results.json", self.to_dict())
+        with atomic_write(out / "per_user.csv", "w") as fh:
+            self.per_user.to_csv(fh, index=False)
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Results":
+        """Read a run folder written by :meth:`save`, or a results JSON file (e.g. ``results/x.json``).
+
+        Files written before the config sections were reorganised (no ``format`` field) are
+        upgraded on reading (:func:`upgrade`).
+
+        Raises:
+            FileNotFoundError: No such file or folder.
+            ConfigError: Not valid JSON (with its line), or fields missing.
+        """
+        path = Path(path)
+        file = path / "results.json" if path.is_dir() else path
+        try:
+            d = json.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{file}: no results file (was the run saved with Results.save?)") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{file}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(d, dict):
+            raise ConfigError(f"{file}: not a results file (the top level is not a mapping)")
+        d = upgrade(d)
+        missing = sorted(k for k in _FIELDS if k not in d)
+        if missing:
+            raise ConfigError(f"{file}: missing field(s) {missing}")
+        per_user_path = file.parent / "per_user.csv" if file.name == "results.json" else None
+        per_user = (pd.read_csv(per_user_path, dtype={"user": str})
+                    if per_user_path is not None and per_user_path.is_file() and per_user_path.stat().st_size > 1
+                    else pd.DataFrame())
+        return cls(config=build_config(d["config"], where=str(file)), rows=d["runs"], per_user=per_user,
+                   histories={k: History.from_dict(h) for k, h in d["histories"].items()},
+                   cold_users=d["cold_users"], cold_start=d["cold_start"], diagnostics=d["diagnostics"],
+                   significance=d["significance"], source_runs=d["source_pretraining"],
+                   info={k: v for k, v in d.items() if k not in _FIELDS})
+
+
+def upgrade(d: dict) -> dict:
+    """A results dict of any earlier format in the current one (the numbers are never touched).
+
+    Format 1 (no ``format`` field) kept the EMCDR settings under ``transfer`` with ``mapping`` in
+    ``strategies`` (the pipeline then fitted both mappings), and stored the training loops'
+    ``device``, ``max_len`` and ``seed``, which now follow the experiment.
+    """
+    if d.get("format") == FORMAT:
+        return d
+    if "format" in d:
+        raise ConfigError(f"unknown results format {d['format']!r} (this version reads {FORMAT!r})")
+    d = copy.deepcopy(d)
+    cfg = d.get("config", {})
+    transfer = cfg.get("transfer") or {}
+    transfer.pop("train", None)
+    mapping = {k: transfer.pop(k) for k in ("ridge_alpha", "mlp_hidden", "mlp_epochs") if k in transfer}
+    transfer.pop("mapping", None)
+    strategies = list(cfg.get("strategies") or [])
+    if "mapping" in strategies:
+        strategies.remove("mapping")
+        mapping["mappings"] = ["ridge", "mlp"]
+    if "strategies" in cfg:
+        cfg["strategies"] = strategies
+    cfg["cold_users"] = mapping
+    for section in ("pretrain", "train"):
+        for key in ("device", "max_len", "seed"):
+            (cfg.get(section) or {}).pop(key, None)
+    d["format"] = FORMAT
+    return d
+
+
+def combine(parts: Sequence[Results]) -> Results:
+    """One :class:`Results` from runs of the same experiment with different seeds.
+
+    Lets the seeds of a full-scale experiment run as separate processes (one per core or GPU) and
+    still give one table with mean ± std and one significance test over all seeds. ``info`` gets
+    ``wall_seconds`` = the longest part (the parts ran side by side), ``compute_seconds`` = their
+    sum, and ``parts`` = each part's seeds, device, date and wall time.
+
+    Raises:
+        ValueError: If the parts differ in anything but their seeds (the dotted config keys are
+            named), ran on different device kinds or library versions, or share a seed.
+    """
+    if not parts:
+        raise ValueError("combine needs at least one Results")
+    first = parts[0]
+    ref = flatten({k: v for k, v in first.config.to_dict().items() if k != "seeds"})
+    seen: list[int] = []
+    for i, r in enumerate(parts):
+        cfg = flatten({k: v for k, v in r.config.to_dict().items() if k != "seeds"})
+        diff = sorted(k for k in set(ref) | set(cfg) if ref.get(k) != cfg.get(k))
+        if diff:
+            raise ValueError(f"part {i} ({r.config.name}) differs from part 0 in {diff}; only seeds may differ")
+        for key in ("device_name", "versions"):
+            if r.info.get(key) != first.info.get(key):
+                raise ValueError(f"part {i} ran with {key} {r.info.get(key)!r}, part 0 with {first.info.get(key)!r}; "
+                                 "a table must not mix them")
+        dup = sorted(set(seen) & set(r.config.seeds))
+        if dup:
+            raise ValueError(f"part {i} repeats seed(s) {dup}")
+        seen += list(r.config.seeds)
+    out = Results(replace(first.config, seeds=tuple(seen)))
+    for r in parts:
+        out.rows += r.rows
+        out.histories.update(r.histories)
+        out.cold_users += r.cold_users
+        out.cold_start += r.cold_start
+        out.source_runs += r.source_runs
+    frames = [r.per_user.astype({"user": str}) for r in parts if not r.per_user.empty]  # loaded == in memory
+    out.per_user = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    out.diagnostics = first.diagnostics
+    walls = [float(r.info.get("wall_seconds", 0.0)) for r in parts]
+    out.info = {**first.info, "seeds": seen, "wall_seconds": max(walls), "compute_seconds": sum(walls),
+                "parts": [{"seeds": list(r.config.seeds), "device": r.info.get("device"),
+                           "date": r.info.get("date"), "wall_seconds": w} for r, w in zip(parts, walls)],
+                "date": max(str(r.info.get("date", "")) for r in parts)}
+    out.significance = out.paired_tests()
+    return out
+
+
+def find_results(name: str, scale: str = "full", root: str | Path = "results") -> list[tuple[Path, Results]]:
     """Every results file of experiment ``name`` at ``scale`` under ``root``, newest first.
 
-    Files that are not JSON, or not a results dict (no ``methods``), are skipped.
+    Files that are not JSON, or not a results file (no ``methods``), are skipped.
 
     Returns:
-        ``[(path, results_dict), …]`` sorted by the run's ``date``, newest first.
+        ``[(path, Results), …]`` sorted by the run's ``date``, newest first.
     """
     found = []
     for path in sorted(Path(root).glob("**/*.json")):
         try:
-            res = json.loads(path.read_text())
+            d = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(res, dict) and res.get("name") == name and res.get("scale") == scale and "methods" in res:
-            found.append((str(res.get("date", "")), path, res))
-    return [(p, r) for _, p, r in sorted(found, key=lambda x: x[0], reverse=True)]
+        if isinstance(d, dict) and d.get("name") == name and d.get("scale") == scale and "methods" in d:
+            found.append((str(d.get("date", "")), path))
+    return [(p, Results.load(p)) for _, p in sorted(found, key=lambda x: x[0], reverse=True)]
 
 
-def method_table(res: dict, metrics: tuple[str, ...] = METRICS) -> pd.DataFrame:
-    """Mean and std over seeds per method (columns ``<metric>``, ``<metric>_std``), best first per kind."""
-    rows = []
-    for name, m in res.get("methods", {}).items():
-        row: dict[str, Any] = {"method": name, "kind": m["kind"], "seeds": m["seeds"]}
-        for k in metrics:
-            row[k] = m["metrics"].get(k, float("nan"))
-            row[k + "_std"] = m["std"].get(k, float("nan"))
-        row["trainable params"] = m["trainable_params"]
-        row["train s"] = m["train_seconds"]
-        rows.append(row)
-    if not rows:
-        return pd.DataFrame(columns=["method", "kind", "seeds", *metrics])
-    return pd.DataFrame(rows).sort_values(["kind", "ndcg@10"], ascending=[True, False]).reset_index(drop=True)
-
-
-def gain_line(res: dict) -> str:
-    """Markdown: best transfer vs best target-only baseline on NDCG@10, with the relative gain."""
-    g = res.get("gain")
-    if not g:
-        return "no gain computed"
-    return (f"best transfer **{g['best_transfer']}** vs best baseline **{g['best_baseline']}**: NDCG@10 "
-            f"{g['transfer']:.4f} vs {g['baseline']:.4f} (**{g['relative_gain']:+.1%}**)")
-
-
-def stop_reasons(res: dict) -> pd.DataFrame:
-    """Why every training of a run ended: one row per (what, seed) with ``stop_reason``.
-
-    ``what`` is ``"source"`` for pretraining and the method name for target trainings; methods
-    without training (popularity, zero-shot) are left out.
-    """
-    rows = []
-    for key, h in (res.get("histories") or {}).items():
-        what, _, seed = key.rpartition("/")
-        if not isinstance(h, dict) or not h.get("epochs"):
-            continue
-        rows.append({"what": what, "seed": int(seed) if seed.isdigit() else seed,
-                     "stop_reason": h.get("stop_reason") or "?", "epochs": len(h["epochs"]),
-                     "best_epoch": h.get("best_epoch"), "seconds": float(sum(h.get("epoch_seconds", [])))})
-    return pd.DataFrame(rows, columns=["what", "seed", "stop_reason", "epochs", "best_epoch", "seconds"])
-
-
-def budget_note(res: dict) -> str | None:
-    """A Markdown warning when any training of the run was stopped by its time cap, else ``None``.
-
-    A time cap (``max_train_minutes``) that never fired changes nothing; one that did means that
-    model did not finish early stopping, and its numbers measure the budget as much as the method.
-    """
-    reasons = stop_reasons(res)
-    cfg = res.get("config", {})
-    caps = {s: (cfg.get(s) or {}).get("max_train_minutes") for s in ("pretrain", "train")}
-    if not any(caps.values()):
-        return None
-    unknown = reasons.empty or (reasons["stop_reason"] == "?").any()
-    capped = reasons[reasons["stop_reason"] == "time_limit"]
-    if capped.empty and not unknown:
-        return None
-    if capped.empty:  # caps were set but the file does not say what stopped the trainings
-        return (f"> **Time caps were set** (source pretraining {caps['pretrain']} min, each target model "
-                f"{caps['train']} min) and this file does not record what stopped each training, so some "
-                "models may not have converged.")
-    names = ", ".join(f"{w} (seed {s})" for w, s in zip(capped["what"], capped["seed"]))
-    return (f"> **Time-capped:** {len(capped)} of {len(reasons)} trainings stopped at their time cap "
-            f"(source pretraining {caps['pretrain']} min, each target model {caps['train']} min) before early "
-            f"stopping ended them: {names}. Those numbers measure the compute budget as much as the method.")
-
-
-def gain_vs(res: dict, baseline: str = "text", metric: str = "ndcg@10") -> dict | None:
-    """Best transfer method vs one named baseline (e.g. the same architecture trained on the target only).
-
-    Returns:
-        ``{"best_transfer", "transfer", "baseline", "baseline_value", "relative_gain"}`` or ``None``
-        when the baseline or every transfer method is missing.
-    """
-    methods = res.get("methods", {})
-    transfer = {k: v["metrics"][metric] for k, v in methods.items() if v["kind"] == "transfer" and metric in v["metrics"]}
-    if baseline not in methods or not transfer:
-        return None
-    best = max(transfer, key=transfer.get)
-    base = methods[baseline]["metrics"][metric]
-    return {"best_transfer": best, "transfer": transfer[best], "baseline": baseline, "baseline_value": base,
-            "relative_gain": transfer[best] / base - 1.0 if base else float("nan")}
-
-
-
-def gain_vs_line(res: dict, baseline: str = "text") -> str:
-    """Markdown: best transfer vs baseline ``baseline`` on NDCG@10 (:func:`gain_vs`), with the relative gain."""
-    g = gain_vs(res, baseline)
-    if g is None:
-        return f"no {baseline} baseline in this run"
-    return (f"best transfer **{g['best_transfer']}** NDCG@10 {g['transfer']:.4f} vs {baseline} target-only "
-            f"{g['baseline_value']:.4f} (**{g['relative_gain']:+.1%}**)")
-
-def cold_user_gain(res: dict, metric: str = "ndcg@10") -> dict | None:
-    """Mean over seeds of the best EMCDR mapping vs popularity on cold users (``None`` without them)."""
-    rows = pd.DataFrame([{"method": r["method"], "seed": r["seed"], metric: r["metrics"][metric]}
-                         for r in res.get("cold_users", [])])
-    if rows.empty or "popularity" not in set(rows["method"]):
-        return None
-    mean = rows.groupby("method")[metric].mean()
-    mappings = mean.drop("popularity")
-    if mappings.empty:
-        return None
-    best = str(mappings.idxmax())
-    return {"best_mapping": best, "mapping": float(mappings[best]), "popularity": float(mean["popularity"]),
-            "relative_gain": float(mappings[best] / mean["popularity"] - 1.0), "seeds": int(rows["seed"].nunique())}
-
-
-def budget_table(runs: dict[str, dict], seed: int = 0, metric: str = "ndcg@10") -> pd.DataFrame:
+def budget_table(runs: Mapping[str, Results], seed: int = 0, metric: str = "ndcg@10") -> pd.DataFrame:
     """The same methods and seed under different training budgets, side by side.
 
     Args:
-        runs: ``{label: results_dict}``, e.g. ``{"6 min": main_run, "25 min": long_run}``; every run
-            must hold ``seed`` (a combined multi-seed run contributes only that seed's rows).
-        seed: which seed's trainings to compare (budgets are compared seed by seed, not as means).
-        metric: the test metric to show.
+        runs: ``{label: Results}``, e.g. ``{"6 min": main_run, "25 min": long_run}``; every run must
+            hold ``seed`` (a combined multi-seed run contributes only that seed's rows).
+        seed: Which seed's trainings to compare (budgets are compared seed by seed, not as means).
+        metric: The test metric to show.
 
     Returns:
         One row per method present in every run, columns ``"<metric> (<label>)"``,
@@ -160,13 +417,13 @@ def budget_table(runs: dict[str, dict], seed: int = 0, metric: str = "ndcg@10") 
     """
     frames = []
     for label, res in runs.items():
-        rows = {r["method"]: r["metrics"][metric] for r in res.get("runs", []) if r.get("seed") == seed}
+        rows = {r["method"]: r["metrics"][metric] for r in res.rows if r.get("seed") == seed}
         if not rows:
             raise KeyError(f"run {label!r} has no rows for seed {seed}")
-        hist = res.get("histories") or {}
+        hist = {m: res.histories.get(f"{m}/{seed}") for m in rows}
         frames.append(pd.DataFrame({
             f"{metric} ({label})": pd.Series(rows),
-            f"epochs ({label})": pd.Series({m: len(hist.get(f"{m}/{seed}", {}).get("epochs", [])) for m in rows}),
-            f"stop ({label})": pd.Series({m: hist.get(f"{m}/{seed}", {}).get("stop_reason") or "-" for m in rows}),
+            f"epochs ({label})": pd.Series({m: len(h.epochs) if h else 0 for m, h in hist.items()}),
+            f"stop ({label})": pd.Series({m: (h.stop_reason if h else "") or "-" for m, h in hist.items()}),
         }))
     return pd.concat(frames, axis=1, join="inner").rename_axis("method")

@@ -1,52 +1,39 @@
 """Stage 7: the one training loop used by every neural model and transfer strategy.
 
 ``fit`` trains the parameters that have ``requires_grad`` (so freezing is done on the model, not
-here) with AdamW, linear warm-up/decay and gradient clipping, evaluates NDCG@10 on the validation
-set after every epoch, stops after ``patience`` epochs without improvement and restores the best
-weights. With ``checkpoint_dir`` every epoch leaves a complete checkpoint behind, and a later call
-with the same directory continues where the run stopped and ends with exactly the same result as
-an uninterrupted run (on CPU). Under ``torchrun`` (``torch.distributed`` initialised) the model is
-wrapped in ``DistributedDataParallel``, each process trains on its shard of the sequences and only
-rank 0 evaluates and writes.
-
-Checkpoint files in ``checkpoint_dir``:
-
-* ``last.safetensors`` / ``last.json`` — model weights / config, epoch, history, early-stopping
-  state, Python+NumPy RNG states, library versions;
-* ``last.pt`` — optimizer, scheduler and torch RNG states (``torch.save``; read back with
-  ``torch.load(weights_only=True)``);
-* ``best.safetensors`` / ``best.json`` — the best weights so far.
+here) with AdamW, linear warm-up/decay and gradient clipping, *validates* after every epoch
+(NDCG@10 on the validation set), stops after ``patience`` epochs without improvement and restores
+the best weights. With ``checkpoint_dir`` every epoch leaves a complete checkpoint behind
+(:mod:`xdtutor.checkpoints`), and a later call with the same directory continues where the run
+stopped and ends with exactly the same result as an uninterrupted run (on CPU). Under ``torchrun``
+(``torch.distributed`` initialised) the model is wrapped in ``DistributedDataParallel``, each
+process trains on its shard of the sequences and only rank 0 evaluates and writes.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import math
-import platform
-import random
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 from torch import nn
+from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
 
-from .config import check, to_dict
+from . import evaluate as evaluate_module  # module, not function: fit looks `evaluate` up at call time
+from .checkpoints import read_best, resume_training_state, save_training_state
+from .config import check, check_types, to_dict
 from .data.types import SplitDomain
-from .utils import atomic_write, pad_left, seed_everything, select_device
+from .models.sasrec import NEGATIVES
+from .utils import is_device_name, pad_left, seed_everything, select_device
 
 MONITOR = "ndcg@10"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing keys, inconsistent, or belongs to a different run (names the file)."""
 
 
 @dataclass(frozen=True)
@@ -102,21 +89,20 @@ class TrainConfig:
     negatives: str = "all"
 
     def __post_init__(self) -> None:
-        check(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
-        check(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
-        check(self.lr > 0, f"train.lr must be positive, got {self.lr}")
-        check(self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}")
-        check(0 <= self.warmup_ratio < 1, f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        check(self.grad_clip >= 0, f"train.grad_clip must be >= 0, got {self.grad_clip}")
-        check(self.patience >= 1, f"train.patience must be >= 1, got {self.patience}")
-        check(self.max_len >= 1, f"train.max_len must be >= 1, got {self.max_len}")
-        check(self.eval_batch_size >= 1, f"train.eval_batch_size must be >= 1, got {self.eval_batch_size}")
-        check(isinstance(self.device, str) and bool(self.device), f"train.device must be a string, got {self.device!r}")
+        check_types(self)
+        check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        check(self.lr > 0, f"lr must be positive, got {self.lr}")
+        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        check(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        check(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
+        check(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
+        check(self.max_len >= 1, f"max_len must be >= 1, got {self.max_len}")
+        check(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        check(is_device_name(self.device), f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
         check(self.max_train_minutes is None or self.max_train_minutes > 0,
-              f"train.max_train_minutes must be positive or None, got {self.max_train_minutes}")
-        from .models.sasrec import NEGATIVES
-
-        check(self.negatives in NEGATIVES, f"train.negatives must be one of {NEGATIVES}, got {self.negatives!r}")
+              f"max_train_minutes must be positive or None, got {self.max_train_minutes}")
+        check(self.negatives in NEGATIVES, f"negatives must be one of {NEGATIVES}, got {self.negatives!r}")
 
 
 @dataclass
@@ -190,87 +176,6 @@ def training_sequences(data: SplitDomain, max_len: int) -> tuple[torch.Tensor, t
     return pad_left(inputs, max_len), pad_left(targets, max_len)
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def _versions() -> dict[str, str]:
-    import safetensors
-    import transformers
-
-    from . import __version__
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "safetensors": safetensors.__version__, "transformers": transformers.__version__,
-            "xdtutor": __version__}
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-def save_checkpoint(model: nn.Module, path: str | Path, config: dict[str, Any], **meta: Any) -> Path:
-    """Write ``model``'s state dict to ``path`` (safetensors) and ``config``/``meta`` to ``path.json``.
-
-    Both files are written atomically. The JSON also records the model class and library versions.
-
-    Returns:
-        The path of the safetensors file.
-    """
-    path = Path(path).with_suffix(".safetensors")
-    state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
-    epoch = str(meta.get("epoch", ""))
-    with atomic_write(path) as fh:
-        fh.write(st_save(state, metadata={"epoch": epoch}))
-    info = {"model_class": type(_unwrap(model)).__name__, "config": config, "versions": _versions(), **meta}
-    with atomic_write(path.with_suffix(".json"), "w") as fh:
-        json.dump(info, fh, indent=1)
-    return path
-
-
-def load_checkpoint(model: nn.Module, path: str | Path, *, strict: bool = True) -> tuple[list[str], list[str]]:
-    """Load the weights saved by :func:`save_checkpoint` into ``model``.
-
-    Args:
-        model: Module to load into (its non-persistent buffers, e.g. the text table, are untouched).
-        path: The ``.safetensors`` file (or the same path without suffix).
-        strict: Raise when the model has keys the file lacks (missing keys). Unexpected keys (in the
-            file but not in the model) are always reported with a warning, never silently dropped.
-
-    Returns:
-        ``(missing, unexpected)`` key lists.
-
-    Raises:
-        CheckpointError: Missing keys with ``strict``, or shapes that do not match (names the file).
-    """
-    path = Path(path).with_suffix(".safetensors")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
-    state = st_load(path.read_bytes())
-    target = _unwrap(model)
-    own = target.state_dict()
-    bad = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-           for k, v in state.items() if k in own and own[k].shape != v.shape]
-    if bad:
-        raise CheckpointError(f"{path}: shape mismatch for {'; '.join(bad)}")
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing and strict:
-        raise CheckpointError(f"{path}: missing keys {missing} (pass strict=False to load the rest)")
-    if unexpected:
-        warnings.warn(f"{path}: unexpected keys ignored: {unexpected}", stacklevel=2)
-    if missing:
-        warnings.warn(f"{path}: missing keys left at their current values: {missing}", stacklevel=2)
-    target.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
-    return missing, unexpected
-
-
-def _checkpoint_meta(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path.with_suffix('.json')}: cannot read checkpoint metadata ({exc})") from exc
-
-
 # ----------------------------------------------------------------------------- distributed helpers
 
 
@@ -295,11 +200,9 @@ class _LossModule(nn.Module):
         return self.model.loss(inputs, targets, negatives=self.negatives)
 
 
-def _epoch_order(n: int, epoch: int, seed: int, distributed: bool, rank: int, world: int) -> list[int]:
+def epoch_order(n: int, epoch: int, seed: int, distributed: bool, rank: int, world: int) -> list[int]:
     """Row order of one epoch: a seeded permutation (or this rank's DistributedSampler shard)."""
     if distributed:
-        from torch.utils.data.distributed import DistributedSampler
-
         sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed)
         sampler.set_epoch(epoch)
         return list(iter(sampler))
@@ -307,8 +210,8 @@ def _epoch_order(n: int, epoch: int, seed: int, distributed: bool, rank: int, wo
     return torch.randperm(n, generator=generator).tolist()
 
 
-def _batches(order: list[int], lengths: torch.Tensor, batch_size: int, epoch: int, seed: int,
-             group_by_length: bool) -> list[list[int]]:
+def epoch_batches(order: list[int], lengths: torch.Tensor, batch_size: int, epoch: int, seed: int,
+                  group_by_length: bool) -> list[list[int]]:
     """Cut one epoch's row order into batches (optionally of similar lengths, in shuffled order)."""
     if not group_by_length:
         return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
@@ -324,9 +227,8 @@ def _batches(order: list[int], lengths: torch.Tensor, batch_size: int, epoch: in
 # ----------------------------------------------------------------------------- the loop
 
 
-def _validate(model: nn.Module, data: SplitDomain, config: TrainConfig, device: torch.device) -> dict[str, float]:
-    from . import evaluate as evaluate_module  # late: resolved at call time (tests may patch it)
-
+def validate(model: nn.Module, data: SplitDomain, config: TrainConfig, device: torch.device) -> dict[str, float]:
+    """Validation metrics of ``model`` on ``data.valid`` (the model is left in training mode)."""
     model.eval()
     result = evaluate_module.evaluate(model, data.valid, data.protocol, device=device,
                                       batch_size=config.eval_batch_size)
@@ -335,6 +237,29 @@ def _validate(model: nn.Module, data: SplitDomain, config: TrainConfig, device: 
     if MONITOR not in metrics:
         raise KeyError(f"validation metrics lack {MONITOR!r} (protocol ks={data.protocol.ks}); got {sorted(metrics)}")
     return metrics
+
+
+@dataclass
+class _EarlyStopping:
+    """Best validation score so far, its weights (on the CPU), and epochs since it improved."""
+
+    patience: int
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_epochs: int = 0
+
+    def update(self, model: nn.Module, history: History, epoch: int, metric: float) -> bool:
+        """Record epoch ``epoch`` (1-based); returns whether it improved on the best."""
+        if metric > history.best_metric:
+            self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            self.bad_epochs = 0
+            history.best_epoch, history.best_metric = epoch, metric
+            return True
+        self.bad_epochs += 1
+        return False
+
+    def restore(self, model: nn.Module, device: torch.device) -> None:
+        if self.best_state is not None:
+            model.load_state_dict({k: v.to(device) for k, v in self.best_state.items()}, strict=False)
 
 
 def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
@@ -358,6 +283,7 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
         ValueError: If the model has no trainable parameters or no training examples exist.
         CheckpointError: If ``checkpoint_dir`` holds a run made with another config.
     """
+    # 1. where, what and how much: device, trainable parameters, training windows, schedule
     distributed, rank, world = _dist()
     seed_everything(config.seed)
     device = select_device(config.device)
@@ -370,15 +296,10 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
     if config.negatives != "all" and "negatives" not in inspect.signature(model.loss).parameters:
         raise ValueError(f"train.negatives={config.negatives!r} but {type(model).__name__}.loss has no "
                          "'negatives' argument")
-    inputs, targets = training_sequences(data, config.max_len)
+    inputs, targets = training_sequences(data, config.max_len)             # (S, L), (S, L)
     lengths = (inputs > 0).sum(dim=1)                                      # (S,)
-    n_rows = inputs.shape[0]
-    rows_per_rank = math.ceil(n_rows / world)
-    steps_per_epoch = math.ceil(rows_per_rank / config.batch_size)
+    steps_per_epoch = math.ceil(math.ceil(inputs.shape[0] / world) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-
-    from transformers import get_linear_schedule_with_warmup
-
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps)
     loss_module: nn.Module = _LossModule(model, config.negatives)
@@ -387,34 +308,33 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
             loss_module, device_ids=[device.index] if device.type == "cuda" else None)
     use_bf16 = config.bf16 and device.type == "cuda"
 
+    # 2. a fresh run, or the one a checkpoint folder left behind
     history = History(device=str(device))
-    best_state: dict[str, torch.Tensor] | None = None
-    bad_epochs, start_epoch = 0, 0
+    stopper = _EarlyStopping(config.patience)
+    start_epoch = 0
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     run_config = to_dict(config)
     if ckpt is not None and (ckpt / "last.json").is_file():
-        state = _resume(ckpt, model, optimizer, scheduler, run_config, device)
-        history, bad_epochs, start_epoch = state["history"], state["bad_epochs"], state["epoch"]
+        state = resume_training_state(ckpt, model, optimizer, scheduler, run_config)
+        history, start_epoch = History.from_dict(state["history"]), state["epoch"]
         history.resumed_from = start_epoch
-        best_state = {k: v.clone() for k, v in st_load((ckpt / "best.safetensors").read_bytes()).items()} \
-            if (ckpt / "best.safetensors").is_file() else None
+        stopper.bad_epochs, stopper.best_state = state["bad_epochs"], read_best(ckpt)
         if state["finished"]:
-            if best_state is not None:
-                model.load_state_dict(best_state, strict=False)
+            stopper.restore(model, device)
             return history
 
+    # 3. epochs: train on shuffled batches, validate, stop on patience, epochs or time
     bar = tqdm(total=config.epochs, initial=start_epoch, desc=f"train {type(model).__name__}",
                disable=not config.progress or rank != 0, leave=True)
     limit_s = None if config.max_train_minutes is None else 60.0 * config.max_train_minutes
-    stop_reason = "max_epochs"
     model.train()
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
-        order = _epoch_order(n_rows, epoch, config.seed, distributed, rank, world)
+        order = epoch_order(inputs.shape[0], epoch, config.seed, distributed, rank, world)
         loss_sum, n_steps, out_of_time = 0.0, 0, False
-        for rows in _batches(order, lengths, config.batch_size, epoch, config.seed, config.group_by_length):
+        for rows in epoch_batches(order, lengths, config.batch_size, epoch, config.seed, config.group_by_length):
             idx = torch.as_tensor(rows)
-            x, y = inputs[idx].to(device), targets[idx].to(device)     # (b, L), (b, L)
+            x, y = inputs[idx].to(device), targets[idx].to(device)         # (b, L), (b, L)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 loss = loss_module(x, y)
                 if penalty is not None:
@@ -436,40 +356,33 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
                 break
         mean_loss = _mean_across_ranks(loss_sum, n_steps, distributed, device)
 
-        metrics = _validate(model, data, config, device) if rank == 0 else {}
+        metrics = validate(model, data, config, device) if rank == 0 else {}
         out_of_time = out_of_time or (limit_s is not None
                                       and history.total_seconds + time.perf_counter() - t0 > limit_s)
         metrics, out_of_time = _broadcast(metrics, out_of_time, distributed)  # rank 0's on every rank
-        improved = metrics[MONITOR] > history.best_metric
-        if improved:
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            bad_epochs = 0
-            history.best_epoch, history.best_metric = epoch + 1, metrics[MONITOR]
-        else:
-            bad_epochs += 1
+        improved = stopper.update(model, history, epoch + 1, metrics[MONITOR])
         history.epochs.append(epoch + 1)
         history.train_loss.append(mean_loss)
         history.valid_metrics.append(metrics)
         history.epoch_seconds.append(time.perf_counter() - t0)
-        finished = epoch + 1 == config.epochs
-        if bad_epochs >= config.patience:
-            stop_reason, finished = "patience", True
+        if stopper.bad_epochs >= config.patience:
+            history.stop_reason = "patience"
         elif out_of_time:
-            stop_reason, finished = "time_limit", True
-        if finished:
-            history.stop_reason = stop_reason
+            history.stop_reason = "time_limit"
+        elif epoch + 1 == config.epochs:
+            history.stop_reason = "max_epochs"
         if ckpt is not None and rank == 0:
-            _save_state(ckpt, model, optimizer, scheduler, run_config, history, bad_epochs, epoch + 1,
-                        finished, improved)
+            save_training_state(ckpt, model, optimizer, scheduler, run_config, history.to_dict(), stopper.bad_epochs,
+                                epoch + 1, bool(history.stop_reason), improved, history.best_metric)
         bar.update(1)
         bar.set_postfix(loss=f"{mean_loss:.4f}", **{MONITOR: f"{metrics[MONITOR]:.4f}"},
                         best=f"{history.best_metric:.4f}")
-        if finished:
+        if history.stop_reason:
             break
     bar.close()
-    history.stop_reason = history.stop_reason or stop_reason
-    if best_state is not None:
-        model.load_state_dict({k: v.to(device) for k, v in best_state.items()}, strict=False)
+
+    # 4. the best epoch's weights
+    stopper.restore(model, device)
     model.eval()
     return history
 
@@ -492,50 +405,4 @@ def _broadcast(metrics: dict[str, float], out_of_time: bool, distributed: bool) 
     return box[0]
 
 
-def _save_state(ckpt: Path, model: nn.Module, optimizer, scheduler, run_config: dict, history: History,
-                bad_epochs: int, epoch: int, finished: bool, improved: bool) -> None:
-    ckpt.mkdir(parents=True, exist_ok=True)
-    if improved:
-        save_checkpoint(model, ckpt / "best.safetensors", run_config, epoch=epoch, metric=history.best_metric)
-    trainer_state = {"epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "torch_rng": torch.get_rng_state(),
-                     "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-    with atomic_write(ckpt / "last.pt") as fh:
-        torch.save(trainer_state, fh)
-    np_state = np.random.get_state()
-    save_checkpoint(model, ckpt / "last.safetensors", run_config, epoch=epoch, finished=finished,
-                    bad_epochs=bad_epochs, history=history.to_dict(),
-                    python_rng=[list(x) if isinstance(x, tuple) else x for x in random.getstate()],
-                    numpy_rng=[np_state[0], np_state[1].tolist(), *map(float, np_state[2:])])
-
-
-def _resume(ckpt: Path, model: nn.Module, optimizer, scheduler, run_config: dict,
-            device: torch.device) -> dict[str, Any]:
-    meta = _checkpoint_meta(ckpt / "last.json")
-    saved = meta.get("config", {})
-    ignore = {"progress", "device", "eval_batch_size"}
-    diff = sorted(k for k in set(saved) | set(run_config) if k not in ignore and saved.get(k) != run_config.get(k))
-    if diff:
-        raise CheckpointError(f"{ckpt / 'last.json'}: checkpoint was made with a different config "
-                              f"({', '.join(f'{k}: {saved.get(k)!r} vs {run_config.get(k)!r}' for k in diff)}); "
-                              f"use another checkpoint_dir")
-    load_checkpoint(model, ckpt / "last.safetensors")
-    trainer = torch.load(ckpt / "last.pt", map_location="cpu", weights_only=True)
-    if trainer["epoch"] != meta["epoch"]:
-        raise CheckpointError(f"{ckpt / 'last.pt'}: epoch {trainer['epoch']} does not match "
-                              f"last.json epoch {meta['epoch']} (interrupted while saving?)")
-    optimizer.load_state_dict(trainer["optimizer"])
-    scheduler.load_state_dict(trainer["scheduler"])
-    torch.set_rng_state(trainer["torch_rng"])
-    if trainer["cuda_rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(trainer["cuda_rng"])
-    py = meta["python_rng"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    npr = meta["numpy_rng"]
-    np.random.set_state((npr[0], np.asarray(npr[1], dtype=np.uint32), int(npr[2]), int(npr[3]), npr[4]))
-    return {"history": History.from_dict(meta["history"]), "bad_epochs": int(meta["bad_epochs"]),
-            "epoch": int(meta["epoch"]), "finished": bool(meta["finished"])}
-
-
-__all__ = ["CheckpointError", "History", "TrainConfig", "fit", "load_checkpoint", "save_checkpoint",
-           "training_sequences"]
+__all__ = ["History", "TrainConfig", "epoch_batches", "fit", "training_sequences", "validate"]

@@ -1,10 +1,12 @@
-"""Small utilities used by several stages: seeding, devices, atomic writes, padding."""
+"""Small utilities used by several stages: seeding, devices, atomic writes, JSON files, padding."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -22,16 +24,33 @@ def seed_everything(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
+_DEVICE_NAME = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def is_device_name(name: object) -> bool:
+    """Whether ``name`` is a device a config may name: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    return isinstance(name, str) and bool(_DEVICE_NAME.match(name))
+
+
 def select_device(device: str | torch.device | None = None) -> torch.device:
     """Pick the compute device: an explicit choice wins, else CUDA > MPS > CPU.
 
     ``XDTUTOR_DEVICE`` (e.g. ``cpu``) overrides the automatic choice, so a notebook can be forced
     onto the CPU without editing it.
+
+    Raises:
+        ValueError: For a CUDA or MPS device on a machine that has none (before anything runs on it).
     """
     if device is None or device == "auto":
         device = os.environ.get("XDTUTOR_DEVICE") or None
     if device is not None and device != "auto":
-        return torch.device(device)
+        chosen = torch.device(device)
+        if chosen.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r} asked for, but this machine has no CUDA GPU "
+                             "(use device=auto or cpu)")
+        if chosen.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ValueError(f"device {str(device)!r} asked for, but MPS is not available here")
+        return chosen
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
@@ -81,3 +100,24 @@ def pad_left(sequences: Sequence[Sequence[int]], max_len: int) -> torch.Tensor:
         if seq:
             out[row, max_len - len(seq):] = torch.as_tensor(seq, dtype=torch.long) + 1
     return out
+
+
+def jsonable(x: Any) -> Any:
+    """``x`` with NumPy scalars/arrays as Python values and non-finite floats as ``None`` (JSON null)."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, (np.floating, float)):
+        return None if not np.isfinite(x) else float(x)
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    return x
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically (see :func:`jsonable`)."""
+    with atomic_write(path, "w") as fh:
+        json.dump(jsonable(data), fh, indent=1)

@@ -35,7 +35,8 @@ import numpy as np
 from ..protocol import Protocol
 from . import loaders
 from .errors import NotADatasetError
-from .preprocess import leave_one_out
+from .generic import load_generic
+from .preprocess import leave_one_out, sample_users
 from .registry import dataset_dir, get_spec, list_datasets  # noqa: F401  (re-exported)
 from .types import CrossDomainDataset, Domain, EvalSet, SplitDomain
 
@@ -87,18 +88,6 @@ def parse_cached(name: str, *, data_dir: str | os.PathLike | None = None, verify
     """The parsed release of ``name`` (``FoodKitchenRaw`` / ``ScientificRaw``), parsed once per process."""
     folder = dataset_dir(name, data_dir, verify=verify)
     return _parse(name, str(folder.resolve()), _fingerprint(folder))
-
-
-def sample_users(users, subsample: float, seed: int) -> set[str]:
-    """A seeded random ``subsample`` fraction of ``users`` (at least one), independent of their order."""
-    if not 0.0 < subsample <= 1.0:
-        raise ValueError(f"subsample must be in (0, 1], got {subsample}")
-    ordered = sorted(set(users))
-    if subsample == 1.0:
-        return set(ordered)
-    n_keep = max(1, int(round(subsample * len(ordered))))
-    perm = np.random.default_rng(seed).permutation(len(ordered))[:n_keep]
-    return {ordered[i] for i in perm}
 
 
 def _sub(domain: Domain, keep: set[str] | None) -> Domain:
@@ -215,7 +204,6 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None, subsam
     if not 0.0 < subsample <= 1.0:
         raise ValueError(f"subsample must be in (0, 1], got {subsample}")
     if name not in list_datasets() and Path(name).expanduser().is_dir():
-        from .generic import load_generic
         return load_generic(Path(name).expanduser(), target=target, subsample=subsample, seed=seed)
     get_spec(name)
     builder = {"food_kitchen": _food_kitchen, "scientific": _scientific, "movielens": _movielens}[name]

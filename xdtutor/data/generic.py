@@ -40,11 +40,10 @@ import numpy as np
 import pandas as pd
 
 from ..protocol import Protocol
-from .build import sample_users
 from .errors import (DataError, EmptyDomainError, MalformedLineError, MissingTextError,
                      NotADatasetError, UnknownItemError)
 from .loaders import read_text
-from .preprocess import leave_one_out
+from .preprocess import leave_one_out, sample_users
 from .types import CrossDomainDataset, Domain
 
 ITEM_COLUMNS = ("item_id", "domain", "text")

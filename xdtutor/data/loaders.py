@@ -19,6 +19,7 @@ import pandas as pd
 
 from .errors import (DataEncodingError, EmptyDomainError, MalformedLineError, MissingTextError,
                      NotADatasetError, UnknownItemError)
+from .preprocess import build_item_text
 from .safe_pickle import safe_load
 from .types import Domain, EvalSet
 
@@ -382,8 +383,6 @@ _INTER_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
 
 def _movielens_items(path: Path, name: str) -> pd.DataFrame:
     """Catalogue from a ``.item`` file; text = "Title (Year). genres"."""
-    from .preprocess import build_item_text
-
     genre_col = "class" if name == "ml-100k" else "genre"
     rows = read_atomic(path, ("item_id", "movie_title", "release_year", genre_col))
     seen: dict[str, tuple[int, list[str]]] = {}

@@ -224,3 +224,29 @@ def check_reference(stats: dict, reference: Mapping[str, float]) -> list[str]:
         if got != want:
             out.append(f"{key}: got {got}, reference {want}")
     return out
+
+
+def sample_users(users, subsample: float, seed: int) -> set[str]:
+    """A seeded random ``subsample`` fraction of ``users`` (at least one), independent of their order."""
+    if not 0.0 < subsample <= 1.0:
+        raise ValueError(f"subsample must be in (0, 1], got {subsample}")
+    ordered = sorted(set(users))
+    if subsample == 1.0:
+        return set(ordered)
+    n_keep = max(1, int(round(subsample * len(ordered))))
+    perm = np.random.default_rng(seed).permutation(len(ordered))[:n_keep]
+    return {ordered[i] for i in perm}
+
+
+def keep_train_users(target: SplitDomain, fraction: float, seed: int) -> SplitDomain:
+    """The target with only a seeded ``fraction`` of its training users (valid/test unchanged).
+
+    The feature-scarcity (cold-start) curve retrains every model on such a split.
+    """
+    if fraction >= 1.0:
+        return target
+    users = sorted(target.train)
+    n = max(1, int(round(fraction * len(users))))
+    keep = {users[i] for i in np.random.default_rng(seed).permutation(len(users))[:n]}
+    return SplitDomain(target.domain, {u: s for u, s in target.train.items() if u in keep},
+                       target.valid, target.test, target.protocol)

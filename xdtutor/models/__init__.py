@@ -12,9 +12,10 @@ from torch import nn
 
 from .adaptors import ADAPTORS, LinearAdaptor, MLPAdaptor, MoEAdaptor, WhiteningAdaptor, make_adaptor
 from .blocks import SequenceEncoder
+from .config import ModelConfig
 from .popularity import Popularity
 from .sasrec import SASRec
-from .text_seqrec import TextSeqRec
+from .text_seqrec import TextSeqRec, transferable_names
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
@@ -23,5 +24,6 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
 
 
-__all__ = ["ADAPTORS", "LinearAdaptor", "MLPAdaptor", "MoEAdaptor", "Popularity", "SASRec",
-           "SequenceEncoder", "TextSeqRec", "WhiteningAdaptor", "count_parameters", "make_adaptor"]
+__all__ = ["ADAPTORS", "LinearAdaptor", "MLPAdaptor", "MoEAdaptor", "ModelConfig", "Popularity", "SASRec",
+           "SequenceEncoder", "TextSeqRec", "WhiteningAdaptor", "count_parameters", "make_adaptor",
+           "transferable_names"]

@@ -22,6 +22,15 @@ from .sasrec import batch_catalogue, init_weights, softmax_ce
 SIMILARITIES = ("dot", "cos")
 
 
+def transferable_names(model: nn.Module) -> list[str]:
+    """Names of the parameters that make up θ: everything but the catalogue-specific ID embedding.
+
+    The text table is a buffer, not a parameter, so θ never depends on a catalogue: θ_s of a model
+    trained on the source loads into a model built on the target's items.
+    """
+    return [n for n, _ in model.named_parameters() if not n.startswith("id_embedding")]
+
+
 class TextSeqRec(nn.Module):
     """Frozen PLM item embeddings -> adaptor [+ ID embedding] -> causal transformer.
 

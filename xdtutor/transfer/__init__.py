@@ -1,9 +1,9 @@
-"""Stage 5 — the transfer menu. Every strategy is a module with the same entry point::
+"""Stage 5 — the transfer menu: how θ_t starts from θ_s. Every strategy is a module with ``NAME`` and::
 
-    apply(knowledge, target, config, *, device=None, text_emb=None) -> TransferResult
+    transfer(knowledge, target, config, *, text_emb=None) -> Transferred
 
 =================  ==========================================================  =================
-strategy           what is trained on the target                               θ_t
+strategy           what fine-tuning (step 6) trains on the target              θ_t
 =================  ==========================================================  =================
 ``zero_shot``      nothing                                                     θ_s
 ``full_finetune``  everything                                                  θ_s + Δθ
@@ -11,34 +11,28 @@ strategy           what is trained on the target                               �
 ``frozen_adaptor`` the item adaptor [+ ID embedding]; encoder frozen           θ_s (encoder)
 ``lora``           low-rank BA on the encoder's layers (peft) [+ adaptor]      θ_s + BA
 ``fusion``         a target adaptor fused (add/concat/gate) with θ_s's one     θ_s + Δθ
-``mapping``        f(source user rep) -> target user rep for cold users        (EMCDR)
 =================  ==========================================================  =================
 
-:mod:`.diagnostics` scores how alike two catalogues are (a warning sign for negative transfer).
+Users with no target history at all are served by a different stage, the EMCDR mapping of
+:mod:`xdtutor.cold_users`; how alike two catalogues are is measured by :mod:`xdtutor.diagnostics`.
 """
 
 from __future__ import annotations
 
-from . import diagnostics, frozen_adaptor, full_finetune, fusion, l2sp, lora, mapping, zero_shot
-from .base import TransferConfig, TransferResult
+from types import ModuleType
 
-STRATEGIES = {
-    "zero_shot": zero_shot,
-    "full_finetune": full_finetune,
-    "l2sp": l2sp,
-    "frozen_adaptor": frozen_adaptor,
-    "lora": lora,
-    "fusion": fusion,
-    "mapping": mapping,
-}
+from . import frozen_adaptor, full_finetune, fusion, l2sp, lora, zero_shot
+from .base import Transferred, TransferConfig
+
+STRATEGIES: dict[str, ModuleType] = {m.NAME: m for m in (zero_shot, full_finetune, l2sp, frozen_adaptor, lora, fusion)}
 
 
-def get_strategy(name: str):
+def get_strategy(name: str) -> ModuleType:
     """The strategy module called ``name`` (one of :data:`STRATEGIES`)."""
     if name not in STRATEGIES:
         raise KeyError(f"unknown transfer strategy {name!r}; choose from {', '.join(STRATEGIES)}")
     return STRATEGIES[name]
 
 
-__all__ = ["STRATEGIES", "TransferConfig", "TransferResult", "diagnostics", "get_strategy", "frozen_adaptor",
-           "full_finetune", "fusion", "l2sp", "lora", "mapping", "zero_shot"]
+__all__ = ["STRATEGIES", "TransferConfig", "Transferred", "frozen_adaptor", "full_finetune", "fusion",
+           "get_strategy", "l2sp", "lora", "zero_shot"]

@@ -1,31 +1,33 @@
-"""What every transfer strategy shares: its config, its result, and building θ_t from θ_s.
+"""What every transfer strategy shares: its config, what it hands to fine-tuning, and θ_t from θ_s.
 
-A strategy is a module of :mod:`xdtutor.transfer` with one function::
+A strategy is a module of :mod:`xdtutor.transfer` with a ``NAME`` and one function::
 
-    apply(knowledge: Knowledge, target: SplitDomain, config: TransferConfig, *, device=None,
-          text_emb=None) -> TransferResult
+    transfer(knowledge: Knowledge, target: SplitDomain, config: TransferConfig, *,
+             text_emb=None) -> Transferred
 
-``knowledge`` is what :func:`xdtutor.extract_knowledge.extract_knowledge` kept from the source model,
-``target`` the split target domain, ``text_emb`` the target catalogue's PLM embeddings ``(N_t, D)``
-(computed from ``target.domain.texts`` with the knowledge's encoder when omitted).
+It builds θ_t's starting point from θ_s — which parameters are copied, which stay frozen, what is
+new — and says how fine-tuning must treat it (an extra penalty, a context to train in, a step
+after training). It trains nothing: step 6, :func:`xdtutor.finetune_target.finetune_target`, does.
+``knowledge`` is what :func:`xdtutor.extract_knowledge.extract_knowledge` kept from the source
+model, ``target`` the split target domain, ``text_emb`` the target catalogue's PLM embeddings
+``(N_t, D)`` (encoded from ``target.domain.texts`` with the knowledge's encoder when omitted).
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
+import contextlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, ContextManager
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..config import check, from_dict
-from ..train import TrainConfig
+from ..config import check, check_types, from_dict
+from ..encoders import EncoderConfig, encode_texts
+from ..models import TextSeqRec, count_parameters, transferable_names
 
 FUSIONS = ("add", "concat", "gate")
-MAPPINGS = ("ridge", "mlp")
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,6 @@ class TransferConfig:
     """Settings of the transfer stage (one config for the whole menu; each strategy reads its part).
 
     Attributes:
-        train: The target training loop (epochs, lr, early stopping …).
         use_id: Add a trainable target ID embedding to the text item representation
             (UniSRec's "text + ID" / transductive setting).
         l2sp_alpha: Weight α of the L2-SP penalty α‖θ_t − θ_s‖².
@@ -43,13 +44,8 @@ class TransferConfig:
         lora_targets: Names (suffixes) of the encoder's ``nn.Linear`` layers to wrap; empty = all of them.
         lora_train_adaptor: Also train the item adaptor next to the LoRA matrices.
         fusion: How target item features meet the source's: ``"add"``, ``"concat"`` or ``"gate"``.
-        mapping: EMCDR mapping function: ``"ridge"`` (closed form) or ``"mlp"``.
-        ridge_alpha: Ridge regularisation of the linear mapping.
-        mlp_hidden: Hidden width of the MLP mapping.
-        mlp_epochs: Full-batch training epochs of the MLP mapping.
     """
 
-    train: TrainConfig = field(default_factory=TrainConfig)
     use_id: bool = False
     l2sp_alpha: float = 0.01
     lora_rank: int = 8
@@ -58,53 +54,51 @@ class TransferConfig:
     lora_targets: tuple[str, ...] = ()
     lora_train_adaptor: bool = True
     fusion: str = "gate"
-    mapping: str = "ridge"
-    ridge_alpha: float = 1.0
-    mlp_hidden: int = 128
-    mlp_epochs: int = 200
 
     def __post_init__(self) -> None:
-        if isinstance(self.train, dict):  # built from YAML
-            object.__setattr__(self, "train", from_dict(TrainConfig, self.train, where="train."))
-        check(self.l2sp_alpha >= 0, f"transfer.l2sp_alpha must be >= 0, got {self.l2sp_alpha}")
-        check(self.lora_rank > 0, f"transfer.lora_rank must be positive, got {self.lora_rank}")
-        check(0.0 <= self.lora_dropout < 1.0, f"transfer.lora_dropout must be in [0, 1), got {self.lora_dropout}")
-        check(self.fusion in FUSIONS, f"transfer.fusion must be one of {FUSIONS}, got {self.fusion!r}")
-        check(self.mapping in MAPPINGS, f"transfer.mapping must be one of {MAPPINGS}, got {self.mapping!r}")
-        check(self.ridge_alpha >= 0, f"transfer.ridge_alpha must be >= 0, got {self.ridge_alpha}")
-        check(self.mlp_hidden > 0 and self.mlp_epochs > 0, "transfer.mlp_hidden and mlp_epochs must be positive")
+        check_types(self)
+        check(self.l2sp_alpha >= 0, f"l2sp_alpha must be >= 0, got {self.l2sp_alpha}")
+        check(self.lora_rank > 0, f"lora_rank must be positive, got {self.lora_rank}")
+        check(0.0 <= self.lora_dropout < 1.0, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        check(self.fusion in FUSIONS, f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
 
 
 @dataclass(eq=False)
-class TransferResult:
-    """What a strategy returns.
+class Transferred:
+    """θ_t's starting point, as a strategy hands it to fine-tuning (step 6).
 
     Attributes:
         name: Strategy name, e.g. ``"lora"``.
-        model: The target recommender (offers ``score(item_seq)``).
-        history: Training history (``None`` when nothing was trained, e.g. zero-shot).
-        total_params: Parameters of the model.
-        trainable_params: Parameters the strategy trained on the target.
-        extra: Strategy-specific details (e.g. LoRA target layers, the fitted mapping).
+        model: The module fine-tuning trains (its frozen parts have ``requires_grad=False``).
+        total_params: Parameters of the target model (without training-only wrappers).
+        trainable_params: Parameters fine-tuning will train (0 when ``trains`` is false).
+        trains: ``False`` when the strategy uses θ_s as it is (zero-shot).
+        penalty: Extra training term ``penalty(model) -> scalar`` (L2-SP), or ``None``.
+        during_training: A context manager factory fine-tuning runs inside (LoRA needs PyTorch's
+            exact, unfused encoder forward).
+        after_training: Turns the trained module into the final target model (LoRA merges BA into
+            θ_s); ``None`` keeps it.
+        extra: Strategy-specific details (LoRA target layers, fusion mode, α …).
     """
 
     name: str
-    model: Any
-    history: Any
+    model: nn.Module
     total_params: int
     trainable_params: int
+    trains: bool = True
+    penalty: Callable[[nn.Module], torch.Tensor] | None = None
+    during_training: Callable[[], ContextManager] = contextlib.nullcontext
+    after_training: Callable[[nn.Module], nn.Module] | None = None
     extra: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
-        return (f"TransferResult(name={self.name!r}, total_params={self.total_params:,}, "
-                f"trainable_params={self.trainable_params:,}, trained={self.history is not None})")
+        return (f"Transferred(name={self.name!r}, total_params={self.total_params:,}, "
+                f"trainable_params={self.trainable_params:,}, trains={self.trains})")
 
 
-def target_text_emb(knowledge, target, text_emb=None) -> torch.Tensor:
+def target_text_emb(knowledge: Any, target: Any, text_emb: Any = None) -> torch.Tensor:
     """The target catalogue's PLM embeddings ``(N_t, D)``: given, or encoded with the source's encoder."""
     if text_emb is None:
-        from ..encoders import EncoderConfig, encode_texts
-
         enc = from_dict(EncoderConfig, knowledge.encoder_config, where="knowledge.encoder.")
         text_emb = encode_texts(target.domain.texts, enc)
     text_emb = torch.as_tensor(np.asarray(text_emb), dtype=torch.float32)
@@ -118,8 +112,8 @@ def target_text_emb(knowledge, target, text_emb=None) -> torch.Tensor:
     return text_emb
 
 
-def build_target_model(knowledge, text_emb: torch.Tensor, *, use_id: bool = False,
-                       from_source: bool = True) -> nn.Module:
+def build_target_model(knowledge: Any, text_emb: torch.Tensor, *, use_id: bool = False,
+                       from_source: bool = True) -> TextSeqRec:
     """A :class:`~xdtutor.models.TextSeqRec` on the target catalogue, initialised from θ_s.
 
     Args:
@@ -132,19 +126,12 @@ def build_target_model(knowledge, text_emb: torch.Tensor, *, use_id: bool = Fals
         RuntimeError: If θ_s does not cover the model's transferable parameters exactly (no
             ``strict=False`` silently ignoring missing keys).
     """
-    from ..models import TextSeqRec
-
     kwargs = dict(knowledge.model_config)
     kwargs["use_id"] = use_id
     model = TextSeqRec(text_emb, **kwargs)
     if from_source:
         load_theta(model, knowledge.theta)
     return model
-
-
-def transferable_names(model: nn.Module) -> list[str]:
-    """Names of the parameters that make up θ (everything but the catalogue-specific ID embedding)."""
-    return [n for n, _ in model.named_parameters() if not n.startswith("id_embedding")]
 
 
 def load_theta(model: nn.Module, theta: dict[str, torch.Tensor]) -> None:
@@ -165,21 +152,7 @@ def load_theta(model: nn.Module, theta: dict[str, torch.Tensor]) -> None:
             params[name].copy_(value)
 
 
-def param_counts(model: nn.Module) -> tuple[int, int]:
-    """``(total, trainable)`` parameters of a module (unique tensors)."""
-    from ..models import count_parameters
-
-    return count_parameters(model)
-
-
-def fit_target(model: nn.Module, target, config: TransferConfig, *, penalty=None, device=None):
-    """Train ``model`` on the target with the one training loop (:func:`xdtutor.train.fit`)."""
-    from ..finetune_target import finetune_target
-
-    train = config.train if device is None else dataclasses.replace(config.train, device=str(device))
-    return finetune_target(model, target, train, penalty=penalty)
-
-
-def copy_module(module: nn.Module) -> nn.Module:
-    """A deep copy (so a strategy never mutates the caller's model)."""
-    return copy.deepcopy(module)
+def transferred(name: str, model: nn.Module, **kwargs: Any) -> Transferred:
+    """A :class:`Transferred` whose parameter counts are read off ``model`` as it stands."""
+    total, trainable = count_parameters(model)
+    return Transferred(name, model, total, trainable, **kwargs)

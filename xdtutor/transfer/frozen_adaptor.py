@@ -6,16 +6,13 @@ target ID embedding when ``config.use_id`` — learns. Few trainable parameters,
 
 from __future__ import annotations
 
-from .base import TransferConfig, TransferResult, build_target_model, fit_target, param_counts, target_text_emb
+from .base import Transferred, TransferConfig, build_target_model, target_text_emb, transferred
 
 NAME = "frozen_adaptor"
 
 
-def apply(knowledge, target, config: TransferConfig = TransferConfig(), *, device=None,
-          text_emb=None) -> TransferResult:
-    """Freeze ``model.encoder``; train ``model.adaptor`` [+ ``model.id_embedding``]."""
+def transfer(knowledge, target, config: TransferConfig = TransferConfig(), *, text_emb=None) -> Transferred:
+    """Freeze ``model.encoder``; ``model.adaptor`` [+ ``model.id_embedding``] train."""
     model = build_target_model(knowledge, target_text_emb(knowledge, target, text_emb), use_id=config.use_id)
     model.encoder.requires_grad_(False)
-    total, trainable = param_counts(model)
-    history = fit_target(model, target, config, device=device)
-    return TransferResult(NAME, model, history, total, trainable)
+    return transferred(NAME, model)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from .base import TransferConfig, TransferResult, build_target_model, fit_target, param_counts, target_text_emb
+from .base import Transferred, TransferConfig, build_target_model, target_text_emb, transferred
 
 NAME = "full_finetune"
 
 
-def apply(knowledge, target, config: TransferConfig = TransferConfig(), *, device=None,
-          text_emb=None) -> TransferResult:
-    """Initialise from θ_s (plus a fresh ID embedding when ``config.use_id``) and train everything."""
+def transfer(knowledge, target, config: TransferConfig = TransferConfig(), *, text_emb=None) -> Transferred:
+    """Initialise from θ_s (plus a fresh ID embedding when ``config.use_id``); everything trains."""
     model = build_target_model(knowledge, target_text_emb(knowledge, target, text_emb), use_id=config.use_id)
-    total, trainable = param_counts(model)
-    history = fit_target(model, target, config, device=device)
-    return TransferResult(NAME, model, history, total, trainable)
+    return transferred(NAME, model)

@@ -25,8 +25,7 @@ from torch import nn
 
 from ..models import make_adaptor
 from ..models.sasrec import init_weights
-from .base import (FUSIONS, TransferConfig, TransferResult, build_target_model, fit_target, param_counts,
-                   target_text_emb)
+from .base import FUSIONS, Transferred, TransferConfig, build_target_model, target_text_emb, transferred
 
 NAME = "fusion"
 
@@ -115,8 +114,7 @@ def _out_width(adaptor: nn.Module, in_dim: int) -> int:
     return int(width)
 
 
-def apply(knowledge, target, config: TransferConfig = TransferConfig(), *, device=None,
-          text_emb=None) -> TransferResult:
+def transfer(knowledge, target, config: TransferConfig = TransferConfig(), *, text_emb=None) -> Transferred:
     """θ_s's encoder (trained) reading fused item features (``config.fusion``)."""
     model = build_target_model(knowledge, target_text_emb(knowledge, target, text_emb), use_id=config.use_id)
     fresh = make_adaptor(knowledge.model_config.get("adaptor", "linear"), model.text_dim, model.hidden,
@@ -125,6 +123,4 @@ def apply(knowledge, target, config: TransferConfig = TransferConfig(), *, devic
     model.adaptor = FusedAdaptor(model.adaptor, fresh, model.text_dim, config.fusion)
     if config.fusion in ("concat", "gate"):
         (model.adaptor.proj if config.fusion == "concat" else model.adaptor.gate).apply(init_weights)
-    total, trainable = param_counts(model)
-    history = fit_target(model, target, config, device=device)
-    return TransferResult(NAME, model, history, total, trainable, extra={"fusion": config.fusion})
+    return transferred(NAME, model, extra={"fusion": config.fusion})

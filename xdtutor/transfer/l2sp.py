@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .base import TransferConfig, TransferResult, build_target_model, fit_target, param_counts, target_text_emb
+from .base import Transferred, TransferConfig, build_target_model, target_text_emb, transferred
 
 NAME = "l2sp"
 
@@ -49,11 +49,8 @@ class L2SPPenalty:
         return self.alpha * total
 
 
-def apply(knowledge, target, config: TransferConfig = TransferConfig(), *, device=None,
-          text_emb=None) -> TransferResult:
+def transfer(knowledge, target, config: TransferConfig = TransferConfig(), *, text_emb=None) -> Transferred:
     """Full fine-tuning from θ_s with :class:`L2SPPenalty` (α = ``config.l2sp_alpha``)."""
     model = build_target_model(knowledge, target_text_emb(knowledge, target, text_emb), use_id=config.use_id)
     penalty: Callable = L2SPPenalty(knowledge.theta, config.l2sp_alpha)
-    total, trainable = param_counts(model)
-    history = fit_target(model, target, config, penalty=penalty, device=device)
-    return TransferResult(NAME, model, history, total, trainable, extra={"alpha": config.l2sp_alpha})
+    return transferred(NAME, model, penalty=penalty, extra={"alpha": config.l2sp_alpha})

@@ -19,9 +19,11 @@ import re
 from typing import Iterator
 
 import torch
+from peft import LoraConfig, get_peft_model
 from torch import nn
 
-from .base import TransferConfig, TransferResult, build_target_model, fit_target, param_counts, target_text_emb
+from ..models import count_parameters
+from .base import Transferred, TransferConfig, build_target_model, target_text_emb
 
 NAME = "lora"
 DEFAULT_TARGETS = ("linear1", "linear2", "self_attn")
@@ -65,8 +67,6 @@ def wrap_lora(model: nn.Module, config: TransferConfig):
     Everything but the LoRA matrices is frozen by peft; the adaptor is re-enabled when
     ``config.lora_train_adaptor`` (and the ID embedding when present).
     """
-    from peft import LoraConfig, get_peft_model
-
     names = lora_target_names(model, config.lora_targets)
     pattern = "^(" + "|".join(re.escape(n) for n in names) + ")$"
     lora_config = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha,
@@ -98,17 +98,21 @@ def exact_forward() -> Iterator[None]:
         torch.backends.mha.set_fastpath_enabled(previous)
 
 
-def apply(knowledge, target, config: TransferConfig = TransferConfig(), *, device=None,
-          text_emb=None) -> TransferResult:
-    """LoRA-fine-tune θ_s on the target, then merge: the result is a plain model with θ_s + BA."""
+def transfer(knowledge, target, config: TransferConfig = TransferConfig(), *, text_emb=None) -> Transferred:
+    """θ_s wrapped with LoRA; fine-tuning trains BA (+ the adaptor), then merges: θ_t = θ_s + BA."""
     model = build_target_model(knowledge, target_text_emb(knowledge, target, text_emb), use_id=config.use_id)
+    targets = lora_target_names(model, config.lora_targets)
     peft_model = wrap_lora(model, config)
-    total_base, _ = param_counts(model)
-    _, trainable = param_counts(peft_model)
-    with exact_forward():  # validation inside fit must see θ_s + BA, not θ_s
-        history = fit_target(peft_model, target, config, device=device)
+    total, _ = count_parameters(model)        # θ_s with the LoRA matrices peft inserted into it
+    _, trainable = count_parameters(peft_model)
+    return Transferred(NAME, peft_model, total, trainable,
+                       during_training=exact_forward,  # validation inside fit must see θ_s + BA, not θ_s
+                       after_training=merge,
+                       extra={"targets": targets, "rank": config.lora_rank, "alpha": config.lora_alpha})
+
+
+def merge(peft_model: nn.Module) -> nn.Module:
+    """Fold ``(α/r) B A`` into the wrapped weights; returns the plain ``TextSeqRec`` with θ_s + BA."""
     merged = peft_model.merge_and_unload()
     merged.eval()
-    return TransferResult(NAME, merged, history, total_base, trainable,
-                          extra={"targets": lora_target_names(merged, config.lora_targets),
-                                 "rank": config.lora_rank, "alpha": config.lora_alpha})
+    return merged

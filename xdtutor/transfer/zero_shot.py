@@ -2,22 +2,18 @@
 
 Only possible because items are represented by their text: the source's adaptor maps the target
 items' PLM embeddings into the space the source's sequence encoder was trained on (ZESRec/UniSRec's
-inductive setting). Nothing is trained, so ``history`` is ``None`` and ``trainable_params`` is 0.
+inductive setting). Nothing is trained (``trains=False``), so fine-tuning returns the model as it is.
 """
 
 from __future__ import annotations
 
-from ..utils import select_device
-from .base import TransferConfig, TransferResult, build_target_model, param_counts, target_text_emb
+from .base import Transferred, TransferConfig, build_target_model, target_text_emb, transferred
 
 NAME = "zero_shot"
 
 
-def apply(knowledge, target, config: TransferConfig = TransferConfig(), *, device=None,
-          text_emb=None) -> TransferResult:
-    """θ_t = θ_s on the target catalogue; parameters are frozen (nothing is trained)."""
+def transfer(knowledge, target, config: TransferConfig = TransferConfig(), *, text_emb=None) -> Transferred:
+    """θ_t = θ_s on the target catalogue; every parameter is frozen."""
     model = build_target_model(knowledge, target_text_emb(knowledge, target, text_emb), use_id=False)
     model.requires_grad_(False)
-    model.to(select_device(device)).eval()
-    total, _ = param_counts(model)
-    return TransferResult(NAME, model, None, total, 0)
+    return transferred(NAME, model.eval(), trains=False)

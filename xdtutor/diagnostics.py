@@ -75,6 +75,9 @@ def domain_similarity(source_emb, target_emb, *, sample: int = 2000, seed: int =
 def similarity_matrix(embeddings: Mapping[str, object], metric: str = "nn_cosine", **kwargs) -> tuple[list[str], np.ndarray]:
     """Pairwise ``metric`` between several catalogues; row = target, column = source.
 
+    The diagonal (a catalogue against itself) is 1 for the cosines and 0 for ``mmd_rbf`` by
+    definition, and is not computed.
+
     Returns:
         ``(names, matrix (K, K))``.
     """
@@ -82,5 +85,30 @@ def similarity_matrix(embeddings: Mapping[str, object], metric: str = "nn_cosine
     out = np.zeros((len(names), len(names)))
     for i, a in enumerate(names):
         for j, b in enumerate(names):
-            out[i, j] = domain_similarity(embeddings[b], embeddings[a], **kwargs)[metric]
+            if i == j:
+                out[i, j] = 0.0 if metric == "mmd_rbf" else 1.0
+            else:
+                out[i, j] = domain_similarity(embeddings[b], embeddings[a], **kwargs)[metric]
     return names, out
+
+
+def diagnose(source_embs: Mapping[str, object], target: str, target_emb: object, *, sample: int = 2000,
+             seed: int = 0) -> dict:
+    """The negative-transfer diagnostic of an experiment: each source against the target, and the matrix.
+
+    Args:
+        source_embs: Source name -> its catalogue's embeddings ``(N_s, D)``.
+        target: The target's name.
+        target_emb: The target catalogue's embeddings ``(N_t, D)``.
+        sample: Items per catalogue for ``nn_cosine`` and ``mmd_rbf``.
+        seed: Seed of the subsamples.
+
+    Returns:
+        ``{"<source>-><target>": domain_similarity(...), …, "matrix": {"metric", "names", "values"}}``.
+    """
+    out: dict = {f"{name}->{target}": domain_similarity(emb, target_emb, sample=sample, seed=seed)
+                 for name, emb in source_embs.items()}
+    names, values = similarity_matrix({**source_embs, target: target_emb}, sample=sample, seed=seed)
+    out["matrix"] = {"metric": "nn_cosine (row: target, column: source)", "names": names,
+                     "values": values.tolist()}
+    return out

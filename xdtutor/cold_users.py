@@ -1,9 +1,14 @@
-"""Strategy 7 — mapping (EMCDR, Man et al., IJCAI 2017) for users with no target history.
+"""The cold-user stage — EMCDR (Man et al., IJCAI 2017) for users with no target history.
 
-For users present in both domains, learn ``f: source user representation -> target user
-representation`` on the users who *do* have target training data; a cold user of the target (source
-history, empty target history) then gets ``f(source rep)`` as their target representation and is
-scored against the target model's item representations.
+A user who has never interacted in the target has an empty history: no sequential model of the
+target can score them. For users present in both domains, EMCDR learns a mapping
+``f: source user representation -> target user representation`` on users who *do* have target
+training data; a cold user then gets ``f(source rep)`` as their target representation and is scored
+against the target model's item representations.
+
+It is its own stage (``cold_users:`` in a config), run after the transfer strategies: the mapping
+needs a trained target model (the base whose user space it maps into) and the source user
+representations of :class:`~xdtutor.extract_knowledge.Knowledge`.
 
 Two mapping functions, scikit-learn style (``__init__`` stores hyper-parameters, ``fit`` returns
 ``self``, learned state ends in ``_``): :class:`RidgeMapping` (closed form) and :class:`MLPMapping`.
@@ -11,6 +16,7 @@ Two mapping functions, scikit-learn style (``__init__`` stores hyper-parameters,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,10 +24,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..utils import pad_left, select_device
-from .base import TransferConfig, TransferResult, param_counts
+from .config import check, check_types
+from .data import EvalSet
+from .utils import pad_left, select_device
 
-NAME = "mapping"
+MAPPINGS = ("ridge", "mlp")
+
+
+@dataclass(frozen=True)
+class ColdUsersConfig:
+    """Settings of the cold-user stage.
+
+    Attributes:
+        mappings: Mapping functions to fit and evaluate (``"ridge"``, ``"mlp"``); empty = skip the stage.
+        ridge_alpha: Ridge regularisation of the linear mapping.
+        mlp_hidden: Hidden width of the MLP mapping.
+        mlp_epochs: Full-batch training epochs of the MLP mapping.
+    """
+
+    mappings: tuple[str, ...] = ()
+    ridge_alpha: float = 1.0
+    mlp_hidden: int = 128
+    mlp_epochs: int = 200
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        unknown = [m for m in self.mappings if m not in MAPPINGS]
+        check(not unknown, f"mappings: unknown {unknown}; choose from {MAPPINGS}")
+        check(self.ridge_alpha >= 0, f"ridge_alpha must be >= 0, got {self.ridge_alpha}")
+        check(self.mlp_hidden > 0 and self.mlp_epochs > 0, "mlp_hidden and mlp_epochs must be positive")
 
 
 def _as_2d(name: str, x: Any) -> np.ndarray:
@@ -134,26 +165,31 @@ class MLPMapping:
         return sum(p.numel() for p in self.net_.parameters())
 
 
-def make_mapping(config: TransferConfig):
-    """The mapping named by ``config.mapping`` with its hyper-parameters."""
-    if config.mapping == "ridge":
+def make_mapping(kind: str, config: ColdUsersConfig = ColdUsersConfig(), seed: int = 0):
+    """An unfitted mapping of ``kind`` (``"ridge"`` | ``"mlp"``) with the config's hyper-parameters."""
+    if kind == "ridge":
         return RidgeMapping(alpha=config.ridge_alpha)
-    return MLPMapping(hidden=config.mlp_hidden, epochs=config.mlp_epochs, seed=config.train.seed)
+    if kind == "mlp":
+        return MLPMapping(hidden=config.mlp_hidden, epochs=config.mlp_epochs, seed=seed)
+    raise ValueError(f"unknown mapping {kind!r}; choose from {MAPPINGS}")
 
 
 class MappedColdStartRecommender(nn.Module):
-    """A target model plus a mapping for cold users.
+    """A trained target model whose users are given by ``mapping(source representation)``.
 
-    ``score(item_seq)`` is the target model's (warm users); :meth:`score_users` scores users by
-    ``mapping(source rep)`` against the target item representations (cold users).
+    :func:`xdtutor.evaluate.evaluate` passes the users' keys to :meth:`score` because
+    ``needs_users`` is true; their (empty) target histories are ignored.
 
     Args:
         base: Trained target model (offers ``item_representations`` and ``similarity``/``temperature``).
         mapping: A fitted mapping.
-        source_reps: stage -> (user key -> source representation (d_s,)).
+        source_reps: user key -> source representation ``(d_s,)``, from the source history before
+            the evaluated item.
     """
 
-    def __init__(self, base: nn.Module, mapping, source_reps: dict[str, dict[str, np.ndarray]]) -> None:
+    needs_users = True
+
+    def __init__(self, base: nn.Module, mapping, source_reps: dict[str, np.ndarray]) -> None:
         super().__init__()
         self.base = base
         self.mapping = mapping
@@ -163,25 +199,21 @@ class MappedColdStartRecommender(nn.Module):
     def n_items(self) -> int:
         return self.base.n_items
 
-    def score(self, item_seq: torch.Tensor) -> torch.Tensor:
-        return self.base.score(item_seq)  # (B, N)
-
-    def can_score(self, user: str, stage: str = "test") -> bool:
-        return user in self.source_reps.get(stage, {})
+    def can_score(self, user: str) -> bool:
+        return user in self.source_reps
 
     @torch.no_grad()
-    def score_users(self, users: list[str], stage: str = "test") -> torch.Tensor:
-        """(B,) user keys -> (B, N) scores from ``mapping(source rep)``.
+    def score(self, item_seq: torch.Tensor, users: list[str]) -> torch.Tensor:
+        """(B, L) ignored histories and B user keys -> (B, N) scores from ``mapping(source rep)``.
 
         Raises:
-            KeyError: If a user has no source representation for ``stage``.
+            KeyError: If a user has no source representation.
         """
-        reps = self.source_reps[stage]
-        missing = [u for u in users if u not in reps]
+        missing = [u for u in users if u not in self.source_reps]
         if missing:
-            raise KeyError(f"no source representation for users {missing[:5]} at stage {stage!r}")
+            raise KeyError(f"no source representation for users {missing[:5]}")
         device = next(self.base.parameters()).device
-        x = np.stack([reps[u] for u in users])                                  # (B, d_s)
+        x = np.stack([self.source_reps[u] for u in users])                      # (B, d_s)
         user = torch.as_tensor(self.mapping.transform(x), device=device)        # (B, H)
         items = self.base.item_representations()                                # (N, H)
         if getattr(self.base, "similarity", "dot") == "cos":
@@ -202,30 +234,25 @@ def target_user_reps(model: nn.Module, sequences: list[np.ndarray], max_len: int
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
-def apply(knowledge, target, config: TransferConfig = TransferConfig(), *, device=None, text_emb=None,
-          base: Any = None) -> TransferResult:
-    """Fit the EMCDR mapping on overlapping users with target training data.
+def fit_mapping(knowledge, target, base: nn.Module, kind: str, config: ColdUsersConfig = ColdUsersConfig(),
+                seed: int = 0):
+    """Fit an EMCDR mapping on overlapping users with target training data.
 
     Args:
-        knowledge: Supplies source user representations (``user_reps["train"|"valid"|"test"]``).
+        knowledge: Supplies source user representations (``user_reps["train"]``: source histories
+            before each user's target valid item).
         target: The split target; ``target.train`` gives the paired users' target sequences.
-        config: ``config.mapping`` (ridge | mlp) and its hyper-parameters.
-        base: The trained target model whose user space is mapped into (a ``TransferResult`` or a
-            module). ``None``: a :mod:`full_finetune` model is trained first.
+        base: The trained target model whose user space is mapped into.
+        kind: ``"ridge"`` or ``"mlp"``.
+        config: The mappings' hyper-parameters.
+        seed: Seed of the MLP's initialisation.
 
     Returns:
-        ``TransferResult`` whose model is a :class:`MappedColdStartRecommender`; ``trainable_params``
-        counts the mapping's parameters only (the base model's are reported with the base).
+        The fitted mapping (``n_pairs_`` = the users it was fitted on).
 
     Raises:
         ValueError: If no overlapping user has both a source history and target training data.
     """
-    if base is None:
-        from . import full_finetune
-
-        base = full_finetune.apply(knowledge, target, config, device=device, text_emb=text_emb)
-    history = getattr(base, "history", None)
-    base_model = base.model if isinstance(base, TransferResult) else base
     rows = knowledge.user_index()
     has = knowledge.user_has_history.get("train")
     pairs = [u for u in knowledge.user_keys
@@ -234,57 +261,26 @@ def apply(knowledge, target, config: TransferConfig = TransferConfig(), *, devic
         raise ValueError("mapping: no overlapping user has both a source history and target training data")
     max_len = int(knowledge.model_config.get("max_len", 50))
     X = knowledge.user_reps["train"][[rows[u] for u in pairs]].numpy()            # (n, d_s)
-    Y = target_user_reps(base_model, [target.train[u] for u in pairs], max_len)  # (n, H)
-    mapping = make_mapping(config).fit(X, Y)
-    source_reps = {}
-    for stage, reps in knowledge.user_reps.items():
-        mask = knowledge.user_has_history[stage]
-        source_reps[stage] = {u: reps[i].numpy() for u, i in rows.items() if bool(mask[i])}
-    model = MappedColdStartRecommender(base_model, mapping, source_reps)
-    total, _ = param_counts(base_model)
-    return TransferResult(NAME, model, history, total + mapping.n_params_, mapping.n_params_,
-                          extra={"mapping": config.mapping, "n_pairs": len(pairs)})
+    Y = target_user_reps(base, [target.train[u] for u in pairs], max_len)        # (n, H)
+    mapping = make_mapping(kind, config, seed).fit(X, Y)
+    mapping.n_pairs_ = len(pairs)
+    return mapping
 
 
-def cold_eval_set(target, model: MappedColdStartRecommender, stage: str = "test"):
+def source_reps(knowledge, stage: str = "test") -> dict[str, np.ndarray]:
+    """user key -> source representation before the ``stage`` item, for users who have one."""
+    reps, mask = knowledge.user_reps[stage], knowledge.user_has_history[stage]
+    return {u: reps[i].numpy() for u, i in knowledge.user_index().items() if bool(mask[i])}
+
+
+def cold_eval_set(target, reps: dict[str, np.ndarray], stage: str = "test") -> EvalSet:
     """The ``stage`` examples of overlapping users, with their target history hidden (cold users).
 
-    Only users with a source representation for ``stage`` are kept; ``histories`` are empty, so
-    a history-based model sees nothing and :class:`~xdtutor.models.Popularity` is the natural
+    Only users with a source representation in ``reps`` are kept; ``histories`` are empty, so a
+    history-based model sees nothing and :class:`~xdtutor.models.Popularity` is the natural
     reference.
     """
-    from ..data import EvalSet
-
     ev = target.test if stage == "test" else target.valid
-    idx = [i for i, u in enumerate(ev.users) if model.can_score(u, stage)]
+    idx = [i for i, u in enumerate(ev.users) if u in reps]
     return EvalSet([ev.users[i] for i in idx], [np.zeros(0, dtype=np.int64) for _ in idx],
                    np.asarray(ev.targets)[idx])
-
-
-def evaluate_cold(model: MappedColdStartRecommender, eval_set, protocol, *, stage: str = "test",
-                  batch_size: int = 1024):
-    """Full-ranking metrics of the mapped representations of ``eval_set``'s users.
-
-    Uses the evaluator's metric functions (:mod:`xdtutor.metrics`) and returns the same
-    :class:`~xdtutor.evaluate.EvalResult` (histories are empty, so masking does not apply).
-    """
-    import pandas as pd
-
-    from ..evaluate import EvalResult
-    from ..metrics import count_ties, per_example, rank_of_target
-
-    if len(eval_set) == 0:
-        raise ValueError("evaluate_cold: no cold user with a source representation")
-    ranks, ties = [], []
-    model.eval()
-    for start in range(0, len(eval_set), batch_size):
-        users = eval_set.users[start:start + batch_size]
-        scores = model.score_users(users, stage)                                      # (B, N)
-        tgt = torch.as_tensor(np.asarray(eval_set.targets[start:start + batch_size]), device=scores.device)
-        ranks.append(rank_of_target(scores, tgt, ties=getattr(protocol, "ties", "optimistic")).cpu().numpy())
-        ties.append(count_ties(scores, tgt).cpu().numpy())
-    ranks_np, ties_np = np.concatenate(ranks), np.concatenate(ties)
-    values = per_example(ranks_np, protocol.ks)
-    per_user = pd.DataFrame({"user": list(eval_set.users), "rank": ranks_np, "ties": ties_np,
-                             "target_in_history": np.zeros(len(ranks_np), dtype=bool), **values})
-    return EvalResult({k: float(v.mean()) for k, v in values.items()}, per_user, protocol)

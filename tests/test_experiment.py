@@ -1,0 +1,117 @@
+"""Experiment configs: YAML at the edge, sections per stage, every key takes effect or is rejected by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from xdtutor.config import ConfigError, parse_sets
+from xdtutor.experiment import build_config, load_config, read_config_file
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+MICRO = {
+    "name": "micro", "scale": "ci", "seeds": [0], "device": "cpu",
+    "model": {"hidden": 16, "n_layers": 1, "n_heads": 2, "max_len": 8, "dropout": 0.0, "adaptor": "linear"},
+    "pretrain": {"epochs": 1, "batch_size": 16, "progress": False},
+    "train": {"epochs": 1, "batch_size": 16, "progress": False},
+    "transfer": {"lora_rank": 2},
+    "cold_users": {"mappings": ["ridge", "mlp"], "mlp_epochs": 10},
+    "cold_start": {"fractions": [0.5]},
+    "similarity_sample": 50,
+}
+
+
+def test_unknown_keys_are_errors_naming_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="train.epoch"):
+        build_config(MICRO, ["train.epoch=3"])
+    with pytest.raises(ConfigError, match="lernrate"):
+        build_config({**MICRO, "lernrate": 1})
+    with pytest.raises(ConfigError, match="strategies"):
+        build_config({**MICRO, "strategies": ["magic"]})
+    with pytest.raises(ConfigError, match="mapping"):  # EMCDR is the cold-user stage, not a strategy
+        build_config({**MICRO, "strategies": ["mapping"]})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndata:\n  subsampel: 0.1\n")
+    with pytest.raises(ConfigError, match="data.subsampel"):
+        load_config(bad)
+
+
+def test_moved_and_derived_keys_say_where_they_went():
+    with pytest.raises(ConfigError, match="transfer.train is no longer a key; use train"):
+        build_config({**MICRO, "transfer": {"train": {"epochs": 2}}})
+    with pytest.raises(ConfigError, match="transfer.mapping is no longer a key; use cold_users.mappings"):
+        build_config(MICRO, ["transfer.mapping=ridge"])
+    # the loops' device, history length and seed follow the experiment: setting them would be ignored
+    for key, source in (("train.max_len=20", "model.max_len"), ("pretrain.device=cpu", "device"),
+                        ("train.seed=3", "seeds")):
+        with pytest.raises(ConfigError, match=rf"{key.split('=')[0]} is not a key.*'{source}'"):
+            build_config(MICRO, [key])
+
+
+def test_types_are_checked_when_the_config_loads(tmp_path):
+    cases = {"train.epochs=1.5": "train.epochs must be an integer",
+             "train.batch_size=2.5": "train.batch_size must be an integer",
+             "model.hidden=64.0": "model.hidden must be an integer",
+             "seeds=[a]": r"seeds\[0\] must be an integer",
+             "device=gpu": "device must be 'auto', 'cpu'",
+             "train.lr=.inf": "train.lr must be a finite number",
+             "pretrain.lr=-1": "pretrain.lr must be positive",
+             "cold_users.mlp_hidden=true": "cold_users.mlp_hidden must be an integer",
+             "data.compact=1": "data.compact must be true or false"}
+    for setting, message in cases.items():
+        with pytest.raises(ConfigError, match=message):
+            build_config(MICRO, [setting])
+    yaml11 = tmp_path / "lr.yaml"  # YAML 1.1 reads 1e-3 as a string
+    yaml11.write_text("name: x\ntrain:\n  lr: 1e-3\n")
+    with pytest.raises(ConfigError, match=r"train.lr must be a number, got the string '1e-3' \(YAML reads"):
+        load_config(yaml11)
+
+
+def test_scale_sections_and_overrides():
+    raw = {**MICRO, "ci": {"train.epochs": 2, "data.subsample": 0.1}, "full": {"train.epochs": 40}}
+    ci = build_config(raw)
+    assert ci.scale == "ci" and ci.train.epochs == 2 and ci.data.subsample == 0.1
+    full = build_config(raw, [("scale", "full")])
+    assert full.scale == "full" and full.train.epochs == 40 and full.data.subsample == 1.0
+    over = build_config(raw, ["train.epochs=5", "seeds=[1, 2]", "transfer.fusion=concat"])
+    assert over.train.epochs == 5 and over.seeds == (1, 2) and over.transfer.fusion == "concat"
+    loop = over.train_config(seed=2)  # what every target-side training runs with
+    assert (loop.epochs, loop.seed, loop.device, loop.max_len) == (5, 2, "cpu", 8)
+    assert over.train_config(1, "pretrain").epochs == 1
+    assert "device" not in over.to_dict()["train"]  # derived keys are not written back
+    assert parse_sets(["a.b=[1, 2]", ("c", 3)]) == [("a.b", [1, 2]), ("c", 3)]
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_sets(["novalue"])
+
+
+def test_extends_merges_sections_and_detects_loops(tmp_path):
+    (tmp_path / "base.yaml").write_text("name: base\ntrain:\n  epochs: 3\n  lr: 0.01\nfull:\n  train.epochs: 30\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\nname: child\ntrain:\n  epochs: 4\nfull:\n  seeds: [1]\n")
+    cfg = load_config(tmp_path / "child.yaml")
+    assert (cfg.name, cfg.train.epochs, cfg.train.lr) == ("child", 4, 0.01)
+    full = load_config(tmp_path / "child.yaml", ["scale=full"])
+    assert full.train.epochs == 30 and full.seeds == (1,)
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="loops"):
+        read_config_file(tmp_path / "a.yaml")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_shipped_configs_parse_at_both_scales():
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        for scale in ("ci", "full"):
+            config = load_config(path, [f"scale={scale}"])
+            assert config.scale == scale and config.name == path.stem, path
+
+
+def test_source_eval_users_is_validated_and_set_by_the_full_scale_configs():
+    with pytest.raises(ConfigError, match="source_eval_users"):
+        build_config({**MICRO, "source_eval_users": 0})
+    full = load_config(CONFIGS / "kitchen_to_food.yaml", ["scale=full"])
+    assert full.source_eval_users == 20000 and full.pretrain.negatives == "in_batch"
+    ci = load_config(CONFIGS / "kitchen_to_food.yaml", ["scale=ci"])
+    assert ci.source_eval_users == 2000 and ci.pretrain.negatives == "all"

@@ -1,0 +1,275 @@
+"""One experiment as one config: the stages' sections, built from YAML at the edge.
+
+A config file has a section per stage — ``data``, ``encoder``, ``model``, ``pretrain``, ``train``,
+``transfer``, ``cold_users``, ``cold_start`` — and the experiment's own keys (``name``, ``seeds``,
+``strategies``, ``baselines`` …). :func:`load_config` reads it:
+
+1. ``extends: other.yaml`` (optional, relative to the file) starts from another config and
+   overrides it key by key (sections are merged, lists replaced), so an experiment that differs
+   from a shipped one in three keys is a three-key file;
+2. ``scale: ci | full`` selects the ``ci:`` or ``full:`` section, a mapping of dotted keys to values
+   applied on top (``ci`` = a small user subsample and few epochs, so that a config runs in
+   minutes on 2 CPUs);
+3. ``--set key=value`` overrides (dotted keys, :func:`xdtutor.config.parse_sets`) win over both.
+
+Every key either takes effect or is rejected by name: unknown keys, wrong types and out-of-range
+values are :class:`~xdtutor.config.ConfigError` naming the key. The training loops' ``device``,
+``max_len`` and ``seed`` are not keys: they follow the experiment's ``device``, ``model.max_len``
+and ``seeds`` (:meth:`ExperimentConfig.train_config`), and setting them is an error that says so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from .baselines import BASELINES
+from .cold_users import ColdUsersConfig
+from .config import ConfigError, check, check_types, from_dict, parse_sets, set_dotted, to_dict
+from .encoders import EncoderConfig
+from .models import ModelConfig
+from .train import TrainConfig
+from .transfer import STRATEGIES, TransferConfig
+from .utils import is_device_name
+
+SCALES = ("ci", "full")
+#: Training-loop keys the experiment sets itself (from ``device``, ``model.max_len`` and ``seeds``).
+DERIVED = {"device": "device", "max_len": "model.max_len", "seed": "seeds"}
+#: Keys that moved, old -> new (a config written for an earlier version gets told where they went).
+MOVED = {"transfer.mapping": "cold_users.mappings", "transfer.ridge_alpha": "cold_users.ridge_alpha",
+         "transfer.mlp_hidden": "cold_users.mlp_hidden", "transfer.mlp_epochs": "cold_users.mlp_epochs",
+         "transfer.train": "train"}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data (stages 1–2).
+
+    Attributes:
+        dataset: Registered dataset of the target (``"food_kitchen"``, ``"scientific"``) or a
+            bring-your-own-data folder.
+        target: Target domain inside ``dataset`` (``None`` = its default, e.g. Food).
+        sources: Source domains by name (``xdtutor.data.load_domain``); empty = the dataset's own
+            sources (Kitchen for ``food_kitchen``).
+        subsample: Fraction of the dataset's users kept (seeded by ``seed``).
+        source_subsample: Further fraction of *source* users kept for pretraining.
+        seed: Seed of the subsamples.
+        data_dir: Data root; ``None`` = ``XDTUTOR_DATA_DIR`` / download cache.
+        compact: Drop catalogue items that no kept user interacted with (:mod:`xdtutor.data.compact`).
+    """
+
+    dataset: str = "food_kitchen"
+    target: str | None = None
+    sources: tuple[str, ...] = ()
+    subsample: float = 1.0
+    source_subsample: float = 1.0
+    seed: int = 0
+    data_dir: str | None = None
+    compact: bool = False
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        check(0.0 < self.subsample <= 1.0, f"subsample must be in (0, 1], got {self.subsample}")
+        check(0.0 < self.source_subsample <= 1.0, f"source_subsample must be in (0, 1], got {self.source_subsample}")
+
+
+@dataclass(frozen=True)
+class ColdStartConfig:
+    """The feature-scarcity curve: models retrained on a fraction of the target's training users.
+
+    Attributes:
+        fractions: Fractions of target training users (by user, seeded); empty = skip.
+        strategy: The transfer strategy drawn on the curve.
+        baselines: Target-only baselines drawn next to it.
+    """
+
+    fractions: tuple[float, ...] = ()
+    strategy: str = "frozen_adaptor"
+    baselines: tuple[str, ...] = ("text", "sasrec")
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        check(all(0.0 < f <= 1.0 for f in self.fractions), f"fractions must be in (0, 1], got {self.fractions}")
+        check(self.strategy in STRATEGIES, f"strategy must be one of {tuple(STRATEGIES)}, got {self.strategy!r}")
+        check(set(self.baselines) <= set(BASELINES), f"baselines must be in {BASELINES}, got {self.baselines}")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment. Built from YAML by :func:`load_config`.
+
+    Attributes:
+        name: Experiment name (results file names).
+        scale: ``"ci"`` or ``"full"`` (which override section was applied).
+        seeds: Seeds of pretraining + target training (mean ± std over them).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``: every stage runs there.
+        data, encoder, model, pretrain, train, transfer, cold_users, cold_start: The stages' configs.
+            ``pretrain`` is the source's training loop, ``train`` every target-side one.
+        strategies: Transfer strategies to run (:data:`xdtutor.transfer.STRATEGIES`).
+        baselines: Target-only baselines (:data:`xdtutor.baselines.BASELINES`).
+        similarity_sample: Items per catalogue for the domain-similarity diagnostic.
+        source_eval_users: Source users ranked for early stopping of pretraining (``None`` = all).
+            Source NDCG@10 is small (Kitchen: Popularity .0043 on 20,000 users,
+            ``scripts/source_popularity.py``), so 2,000 users give only a handful of hits per
+            epoch and early stopping follows noise; full-scale configs use more.
+        checkpoint_dir: Keep resumable source-pretraining checkpoints here, in a folder named by a
+            hash of everything the source model depends on, so a second run with the same
+            settings (e.g. only the cold-start curve) reuses the source model.
+    """
+
+    name: str = "experiment"
+    scale: str = "ci"
+    seeds: tuple[int, ...] = (0,)
+    device: str = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+    cold_users: ColdUsersConfig = field(default_factory=ColdUsersConfig)
+    cold_start: ColdStartConfig = field(default_factory=ColdStartConfig)
+    strategies: tuple[str, ...] = tuple(STRATEGIES)
+    baselines: tuple[str, ...] = BASELINES
+    similarity_sample: int = 2000
+    source_eval_users: int | None = 2000
+    checkpoint_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        check(self.scale in SCALES, f"scale must be one of {SCALES}, got {self.scale!r}")
+        check(len(self.seeds) >= 1, "seeds must list at least one seed")
+        check(len(set(self.seeds)) == len(self.seeds), f"seeds must not repeat, got {list(self.seeds)}")
+        check(is_device_name(self.device), f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
+        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        check(not unknown, f"strategies: unknown {unknown}; choose from {tuple(STRATEGIES)}")
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        check(not unknown, f"baselines: unknown {unknown}; choose from {BASELINES}")
+        check(self.similarity_sample > 0, "similarity_sample must be positive")
+        check(self.source_eval_users is None or self.source_eval_users > 0,
+              f"source_eval_users must be positive or null, got {self.source_eval_users}")
+
+    @property
+    def needs_source(self) -> bool:
+        """Whether anything uses the source model (strategies, cold users, the cold-start curve)."""
+        return bool(self.strategies or self.cold_users.mappings or self.cold_start.fractions)
+
+    def train_config(self, seed: int, section: str = "train") -> TrainConfig:
+        """The ``train`` (or ``pretrain``) loop of seed ``seed``, on the experiment's device and
+        with the model's history length."""
+        base: TrainConfig = getattr(self, section)
+        return replace(base, device=self.device, max_len=self.model.max_len, seed=seed)
+
+    def to_dict(self) -> dict:
+        """Plain data, as a config file would hold it (the loops' derived keys left out)."""
+        d = to_dict(self)
+        for section in ("pretrain", "train"):
+            for key in DERIVED:
+                d[section].pop(key, None)
+        return d
+
+
+SECTIONS = {"data": DataConfig, "encoder": EncoderConfig, "model": ModelConfig, "pretrain": TrainConfig,
+            "train": TrainConfig, "transfer": TransferConfig, "cold_users": ColdUsersConfig,
+            "cold_start": ColdStartConfig}
+
+
+def build_config(raw: Mapping[str, Any], sets: Iterable[str | tuple[str, Any]] = (), *,
+                 where: str = "config") -> ExperimentConfig:
+    """Turn a plain mapping (parsed YAML) + overrides into an :class:`ExperimentConfig`.
+
+    Order: file values, then the ``ci:``/``full:`` section chosen by ``scale``, then ``sets``.
+
+    Raises:
+        ConfigError: Unknown, moved or derived keys (named, e.g. ``train.epoch``) or invalid values.
+    """
+    raw = json.loads(json.dumps(dict(raw)))  # deep copy of plain data
+    if "extends" in raw:
+        raise ConfigError(f"{where}: 'extends' is only read from files (load_config)")
+    overrides = parse_sets(sets)
+    for k, v in overrides:  # first pass: `--set scale=full` must choose the section
+        if k == "scale":
+            raw["scale"] = v
+    scale_sections = {s: raw.pop(s, None) or {} for s in SCALES}
+    scale = raw.get("scale", "ci")
+    if scale not in SCALES:
+        raise ConfigError(f"{where}: scale must be one of {SCALES}, got {scale!r}")
+    for name, section in scale_sections.items():
+        if not isinstance(section, dict):
+            raise ConfigError(f"{where}: the {name}: section must map dotted keys to values")
+    for k, v in list(scale_sections[scale].items()) + overrides:
+        set_dotted(raw, k, v)
+    _reject_moved_and_derived(raw, where)
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in SECTIONS:
+            kwargs[key] = from_dict(SECTIONS[key], value, where=f"{key}.")
+        else:
+            kwargs[key] = tuple(value) if isinstance(value, list) else value
+    try:
+        return from_dict(ExperimentConfig, kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _reject_moved_and_derived(raw: Mapping[str, Any], where: str) -> None:
+    for old, new in MOVED.items():
+        section, _, key = old.partition(".")
+        if isinstance(raw.get(section), dict) and key in raw[section]:
+            raise ConfigError(f"{where}: {old} is no longer a key; use {new}")
+    for section in ("pretrain", "train"):
+        for key, source in DERIVED.items():
+            if isinstance(raw.get(section), dict) and key in raw[section]:
+                raise ConfigError(f"{where}: {section}.{key} is not a key: every training loop takes it "
+                                  f"from {source!r}; set that instead")
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping a config file describes, with ``extends`` resolved (parents first).
+
+    Raises:
+        ConfigError: Invalid YAML (with its line), a top level that is not a mapping, or an
+            ``extends`` chain that loops.
+    """
+    path = Path(path)
+    chain: list[Path] = []
+    merged: dict[str, Any] = {}
+    while True:
+        resolved = path.resolve()
+        if resolved in chain:
+            raise ConfigError(f"{path}: 'extends' loops ({' -> '.join(map(str, chain + [resolved]))})")
+        chain.append(resolved)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f", line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}{line}: invalid YAML ({exc})") from exc
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the config ({exc.strerror})") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        merged = _merge(raw, merged)
+        parent = merged.pop("extends", None)
+        if parent is None:
+            return merged
+        if not isinstance(parent, str):
+            raise ConfigError(f"{path}: extends must be a file name, got {parent!r}")
+        path = path.parent / parent
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: mappings merge key by key, everything else is replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(path: str | Path, sets: Iterable[str | tuple[str, Any]] = ()) -> ExperimentConfig:
+    """Read a YAML config file (``extends`` resolved) and apply the scale section and ``sets``."""
+    return build_config(read_config_file(path), sets, where=str(path))

@@ -1,0 +1,275 @@
+"""Rendering :class:`~xdtutor.results.Results` for people: text, Markdown and figures.
+
+Nothing here computes a number; every value comes from the results model (:mod:`xdtutor.results`)
+and published numbers from :mod:`xdtutor.published`. ``xdtutor run`` prints :func:`text_table`,
+:func:`write_run` writes a run folder (data, figures, ``report.md``), and ``xdtutor publish``
+writes ``results/<name>.{json,md}`` with :func:`markdown`, keeping a hand-written ``## Notes``
+section (:func:`keep_notes`).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from . import plots
+from .published import METRICS as PUBLISHED_METRICS
+from .published import published_table, sources
+from .utils import atomic_write, write_json
+
+if TYPE_CHECKING:  # the results model is rendered, never imported at run time (it saves through us)
+    from .results import Results
+
+NOTES_HEADING = "## Notes"
+
+
+def mean_std(mean: float, std: float, digits: int = 4) -> str:
+    """``"0.0123 ± 0.0004"``; ``"0.0123 (n = 1)"`` when the spread is undefined (one seed)."""
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{mean:.{digits}f} (n = 1)"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def gain_line(res: Results) -> str:
+    """Markdown: best transfer vs best target-only baseline on NDCG@10, with the relative gain."""
+    g = res.gain()
+    if not g:
+        return "no gain computed"
+    return (f"best transfer **{g['best_transfer']}** vs best baseline **{g['best_baseline']}**: NDCG@10 "
+            f"{g['transfer']:.4f} vs {g['baseline']:.4f} (**{g['relative_gain']:+.1%}**)")
+
+
+def gain_vs_line(res: Results, baseline: str = "text") -> str:
+    """Markdown: best transfer vs baseline ``baseline`` on NDCG@10, with the relative gain."""
+    g = res.gain_vs(baseline)
+    if g is None:
+        return f"no {baseline} baseline in this run"
+    return (f"best transfer **{g['best_transfer']}** NDCG@10 {g['transfer']:.4f} vs {baseline} target-only "
+            f"{g['baseline_value']:.4f} (**{g['relative_gain']:+.1%}**)")
+
+
+def budget_note(res: Results) -> str | None:
+    """A Markdown warning when any training of the run was stopped by its time cap, else ``None``.
+
+    A time cap (``max_train_minutes``) that never fired changes nothing; one that did means that
+    model did not finish early stopping, and its numbers measure the budget as much as the method.
+    """
+    caps = res.time_caps()
+    if not any(caps.values()):
+        return None
+    reasons = res.stop_reasons()
+    unknown = reasons.empty or (reasons["stop_reason"] == "?").any()
+    capped = reasons[reasons["stop_reason"] == "time_limit"]
+    if capped.empty and not unknown:
+        return None
+    if capped.empty:  # caps were set but the file does not say what stopped the trainings
+        return (f"> **Time caps were set** (source pretraining {caps['pretrain']} min, each target model "
+                f"{caps['train']} min) and this file does not record what stopped each training, so some "
+                "models may not have converged.")
+    names = ", ".join(f"{w} (seed {s})" for w, s in zip(capped["what"], capped["seed"]))
+    return (f"> **Time-capped:** {len(capped)} of {len(reasons)} trainings stopped at their time cap "
+            f"(source pretraining {caps['pretrain']} min, each target model {caps['train']} min) before early "
+            f"stopping ended them: {names}. Those numbers measure the compute budget as much as the method.")
+
+
+def text_table(res: Results) -> str:
+    """The results table with the protocol line (what ``xdtutor run`` prints)."""
+    s = res.summary()
+    lines = [res.info.get("protocol_line", ""), f"seeds: {list(res.config.seeds)}; scale: {res.config.scale}; "
+             f"device: {res.info.get('device', '?')}"]
+    header = (f"{'method':<16}{'kind':<10}{'R@10':>20}{'N@10':>20}{'N@10 ovl':>10}{'N@10 tgt':>10}"
+              f"{'trainable':>12}{'total':>11}{'train s':>9}")
+    lines += [header, "-" * len(header)]
+    for _, r in s.iterrows():
+        lines.append(f"{r['method']:<16}{r['kind']:<10}{mean_std(r['recall@10'], r['recall@10_std']):>20}"
+                     f"{mean_std(r['ndcg@10'], r['ndcg@10_std']):>20}"
+                     f"{r.get('ndcg@10[overlap]', np.nan):>10.4f}{r.get('ndcg@10[target_only]', np.nan):>10.4f}"
+                     f"{int(r['trainable_params']):>12,}{int(r['total_params']):>11,}{r['train_seconds']:>9.1f}")
+    g = res.gain()
+    if g:
+        lines.append(f"best transfer {g['best_transfer']} vs best baseline {g['best_baseline']}: "
+                     f"NDCG@10 {g['transfer']:.4f} vs {g['baseline']:.4f} ({g['relative_gain']:+.1%})")
+    if res.cold_users:
+        lines.append("cold users (target history hidden): " + ", ".join(
+            f"{r['method']} N@10={r['metrics']['ndcg@10']:.4f}" for r in res.cold_users))
+    cs = cold_start_frame(res)
+    if not cs.empty:
+        table = cs.groupby(["fraction", "method"])["ndcg@10"].mean().unstack()
+        lines.append("cold start (NDCG@10 by fraction of target training users):\n" + table.to_string(float_format="%.4f"))
+    if res.diagnostics:
+        lines.append("domain similarity: " + "; ".join(
+            f"{k}: " + ", ".join(f"{m}={v:.3f}" for m, v in d.items()) for k, d in res.diagnostics.items()
+            if k != "matrix"))
+    return "\n".join(lines)
+
+
+def cold_start_frame(res: Results) -> pd.DataFrame:
+    """The cold-start rows as a frame: fraction, method, seed, train users, NDCG@10, R@10."""
+    return pd.DataFrame([{"fraction": r["fraction"], "method": r["method"], "seed": r["seed"],
+                          "train users": r["train_users"], "ndcg@10": r["metrics"]["ndcg@10"],
+                          "recall@10": r["metrics"]["recall@10"]} for r in res.cold_start],
+                        columns=["fraction", "method", "seed", "train users", "ndcg@10", "recall@10"])
+
+
+def published_markdown(dataset: str) -> list[str]:
+    """Markdown lines: the published rows for ``dataset`` with each source's protocol and setup."""
+    table = published_table(dataset)
+    if table.empty:
+        return []
+    lines = [f"Published results on `{dataset}` (`xdtutor/published.yaml`):", "",
+             "| model | setting | " + " | ".join(PUBLISHED_METRICS) + " | source |",
+             "|---|---|" + "---|" * len(PUBLISHED_METRICS) + "---|"]
+    for _, r in table.iterrows():
+        lines.append(f"| {r['model']} | {r['setting']} | " + " | ".join(f"{r[m]:.4f}" for m in PUBLISHED_METRICS)
+                     + f" | {r['source']} |")
+    lines.append("")
+    for s in sources():
+        if s["dataset"] == dataset:
+            lines.append(f"- `{s['key']}`: {s['source']}. Protocol: {s['protocol']}. Setup: {s['setup']}.")
+    lines.append("")
+    return lines
+
+
+def markdown(res: Results, overrides: list[str] = ()) -> str:
+    """The Markdown report of a run (what ``results/<name>.md`` holds above its notes)."""
+    info = res.info
+    parts = info.get("parts")
+    lines = [f"# {res.name}", "",
+             f"- date: {info.get('date')}; device: {info.get('device')} ({info.get('device_name')}, "
+             f"{info.get('torch_threads')} torch threads); wall time: {info.get('wall_seconds', 0):.0f} s"
+             + (f" ({len(parts)} parts side by side, {info['compute_seconds']:.0f} s summed)" if parts else ""),
+             f"- seeds: {info.get('seeds')}; scale: {res.config.scale}; overrides: {' '.join(overrides) or '-'}",
+             f"- {info.get('protocol_line', '')}", ""]
+    if res.source_runs:
+        lines += ["Source pretraining: " + "; ".join(
+            f"seed {r['seed']} {'+'.join(r['sources'])}: valid NDCG@10 {r['valid_ndcg@10']:.4f} "
+            f"(best epoch {r['best_epoch']}, {r['train_seconds']:.0f} s)" for r in res.source_runs), ""]
+    s = res.summary()
+    if not s.empty:
+        lines += ["| method | kind | seeds | R@10 | N@10 | R@50 | N@50 | N@10 overlap | N@10 target-only | "
+                  "trainable / total params | train s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for _, r in s.iterrows():
+            pm = lambda m: mean_std(r[m], r[m + "_std"])  # noqa: E731
+            lines.append(f"| {r['method']} | {r['kind']} | {int(r['seeds'])} | {pm('recall@10')} | {pm('ndcg@10')} | "
+                         f"{pm('recall@50')} | {pm('ndcg@50')} | {r.get('ndcg@10[overlap]', float('nan')):.4f} | "
+                         f"{r.get('ndcg@10[target_only]', float('nan')):.4f} | "
+                         f"{int(r['trainable_params']):,} / {int(r['total_params']):,} | {r['train_seconds']:.0f} |")
+        lines.append("")
+    g = res.gain()
+    if g:
+        lines += [f"Best transfer ({g['best_transfer']}) vs best target-only baseline ({g['best_baseline']}): "
+                  f"NDCG@10 {g['transfer']:.4f} vs {g['baseline']:.4f} = **{g['relative_gain']:+.1%}**.", ""]
+    if res.significance:
+        lines += ["Paired t-test on per-user NDCG@10 (mean over seeds) vs the best baseline: " + "; ".join(
+            f"{x['method']} Δ={x['mean_diff']:+.4f} p={x['p_value']:.3g}" for x in res.significance), ""]
+        if "text" in res.kinds() and res.significance[0]["vs"] != "text" and not res.per_user.empty:
+            lines += ["The same against the text target-only baseline (same architecture, no source): " + "; ".join(
+                f"{x['method']} Δ={x['mean_diff']:+.4f} p={x['p_value']:.3g}" for x in res.paired_tests(vs="text")), ""]
+    if res.cold_users:
+        lines += ["Cold users (overlapping test users, target history hidden; EMCDR mapping of source user reps):", "",
+                  "| method | seed | users | R@10 | N@10 | trainable params |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['method']} | {r['seed']} | {r['users']} | {r['metrics']['recall@10']:.4f} | "
+                  f"{r['metrics']['ndcg@10']:.4f} | {r['trainable_params']:,} |" for r in res.cold_users]
+        lines.append("")
+    if res.cold_start:
+        lines += ["Cold start (fraction of target training users kept; valid/test unchanged):", "",
+                  "| fraction | method | seed | train users | R@10 | N@10 |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['fraction']:.0%}{' (' + r['from'] + ')' if r.get('from') else ''} | {r['method']} | "
+                  f"{r['seed']} | {r['train_users']} | "
+                  f"{r['metrics']['recall@10']:.4f} | {r['metrics']['ndcg@10']:.4f} |" for r in res.cold_start]
+        lines.append("")
+    diag = {k: v for k, v in res.diagnostics.items() if k != "matrix"}
+    if diag:
+        lines += ["Domain similarity of the catalogues' text embeddings (negative-transfer diagnostic): " + "; ".join(
+            f"{k}: " + ", ".join(f"{m} {v:.3f}" for m, v in x.items()) for k, x in diag.items()), ""]
+    lines += published_markdown(res.config.data.dataset)
+    return "\n".join(lines)
+
+
+def keep_notes(new: str, old: str | None) -> str:
+    """``new`` followed by the hand-written notes of ``old`` (from its first ``## Notes`` heading on).
+
+    The generated part of ``results/<name>.md`` is rewritten on every publish; the notes a person
+    added under a ``## Notes…`` heading are carried over verbatim (they may then need updating:
+    the numbers above them changed).
+    """
+    if not old:
+        return new
+    lines = old.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(NOTES_HEADING)), None)
+    if start is None:
+        return new
+    return new.rstrip("\n") + "\n\n" + "\n".join(lines[start:]).rstrip("\n") + "\n"
+
+
+def save_figures(res: Results, out: str | Path) -> list[Path]:
+    """Metric bars, training curves, cold-start curve and similarity heatmap as PNG files in ``out``."""
+    # No matplotlib.use(...): selecting a backend here would silently switch off inline figures in
+    # the notebook that called us. Headless runs set MPLBACKEND=Agg (the Makefile does).
+    out = Path(out)
+    written = []
+
+    def save(fig, name):
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=120)
+        plt.close(fig)
+        written.append(out / name)
+
+    summary = res.summary()
+    if not summary.empty:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        plots.metric_bars(summary, "ndcg@10", ax=ax, title=f"{res.name}: test NDCG@10")
+        save(fig, "metrics.png")
+    if res.histories:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        plots.training_curves(res.histories, ax=ax)
+        save(fig, "training_curves.png")
+    if res.cold_start:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        plots.cold_start_curve(res.cold_start, "ndcg@10", ax=ax)
+        save(fig, "cold_start.png")
+    sim = res.diagnostics.get("matrix")
+    if sim:
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+        plots.similarity_heatmap(sim["names"], np.asarray(sim["values"]), ax=ax, title=sim["metric"])
+        save(fig, "similarity.png")
+    return written
+
+
+def write_run(res: Results, out: str | Path) -> Path:
+    """A run folder: ``results.json``, ``per_user.csv``, the figures and ``report.md``."""
+    out = res.save(out)
+    save_figures(res, out)
+    with atomic_write(out / "report.md", "w") as fh:
+        fh.write(markdown(res, res.info.get("overrides", [])) + "\n")
+    return out
+
+
+def publish(res: Results, folder: str | Path = "results") -> list[Path]:
+    """Write ``<folder>/<name>.json``, ``<name>.md`` (a ``## Notes`` section already there is kept)
+    and the figures as ``<name>.<figure>.png``: what the book and the README read.
+
+    Returns:
+        The paths written.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = folder / f"{res.name}.json", folder / f"{res.name}.md"
+    write_json(json_path, res.to_dict())
+    old = md_path.read_text(encoding="utf-8") if md_path.exists() else None
+    with atomic_write(md_path, "w") as fh:
+        fh.write(keep_notes(markdown(res, res.info.get("overrides", [])) + "\n", old))
+    with tempfile.TemporaryDirectory() as tmp:
+        written = [json_path, md_path]
+        for fig in save_figures(res, tmp):
+            target = folder / f"{res.name}.{fig.name}"
+            shutil.move(str(fig), target)
+            written.append(target)
+    return written
