@@ -1,10 +1,16 @@
-"""Execute the book's chapter notebooks with papermill at a given scale and record their runtimes.
+"""Execute the book's chapters with papermill at a given scale and record their runtimes.
 
 Usage (from the repository root)::
 
     python scripts/execute_notebooks.py --scale ci            # refresh the committed outputs in place
     python scripts/execute_notebooks.py --scale full          # full scale -> runs/notebooks_full/
-    python scripts/execute_notebooks.py --scale ci notebooks/01_background.ipynb   # one chapter
+    python scripts/execute_notebooks.py --scale ci book/chapters/01_background.md   # one chapter
+
+A chapter's one hand-edited source is its MyST Markdown notebook ``book/chapters/NN_name.md``; its
+executed copy is ``notebooks/NN_name.ipynb``, paired by jupytext. Each run first updates the
+notebook from the Markdown (``jupytext --to ipynb --update``: the notebook takes the Markdown's cells
+and keeps the outputs of unchanged ones — always in that direction, whatever the file times), then
+executes the notebook.
 
 * ``--scale ci`` (default) executes each notebook with ``XDTUTOR_SCALE=ci`` in the
   kernel's environment and no injected parameters cell, then strips papermill's per-cell timing
@@ -15,8 +21,8 @@ Usage (from the repository root)::
   ``--out`` (default ``runs/notebooks_full``, git-ignored), measuring the full-scale runtimes; the
   full-scale *site* is built by ``make book SCALE=full``, which executes every chapter during the build
   (docs/publishing.md).
-* Every run updates ``notebooks/runtimes.json`` (seconds, device, date per chapter and scale), which the
-  chapters show under "Runtime", and ``book/_generated/runtimes.md``, the table in the preface.
+* Every run updates ``book/_generated/runtimes.json`` (seconds, device, date per chapter and scale),
+  which the chapters show under "Runtime", and ``book/_generated/runtimes.md``, the table in the preface.
 
 Notebooks run one after another (never in parallel) with the notebook folder as working directory.
 """
@@ -27,35 +33,41 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import nbformat
+import papermill as pm
+from jupytext.cli import jupytext as jupytext_cli
+
+from xdtutor.book import RUNTIMES as RUNTIMES_RELATIVE
+from xdtutor.book import runtime_text
+from xdtutor.provenance import device_name
+from xdtutor.utils import select_device
 
 ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = ROOT / "book" / "chapters"
 NOTEBOOKS = ROOT / "notebooks"
-RUNTIMES = NOTEBOOKS / "runtimes.json"
-RUNTIMES_MD = ROOT / "book" / "_generated" / "runtimes.md"
+RUNTIMES = ROOT / RUNTIMES_RELATIVE
+RUNTIMES_MD = RUNTIMES.with_suffix(".md")
 
 
-def chapter_notebooks() -> list[Path]:
-    """The chapter notebooks in book order (``NN_name.ipynb`` in ``notebooks/``)."""
-    return sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+def chapter_sources() -> list[Path]:
+    """The chapters in book order (``book/chapters/NN_name.md``)."""
+    return sorted(CHAPTERS.glob("[0-9][0-9]_*.md"))
+
+
+def paired_notebook(source: Path) -> Path:
+    """``book/chapters/NN_name.md`` -> ``notebooks/NN_name.ipynb`` (its executed copy)."""
+    return NOTEBOOKS / f"{source.stem}.ipynb"
 
 
 def device_description(device: str | None) -> str:
     """A short description of where the notebooks ran (GPU name, or CPU with its core count)."""
-    try:
-        import torch
-
-        if device != "cpu" and torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
-    except ImportError:  # pragma: no cover - torch is a hard dependency of xdtutor
-        pass
-    cpu = platform.processor() or platform.machine()
-    return f"CPU {cpu} ({os.cpu_count()} cores)"
+    chosen = select_device(device)
+    name = device_name(chosen)
+    return name if chosen.type == "cuda" else f"CPU {name} ({os.cpu_count()} cores)"
 
 
 def strip_papermill_metadata(path: Path) -> None:
@@ -66,18 +78,6 @@ def strip_papermill_metadata(path: Path) -> None:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
     nbformat.write(nb, path)
-
-
-def format_seconds(seconds: float) -> str:
-    """``"42 s"`` below 90 seconds, else ``"3.5 min"`` (the chapters format their header the same way)."""
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
-
-
-def runtime_text(record: dict | None) -> str:
-    """The "Runtime" text of a chapter header (the notebooks' setup cell formats it the same way)."""
-    if not record:
-        return "not measured yet"
-    return f"{format_seconds(record['seconds'])} ({record['device']}, {record['date']})"
 
 
 def patch_runtime_glue(path: Path, records: dict) -> None:
@@ -100,7 +100,7 @@ def patch_runtime_glue(path: Path, records: dict) -> None:
 def write_runtime_table(runtimes: dict) -> None:
     """The preface's per-chapter runtime table, generated from ``runtimes.json``."""
     lines = ["| chapter | CI scale | full scale |", "|---|---|---|"]
-    for stem in sorted(set(runtimes) | {p.stem for p in chapter_notebooks()}):
+    for stem in sorted(set(runtimes) | {p.stem for p in chapter_sources()}):
         cells = []
         for scale in ("ci", "full"):
             r = runtimes.get(stem, {}).get(scale)
@@ -111,10 +111,8 @@ def write_runtime_table(runtimes: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import papermill as pm
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every chapter notebook")
+    parser.add_argument("chapters", nargs="*", type=Path, help="book/chapters/NN_name.md (default: every chapter)")
     parser.add_argument("--scale", choices=("ci", "full"), default="ci")
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: in place for ci, runs/notebooks_full for full)")
@@ -122,7 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-record", action="store_true", help="do not update runtimes.json")
     args = parser.parse_args(argv)
 
-    notebooks = [p.resolve() for p in args.notebooks] or chapter_notebooks()
+    sources = [p.resolve() for p in args.chapters] or chapter_sources()
+    for source in sources:  # the notebook takes the Markdown's cells (outputs of unchanged cells kept)
+        if source.suffix != ".md":
+            parser.error(f"{source}: give the chapter's source, book/chapters/NN_name.md")
+        if jupytext_cli(["--to", "ipynb", "--update", "--quiet", str(source), "-o", str(paired_notebook(source))]):
+            return 1
+    notebooks = [paired_notebook(source) for source in sources]
     out_dir = args.out or (None if args.scale == "ci" else ROOT / "runs" / "notebooks_full")
     os.environ["XDTUTOR_SCALE"] = args.scale
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

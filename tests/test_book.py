@@ -1,8 +1,8 @@
 """The built website, checked in a real browser (marked ``slow``).
 
-Builds the book with execution **off** (it renders the committed, nbval-validated CI-scale outputs, so
-no chapter runs twice in CI) into a temporary folder — or uses an existing build when
-``XDTUTOR_BOOK_HTML`` points at one (e.g. ``book/_build/html`` after ``make book``) — serves it on
+Builds the book exactly as ``make book`` does — every chapter's Markdown source executed at CI scale,
+warnings as errors — into a temporary folder, or uses an existing build when ``XDTUTOR_BOOK_HTML``
+points at one (e.g. ``book/_build/html`` after ``make book``); serves it on
 127.0.0.1 with ``http.server`` in a thread, opens every page in headless Chromium (``--dump-dom``: the
 DOM after scripts ran; Debian packages ``chromium`` and ``chromium-driver``) and checks that each page
 loads, that every figure of a chapter is on its page, that glued numbers were filled in, that the launch
@@ -97,13 +97,10 @@ def site() -> Path:
         yield path
         return
     tmp = Path(tempfile.mkdtemp(prefix="xdtutor-book-"))
-    config = yaml.safe_load((BOOK / "_config.yml").read_text())
-    config["execute"]["execute_notebooks"] = "off"          # render the committed CI-scale outputs
-    (tmp / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(BOOK),
-           "--path-output", str(tmp),
-           "--config", str(tmp / "_config.yml"), "-W", "--keep-going", "--all"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+           "--path-output", str(tmp), "-W", "--keep-going", "--all"]
+    env = {**os.environ, "XDTUTOR_SCALE": "ci", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, f"book build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
     yield tmp / "_build" / "html"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -154,7 +151,7 @@ def test_book_builds_with_warnings_as_errors(site):
     """The build itself (no browser needed): -W passed in the fixture, every TOC page was written."""
     for doc in _toc_docs():
         assert (site / f"{doc}.html").exists(), f"{doc}.html missing from the build"
-    assert (site / "_sources" / "notebooks" / "01_background.ipynb").exists(), "notebooks not downloadable"
+    assert (site / "_sources" / "chapters" / "01_background.ipynb").exists(), "notebooks not downloadable"
 
 
 def test_every_page_loads_in_the_browser(dumps):
@@ -164,11 +161,12 @@ def test_every_page_loads_in_the_browser(dumps):
         assert "{glue" not in dom and "Failed to format" not in dom, f"{doc}: an unresolved glue reference"
 
 
-def test_figures_are_on_the_pages(dumps, server):
+def test_figures_are_on_the_pages(dumps, server, site):
     for doc, dom in dumps.items():
-        if not doc.startswith("notebooks/"):
+        if not doc.startswith("chapters/"):
             continue
-        nb = nbformat.read(BOOK / f"{doc}.ipynb", as_version=4)
+        executed = site.parent / "jupyter_execute" / f"{doc}.ipynb"    # what this build ran
+        nb = nbformat.read(executed if executed.exists() else ROOT / "notebooks" / f"{Path(doc).name}.ipynb", 4)
         expected = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
                        and "remove-output" not in c.metadata.get("tags", []) and "remove-cell" not in c.metadata.get("tags", [])
                        for o in c.get("outputs", []))
@@ -183,9 +181,11 @@ def test_figures_are_on_the_pages(dumps, server):
 
 def test_launch_and_download_buttons(dumps):
     for doc, dom in dumps.items():
-        if doc.startswith("notebooks/"):
-            assert f"colab.research.google.com/github/" in dom and f"{doc}.ipynb" in dom, f"{doc}: no Colab button"
-            assert "mybinder.org/v2/gh/" in dom, f"{doc}: no Binder button"
+        if doc.startswith("chapters/"):
+            notebook = f"notebooks/{Path(doc).name}.ipynb"  # the launch buttons open the paired notebook
+            assert f"colab.research.google.com/github/xdtutor/xdtutor/blob/main/{notebook}" in dom, f"{doc}: no Colab button"
+            assert f"mybinder.org/v2/gh/xdtutor/xdtutor/main?urlpath=lab/tree/{notebook}" in dom, f"{doc}: no Binder button"
+            assert f"edit/main/book/{doc}.md" in dom, f"{doc}: the edit button must open the Markdown source"
             assert f"_sources/{doc}.ipynb" in dom, f"{doc}: no .ipynb download"
 
 

@@ -1,16 +1,21 @@
-"""The book's chapter notebooks: structure (fast, no data) and nbval re-execution (marked ``notebooks``).
+"""The book's chapters: one Markdown source each, its paired executed notebook, and nbval re-execution.
 
-The slow part re-executes every committed notebook at CI scale with nbval and compares the fresh outputs
-with the committed ones (sanitised by ``notebooks/sanitize.cfg``; cells tagged ``nbval-ignore-output``
-are executed but not compared). It is the command CI would run directly::
+A chapter's only hand-edited source is ``book/chapters/NN_name.md`` (a jupytext MyST Markdown
+notebook that Jupyter Book executes); ``notebooks/NN_name.ipynb`` is its paired copy with the
+outputs of a CI-scale run (for JupyterLab, Colab, GitHub, papermill and nbval). The fast tests
+check the structure, that every pair holds the same cells, and that every visible code cell runs
+after the chapter's one set-up line (no name comes from a hidden cell). The slow part re-executes
+every committed notebook at CI scale with nbval and compares the fresh outputs with the committed
+ones (sanitised by ``notebooks/sanitize.cfg``; cells tagged ``nbval-ignore-output`` are executed
+but not compared)::
 
     XDTUTOR_SCALE=ci pytest --nbval --nbval-current-env notebooks/ --nbval-sanitize-with notebooks/sanitize.cfg
-
-driven here one notebook per test so a failure names the chapter and its runtime is reported.
 """
 
 from __future__ import annotations
 
+import ast
+import builtins
 import json
 import os
 import re
@@ -19,19 +24,20 @@ import sys
 import time
 from pathlib import Path
 
+import jupytext
 import nbformat
 import pytest
 import yaml
+from pyflakes import messages
+from pyflakes.checker import Checker
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ROOT / "notebooks"
 BOOK = ROOT / "book"
-CHAPTERS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-IDS = [p.stem for p in CHAPTERS]
-
-
-def _read(path: Path) -> nbformat.NotebookNode:
-    return nbformat.read(path, as_version=4)
+NOTEBOOKS = ROOT / "notebooks"
+SOURCES = sorted((BOOK / "chapters").glob("[0-9][0-9]_*.md"))
+IDS = [p.stem for p in SOURCES]
+HIDDEN = {"remove-input", "remove-cell"}
+IPYTHON_BUILTINS = {"display", "get_ipython"}  # defined in every IPython kernel
 
 
 def _tags(cell) -> list[str]:
@@ -52,43 +58,88 @@ def _toc_files(node) -> list[str]:
     return out
 
 
-def test_chapters_exist_and_are_in_the_toc():
+def _cells(nb) -> list[tuple[str, str, list[str]]]:
+    return [(c.cell_type, c.source.strip(), sorted(_tags(c))) for c in nb.cells]
+
+
+def undefined_names(nb) -> list[str]:
+    """Names the visible code cells use but no visible cell (or IPython) defines, in cell order."""
+    visible = []
+    for c in nb.cells:
+        if c.cell_type == "code" and not HIDDEN & set(_tags(c)):
+            visible.append("\n".join(line for line in c.source.splitlines()
+                                     if not line.lstrip().startswith(("%", "!"))))  # IPython magics
+    checker = Checker(ast.parse("\n\n".join(visible)))
+    return sorted({m.message_args[0] for m in checker.messages if isinstance(m, messages.UndefinedName)}
+                  - IPYTHON_BUILTINS - set(dir(builtins)))
+
+
+def test_every_chapter_has_one_source_in_the_toc_and_a_paired_notebook():
     toc = yaml.safe_load((BOOK / "_toc.yml").read_text())
     files = set(_toc_files(toc)) | {toc["root"]}
-    assert len(CHAPTERS) == 8, [p.name for p in CHAPTERS]
-    for nb in CHAPTERS:
-        assert f"notebooks/{nb.stem}" in files, f"{nb.name} is not in book/_toc.yml"
+    assert len(SOURCES) == 8, [p.name for p in SOURCES]
+    for src in SOURCES:
+        assert f"chapters/{src.stem}" in files, f"{src.name} is not in book/_toc.yml"
+        assert (NOTEBOOKS / f"{src.stem}.ipynb").is_file(), f"{src.name}: no paired notebooks/{src.stem}.ipynb"
+        assert not (BOOK / "chapters" / f"{src.stem}.ipynb").exists(), f"{src.stem}: two sources in book/chapters"
     for f in files:
         assert list(BOOK.glob(f + ".*")), f"_toc.yml lists {f!r} but book/{f}.(md|ipynb) does not exist"
-    assert (BOOK / "notebooks").resolve() == NOTEBOOKS.resolve(), "book/notebooks must link to ../notebooks"
+    assert {p.stem for p in NOTEBOOKS.glob("*.ipynb")} == set(IDS), "a notebook without a chapter source"
+    assert not list((ROOT / "scripts").glob("make_notebook*")), "chapters are not generated: edit book/chapters"
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
-def test_notebook_structure(path: Path):
-    nb = _read(path)
-    nbformat.validate(nb)
+@pytest.mark.parametrize("source", SOURCES, ids=IDS)
+def test_pair_has_not_drifted(source: Path):
+    """The executed notebook holds exactly the cells of its Markdown source (fix: scripts/execute_notebooks.py)."""
+    md = jupytext.read(source)
+    assert md.metadata["jupytext"]["formats"] == "book/chapters//md:myst,notebooks//ipynb", source.name
+    nb = nbformat.read(NOTEBOOKS / f"{source.stem}.ipynb", as_version=4)
+    assert _cells(nb) == _cells(md), (f"{source.stem}: notebooks/{source.stem}.ipynb differs from its source; "
+                                      f"run python scripts/execute_notebooks.py book/chapters/{source.name}")
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=IDS)
+def test_chapter_structure(source: Path):
+    nb = jupytext.read(source)
     first = nb.cells[0]
-    assert first.cell_type == "markdown" and first.source.startswith("# "), f"{path.name}: title first"
-    assert "Learning objectives" in first.source and "Runtime" in first.source, f"{path.name}: header"
+    assert first.cell_type == "markdown" and first.source.startswith("# "), f"{source.name}: title first"
+    assert "Learning objectives" in first.source and "Runtime" in first.source, f"{source.name}: header"
 
-    params = [c for c in nb.cells if "parameters" in _tags(c)]
-    assert len(params) == 1, f"{path.name}: exactly one cell tagged 'parameters'"
-    src = params[0].source
-    assert re.search(r'SCALE = os\.environ\.get\("XDTUTOR_SCALE", "ci"\)', src), f"{path.name}: SCALE"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "parameters" in _tags(code[0]), f"{source.name}: the first code cell is the parameters cell"
+    assert sum("parameters" in _tags(c) for c in code) == 1, f"{source.name}: exactly one 'parameters' cell"
+    src = code[0].source
+    assert re.search(r'SCALE = os\.environ\.get\("XDTUTOR_SCALE", "ci"\)', src), f"{source.name}: SCALE"
     for name in ("DATA_DIR", "DEVICE", "SEED"):
-        assert re.search(rf"^{name} = ", src, re.M), f"{path.name}: parameter {name} missing"
+        assert re.search(rf"^{name} = ", src, re.M), f"{source.name}: parameter {name} missing"
+    setup_line = f'run = setup(SCALE, seed=SEED, device=DEVICE, data_dir=DATA_DIR, chapter="{source.stem}")'
+    assert setup_line in code[1].source and not _tags(code[1]), f"{source.name}: the visible set-up line comes second"
+    assert "run.finish()" in code[-1].source, f"{source.name}: the last code cell glues the 'About this run' box"
 
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    assert "## Exercises" in text, f"{path.name}: no exercises section"
-    assert text.count("{solution-start}") == text.count("{solution-end}"), f"{path.name}: unbalanced solutions"
+    assert "## Exercises" in text, f"{source.name}: no exercises section"
+    assert text.count("{solution-start}") == text.count("{solution-end}"), f"{source.name}: unbalanced solutions"
     for block in re.findall(r"```\{solution(?:-start)?\}[^\n]*\n((?::[^\n]*\n)*)", text):
-        assert ":class: dropdown" in block, f"{path.name}: solutions must be hidden (:class: dropdown)"
+        assert ":class: dropdown" in block, f"{source.name}: solutions must be hidden (:class: dropdown)"
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
-def test_committed_outputs_are_a_clean_ci_run(path: Path):
-    """Committed notebooks are executed (at CI scale) and contain no errors: the CI book renders them."""
-    nb = _read(path)
+@pytest.mark.parametrize("source", SOURCES, ids=IDS)
+def test_visible_cells_run_after_the_setup_line(source: Path):
+    """Code copied from a page runs: no visible cell uses a name that only a hidden cell defines."""
+    assert undefined_names(jupytext.read(source)) == []
+
+
+def test_the_undefined_name_check_catches_a_hidden_definition():
+    nb = jupytext.reads("```{code-cell} ipython3\n:tags: [remove-input]\n\nimport torch\n```\n\n"
+                        "```{code-cell} ipython3\nx = torch.zeros(2)\ndisplay(x)\n```\n", fmt="md:myst")
+    assert undefined_names(nb) == ["torch"]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=IDS)
+def test_committed_outputs_are_a_clean_ci_run(source: Path):
+    """Committed notebooks are executed (at CI scale) and contain no errors."""
+    path = NOTEBOOKS / f"{source.stem}.ipynb"
+    nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.get("execution_count") for c in code), f"{path.name}: not executed; run scripts/execute_notebooks.py"
     errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
@@ -106,17 +157,18 @@ def test_committed_outputs_are_a_clean_ci_run(path: Path):
 
 
 def test_runtimes_recorded():
-    runtimes = json.loads((NOTEBOOKS / "runtimes.json").read_text())
-    for nb in CHAPTERS:
-        r = runtimes.get(nb.stem, {}).get("ci")
-        assert r and r["seconds"] > 0 and r["device"] and r["date"], f"{nb.stem}: no CI runtime recorded"
+    runtimes = json.loads((BOOK / "_generated" / "runtimes.json").read_text())
+    for src in SOURCES:
+        r = runtimes.get(src.stem, {}).get("ci")
+        assert r and r["seconds"] > 0 and r["device"] and r["date"], f"{src.stem}: no CI runtime recorded"
 
 
 @pytest.mark.notebooks
-@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
-def test_notebook_runs_and_matches_committed_outputs(path: Path, record_property):
+@pytest.mark.parametrize("source", SOURCES, ids=IDS)
+def test_notebook_runs_and_matches_committed_outputs(source: Path, record_property):
     if not os.environ.get("XDTUTOR_DATA_DIR"):
         pytest.skip("XDTUTOR_DATA_DIR is not set: the chapters run on the real data")
+    path = NOTEBOOKS / f"{source.stem}.ipynb"
     env = {**os.environ, "XDTUTOR_SCALE": "ci", "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", str(path),
            "--nbval-sanitize-with", str(NOTEBOOKS / "sanitize.cfg"), "--nbval-cell-timeout", "1800",
