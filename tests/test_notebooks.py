@@ -179,3 +179,19 @@ def test_notebook_runs_and_matches_committed_outputs(source: Path, record_proper
     record_property("seconds", round(seconds, 1))
     print(f"{path.stem}: nbval {seconds:.0f} s")
     assert proc.returncode == 0, f"nbval failed for {path.name}:\n{proc.stdout[-8000:]}\n{proc.stderr[-2000:]}"
+
+
+@pytest.mark.notebooks
+def test_papermill_runs_a_chapter_with_injected_parameters(tmp_path):
+    """The parameters cell works as papermill expects: injected values replace the defaults."""
+    if not os.environ.get("XDTUTOR_DATA_DIR"):
+        pytest.skip("XDTUTOR_DATA_DIR is not set: the chapters run on the real data")
+    import papermill as pm
+
+    out = tmp_path / "01_background.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS / "01_background.ipynb"), str(out), parameters={"SCALE": "ci", "SEED": 1},
+                        cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False)
+    nb = nbformat.read(out, as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in _tags(c)]
+    assert len(injected) == 1 and "SEED = 1" in injected[0].source
+    assert nb.cells.index(injected[0]) == 2  # right after the parameters cell, before the set-up line
