@@ -118,9 +118,11 @@ def test_benchmark_script_smoke(name, data_dir, tmp_path, monkeypatch):
         assert data["summary"]["speed_ratio_xdtutor_over_peer_fp32"] > 0
     if name == "evaluation":
         sci = data["summary"]["scientific"]
-        # batched and one-row forward passes may differ in the last float bit: a near-tie can flip
+        # batched and one-row forward passes may differ in the last float bit: a near-tie can flip.
+        # A flipped user moves a mean metric by at most 1/n, so the metrics may differ by no more than
+        # the share of users whose ranks differ.
         assert sci["ranks_equal_loop_fraction"] >= 0.95
-        assert sci["max_abs_metric_diff_vs_loop"] < 0.03
+        assert sci["max_abs_metric_diff_vs_loop"] <= 1 - sci["ranks_equal_loop_fraction"] + 1e-12
         assert sci["max_abs_metric_diff_vs_torchmetrics"] < 1e-6
     if name == "scaling":
         assert (tmp_path / "scaling.png").stat().st_size > 1000

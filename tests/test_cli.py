@@ -38,7 +38,7 @@ def test_reference_mismatch_exits_1(capsys, fixture_data, monkeypatch):
     monkeypatch.setattr(registry, "verify_folder", lambda spec, folder: None)
     assert cli.main(["data", "stats", "scientific", "--data-dir", str(fixture_data)]) == 1
     captured = capsys.readouterr()
-    assert "reference check: FAILED (0/2 values match)" in captured.out
+    assert "reference check: FAILED (0/3 values match)" in captured.out
     assert "reference mismatch: scientific.users: got 3, reference 8442" in captured.err
 
 
@@ -83,7 +83,7 @@ def test_run_reads_the_config_with_its_overrides_and_writes_the_run_folder(tmp_p
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, expect", [
-    ("scientific", ["scientific: users 8,442, items 4,385", "reference check: OK (2/2"]),
+    ("scientific", ["scientific: users 8,442, items 4,385", "interactions 59,427", "reference check: OK (3/3"]),
     ("food_kitchen", ["food: users 14,870, items 8,661", "kitchen: users 47,589, items 27,637",
                       "overlapping users: 9,398", "reference check: OK (7/7"]),
     ("movielens", ["ml-100k: users 943, items 1,664", "ml-1m: users 6,040, items 3,883 (3,706 used)",

@@ -168,3 +168,40 @@ def test_real_scientific_reference(data_dir, tmp_cache):
     ds = load_dataset("scientific", data_dir=data_dir)
     assert check_reference(dataset_stats(ds), get_spec("scientific").reference) == []
     assert len(ds.target.test) == 8442 and max(len(h) for h in ds.target.test.histories) == 50
+
+
+@pytest.mark.slow
+def test_real_pretraining_sources_hold_nothing_after_the_target_valid_item(data_dir, tmp_cache):
+    """Source pretraining sees no interaction later than the user's target valid item (real data).
+
+    Each Kitchen interaction of an overlapping user is located in the user's mixed Food+Kitchen
+    history; for users whose Food items are evaluated, every interaction pretraining uses must come
+    before the second-last Food item. The full Kitchen sequences (what pretraining used before)
+    break this for thousands of interactions.
+    """
+    from xdtutor.data.build import parse_cached
+
+    ds = load_dataset("food_kitchen", data_dir=data_dir)
+    raw = parse_cached("food_kitchen", data_dir=data_dir)
+    evaluated = set(ds.target.valid.users)
+
+    def late(sources) -> int:
+        """Source interactions of evaluated users that come after their Food valid item."""
+        n, seqs = 0, sources[0].sequences
+        for u in evaluated & set(seqs):
+            mixed = raw.mixed[u]
+            is_food = mixed < raw.n_food
+            valid_at = np.flatnonzero(is_food)[-2]              # position of the Food valid item
+            after = mixed[valid_at + 1:][~is_food[valid_at + 1:]] - raw.n_food
+            used = seqs[u]
+            # the cut keeps a prefix of the user's Kitchen sequence: it is late if it is longer than
+            # the Kitchen items before the valid item
+            n += max(0, len(used) - (int((~is_food[:valid_at]).sum())))
+            assert len(after) == int((~is_food).sum()) - int((~is_food[:valid_at]).sum())
+        return n
+
+    assert late(ds.sources) > 10000                 # the full sequences: what leaked
+    assert late(ds.pretraining_sources()) == 0       # what pretraining uses now
+    kept = ds.pretraining_sources()[0]
+    u = next(u for u in sorted(evaluated & set(kept.sequences)) if len(kept.sequences[u]) < len(ds.sources[0].sequences[u]))
+    np.testing.assert_array_equal(kept.sequences[u], ds.source_history(u, "train"))

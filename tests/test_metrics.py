@@ -69,14 +69,15 @@ def test_rank_of_target_ties():
     # Target (item 0) ties with two other items; one item scores strictly higher.
     scores = torch.tensor([[1.0, 1.0, 2.0, 1.0, 0.0]])
     t = torch.tensor([0])
-    assert rank_of_target(scores, t).tolist() == [2]                      # 1 + #strictly higher
+    assert rank_of_target(scores, t, ties="optimistic").tolist() == [2]   # 1 + #strictly higher
     assert rank_of_target(scores, t, ties="pessimistic").tolist() == [4]  # + the two tied items
+    assert rank_of_target(scores, t).tolist() == [4]                      # the default is pessimistic
     assert rank_of_target(scores, t, ties="average").tolist() == [3.0]
     assert count_ties(scores, t).tolist() == [2]
     # A constant scorer is perfect under the optimistic rule and last under the pessimistic one.
     const = torch.zeros(3, 10)
-    assert rank_of_target(const, torch.tensor([0, 5, 9])).tolist() == [1, 1, 1]
-    assert rank_of_target(const, torch.tensor([0, 5, 9]), ties="pessimistic").tolist() == [10, 10, 10]
+    assert rank_of_target(const, torch.tensor([0, 5, 9]), ties="optimistic").tolist() == [1, 1, 1]
+    assert rank_of_target(const, torch.tensor([0, 5, 9])).tolist() == [10, 10, 10]
 
 
 def test_rank_of_target_inf_and_errors():

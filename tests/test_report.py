@@ -9,7 +9,8 @@ import pytest
 from test_results import fake
 from xdtutor.experiment import DataConfig
 from xdtutor.published import published_table, published_value
-from xdtutor.report import budget_note, gain_line, gain_vs_line, keep_notes, markdown, mean_std, publish
+from xdtutor.report import (budget_note, gain_line, gain_vs_line, interval_text, keep_notes, markdown, mean_std,
+                            publish)
 
 
 def test_mean_std_says_n_1_instead_of_a_zero_spread():
@@ -23,8 +24,17 @@ def test_gain_lines():
     res.rows = []
     assert gain_line(res) == "no gain computed"
     assert gain_vs_line(fake(), "popularity") == ("best transfer **lora** NDCG@10 0.0400 vs popularity target-only "
-                                                  "0.0200 (**+100.0%**)")
+                                                  "0.0200 (**+100.0%**; no interval computed)")
     assert gain_vs_line(fake(), "missing") == "no missing baseline in this run"
+
+
+def test_interval_text_says_no_detectable_difference_when_the_interval_holds_zero():
+    c = {"diff_low": -0.001, "diff_high": 0.002, "relative_low": -0.02, "relative_high": 0.04, "level": 0.95,
+         "seeds": 3, "n_users": 1000}
+    assert interval_text(c).startswith("no detectable difference; the 95% interval of the difference [-0.0010, +0.0020]")
+    assert interval_text({**c, "diff_low": 0.001}).startswith("higher;")
+    assert interval_text({"p_value": 0.85}).startswith("format-1 file")  # never a p-value standing in for "equal"
+    assert interval_text(None) == "no interval computed"
 
 
 def test_budget_note_only_when_a_cap_fired():

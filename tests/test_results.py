@@ -11,7 +11,8 @@ import pytest
 
 from test_experiment import MICRO
 from xdtutor.experiment import build_config
-from xdtutor.results import Results, budget_table, find_results, upgrade
+from xdtutor.report import budget_table
+from xdtutor.results import Results, find_results, upgrade
 from xdtutor.train import History
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +31,7 @@ def fake(name="k2f", scale="full", date="2026-11-28 08:00:00", stops=("patience"
             v = n + 0.001 * s
             rows.append({"method": method, "kind": kind, "seed": s,
                          "metrics": {"recall@10": 2 * v, "ndcg@10": v, "recall@50": 3 * v, "ndcg@50": v},
+                         "valid": {"ndcg@10": v + 0.001},
                          "by_user_type": {}, "trainable_params": 10, "total_params": 20, "train_seconds": 3.0})
     cfg = build_config({**MICRO, "name": name, "scale": scale, "seeds": list(seeds),
                         "pretrain": {"max_train_minutes": caps[0]}, "train": {"max_train_minutes": caps[1]}})
@@ -46,6 +48,20 @@ def test_summary_uses_the_sample_std_and_nan_for_one_seed():
     assert three.loc["lora", "seeds"] == 3
 
 
+def test_best_is_chosen_on_validation_never_on_test():
+    res = fake()
+    # popularity is the best baseline on validation, text on test: the choice follows validation
+    for r in res.rows:
+        if r["method"] == "popularity":
+            r["valid"] = {"ndcg@10": 0.5}
+    assert res.best("baseline") == ("popularity", .02)  # its *test* value is reported
+    assert res.gain()["best_baseline"] == "popularity" and res.gain()["selected_on"] == "validation"
+    for r in res.rows:
+        if r["method"] == "popularity":
+            r["valid"] = {}  # a method without a validation score cannot be chosen
+    assert res.best("baseline")[0] == "text"
+
+
 def test_best_gain_and_gain_vs():
     res = fake()
     assert res.best("transfer") == ("lora", .04) and res.best("baseline") == ("text", .03)
@@ -58,13 +74,19 @@ def test_best_gain_and_gain_vs():
 
 def test_cold_user_gain():
     res = fake()
+    # ridge is better on test, mlp was chosen on validation: the headline is mlp
     res.cold_users = ([{"method": "popularity", "seed": s, "metrics": {"ndcg@10": .02}} for s in (0, 1)]
-                      + [{"method": "mapping[mlp]", "seed": s, "metrics": {"ndcg@10": v}} for s, v in ((0, .024), (1, .026))]
-                      + [{"method": "mapping[ridge]", "seed": 0, "metrics": {"ndcg@10": .021}}])
+                      + [{"method": "mapping[mlp]", "seed": s, "metrics": {"ndcg@10": v}, "selected": True}
+                         for s, v in ((0, .024), (1, .026))]
+                      + [{"method": "mapping[ridge]", "seed": s, "metrics": {"ndcg@10": .03}, "selected": False}
+                         for s in (0, 1)])
     c = res.cold_user_gain()
     assert c["best_mapping"] == "mapping[mlp]" and c["mapping"] == pytest.approx(.025)
     assert c["relative_gain"] == pytest.approx(.25) and c["seeds"] == 2
     assert fake().cold_user_gain() is None
+    for r in res.cold_users:
+        r.pop("selected", None)  # format-1 rows: nothing chosen on validation, so no headline
+    assert res.cold_user_gain() is None
 
 
 def test_stop_reasons_skip_untrained_methods():
@@ -119,8 +141,9 @@ def test_committed_results_files_load(path):
     res = Results.load(path)
     assert res.name == d["name"] and res.config.scale == d["scale"]
     summary = res.summary().set_index("method")
+    renamed = {"lora": "lora_adaptor"} if "lora" in d["config"].get("strategies", []) else {}
     for method, entry in d["methods"].items():  # the numbers are never touched by an upgrade
-        assert summary.loc[method, "ndcg@10"] == pytest.approx(entry["metrics"]["ndcg@10"], rel=1e-12)
+        assert summary.loc[renamed.get(method, method), "ndcg@10"] == pytest.approx(entry["metrics"]["ndcg@10"], rel=1e-12)
     if "mapping" in d["config"].get("strategies", []):
         assert res.config.cold_users.mappings == ("ridge", "mlp") and "mapping" not in res.config.strategies
 
@@ -128,9 +151,14 @@ def test_committed_results_files_load(path):
 def test_upgrade_moves_the_format_1_keys():
     old = {"config": {"strategies": ["lora", "mapping"], "transfer": {"mapping": "ridge", "ridge_alpha": 2.0,
                                                                        "train": {"epochs": 3}},
-                      "train": {"device": "cpu", "max_len": 50, "seed": 0, "epochs": 4}}}
+                      "train": {"device": "cpu", "max_len": 50, "seed": 0, "epochs": 4}},
+           "runs": [{"method": "lora", "seed": 0}], "methods": {"lora": {}}, "histories": {"lora/0": {}},
+           "cold_users": [{"method": "mapping[mlp]<-lora"}]}
     new = upgrade(old)
-    assert new["format"] == "xdtutor.results/2" and new["config"]["strategies"] == ["lora"]
+    # format-1 "lora" trained the adaptor too (lora_train_adaptor defaulted to true): renamed
+    assert new["format"] == "xdtutor.results/2" and new["config"]["strategies"] == ["lora_adaptor"]
+    assert new["runs"][0]["method"] == "lora_adaptor" and list(new["methods"]) == ["lora_adaptor"]
+    assert list(new["histories"]) == ["lora_adaptor/0"] and new["cold_users"][0]["method"] == "mapping[mlp]<-lora_adaptor"
     assert new["config"]["cold_users"] == {"ridge_alpha": 2.0, "mappings": ["ridge", "mlp"]}
     assert new["config"]["transfer"] == {} and new["config"]["train"] == {"epochs": 4}
     assert old["config"]["strategies"] == ["lora", "mapping"]  # the input is not modified

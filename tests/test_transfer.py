@@ -16,7 +16,8 @@ from xdtutor.models import ModelConfig, TextSeqRec
 from xdtutor.pretrain_source import merge_sources, pretrain_source
 from xdtutor.protocol import Protocol
 from xdtutor.train import TrainConfig
-from xdtutor.transfer import TransferConfig, frozen_adaptor, full_finetune, fusion, l2sp, lora, zero_shot
+from xdtutor.transfer import (TransferConfig, frozen_adaptor, full_finetune, fusion, l2sp, lora, lora_adaptor,
+                              zero_shot)
 from xdtutor.transfer.base import build_target_model, load_theta
 from xdtutor.utils import pad_left
 
@@ -260,6 +261,20 @@ def test_lora_apply_changes_only_targets_and_adaptor(world):
     assert not torch.equal(res.model.encoder.layers[0].linear1.weight, knowledge.theta["encoder.layers.0.linear1.weight"])
     with pytest.raises(ValueError, match="match no"):
         lora.lora_target_names(res.model, ("query",))
+
+
+def test_lora_and_lora_adaptor_train_what_their_names_say(world):
+    data, knowledge, tgt_emb = world
+    cfg = TransferConfig(lora_rank=2)
+    only = finetune_target(lora.transfer(knowledge, data.target, cfg, text_emb=tgt_emb), data.target, FAST)
+    both = finetune_target(lora_adaptor.transfer(knowledge, data.target, cfg, text_emb=tgt_emb), data.target, FAST)
+    adaptor = sum(v.numel() for k, v in knowledge.theta.items() if k.startswith("adaptor."))
+    assert both.trainable_params - only.trainable_params == adaptor
+    for k, v in theta_of(only.model).items():
+        if k.startswith("adaptor."):
+            assert torch.equal(v, knowledge.theta[k]), f"lora changed the adaptor ({k})"
+    assert any(not torch.equal(v, knowledge.theta[k]) for k, v in theta_of(both.model).items() if k.startswith("adaptor."))
+    assert (only.name, both.name) == ("lora", "lora_adaptor") and not only.extra["adaptor_trained"]
 
 
 def test_fusion_add_rejects_the_seeds_shape_mismatch():

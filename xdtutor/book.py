@@ -18,21 +18,25 @@ returns the value elsewhere (Colab), so the same cell runs in both.
 
 from __future__ import annotations
 
-import json
-import time
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import torch
-from IPython import get_ipython
-from IPython.display import Markdown
-from transformers.utils import logging as hf_logging
+# Before anything imports tqdm.auto: without ipywidgets it warns "IProgress not found" into every page.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
-from . import __version__
-from .experiment import ExperimentConfig, load_config
-from .utils import seed_everything, select_device
+import json  # noqa: E402  (the filter above must come first)
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import torch  # noqa: E402
+from IPython import get_ipython  # noqa: E402
+from IPython.display import Markdown  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+from . import __version__  # noqa: E402
+from .experiment import ExperimentConfig, load_config  # noqa: E402
+from .utils import seed_everything, select_device  # noqa: E402
 
 SCALES = ("ci", "full")
 #: Measured chapter runtimes (written by ``scripts/execute_notebooks.py``), relative to the repository.
@@ -135,7 +139,6 @@ def setup(scale: str = "ci", *, seed: int = 0, device: str = "auto", data_dir: s
     """
     if scale not in SCALES:
         raise ValueError(f"SCALE must be 'ci' or 'full', got {scale!r}")
-    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
     hf_logging.disable_progress_bar()  # no "Loading weights" bars in the outputs
     shell = get_ipython()
     if shell is not None:

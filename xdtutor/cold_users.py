@@ -10,6 +10,12 @@ It is its own stage (``cold_users:`` in a config), run after the transfer strate
 needs a trained target model (the base whose user space it maps into) and the source user
 representations of :class:`~xdtutor.extract_knowledge.Knowledge`.
 
+The protocol keeps the cold users cold, as EMCDR's does: a seeded share of the overlapping test
+users is set aside (:func:`split_cold_users`), and *all* their target interactions are removed from
+the data every model they are evaluated with learns from — the base model, the mapping and the
+popularity reference. The mapping function (ridge or MLP) is chosen on a validation part of the
+users it is fitted on, never on the cold users' test items.
+
 Two mapping functions, scikit-learn style (``__init__`` stores hyper-parameters, ``fit`` returns
 ``self``, learned state ends in ``_``): :class:`RidgeMapping` (closed form) and :class:`MLPMapping`.
 """
@@ -25,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import check, check_types
-from .data import EvalSet
+from .data import EvalSet, SplitDomain
 from .utils import pad_left, select_device
 
 MAPPINGS = ("ridge", "mlp")
@@ -37,12 +43,18 @@ class ColdUsersConfig:
 
     Attributes:
         mappings: Mapping functions to fit and evaluate (``"ridge"``, ``"mlp"``); empty = skip the stage.
+        cold_fraction: Share of the overlapping test users (with a source history) set aside as cold
+            users; nothing any evaluated model learns from contains their target interactions.
+        select_fraction: Share of the mapping's fitting users held out to choose the mapping
+            function on their validation items.
         ridge_alpha: Ridge regularisation of the linear mapping.
         mlp_hidden: Hidden width of the MLP mapping.
         mlp_epochs: Full-batch training epochs of the MLP mapping.
     """
 
     mappings: tuple[str, ...] = ()
+    cold_fraction: float = 0.2
+    select_fraction: float = 0.2
     ridge_alpha: float = 1.0
     mlp_hidden: int = 128
     mlp_epochs: int = 200
@@ -51,6 +63,8 @@ class ColdUsersConfig:
         check_types(self)
         unknown = [m for m in self.mappings if m not in MAPPINGS]
         check(not unknown, f"mappings: unknown {unknown}; choose from {MAPPINGS}")
+        check(0.0 < self.cold_fraction < 1.0, f"cold_fraction must be in (0, 1), got {self.cold_fraction}")
+        check(0.0 < self.select_fraction < 1.0, f"select_fraction must be in (0, 1), got {self.select_fraction}")
         check(self.ridge_alpha >= 0, f"ridge_alpha must be >= 0, got {self.ridge_alpha}")
         check(self.mlp_hidden > 0 and self.mlp_epochs > 0, "mlp_hidden and mlp_epochs must be positive")
 
@@ -235,7 +249,7 @@ def target_user_reps(model: nn.Module, sequences: list[np.ndarray], max_len: int
 
 
 def fit_mapping(knowledge, target, base: nn.Module, kind: str, config: ColdUsersConfig = ColdUsersConfig(),
-                seed: int = 0):
+                seed: int = 0, users: set[str] | None = None):
     """Fit an EMCDR mapping on overlapping users with target training data.
 
     Args:
@@ -246,6 +260,7 @@ def fit_mapping(knowledge, target, base: nn.Module, kind: str, config: ColdUsers
         kind: ``"ridge"`` or ``"mlp"``.
         config: The mappings' hyper-parameters.
         seed: Seed of the MLP's initialisation.
+        users: Fit on these users only (``None``: every pair).
 
     Returns:
         The fitted mapping (``n_pairs_`` = the users it was fitted on).
@@ -255,8 +270,8 @@ def fit_mapping(knowledge, target, base: nn.Module, kind: str, config: ColdUsers
     """
     rows = knowledge.user_index()
     has = knowledge.user_has_history.get("train")
-    pairs = [u for u in knowledge.user_keys
-             if len(target.train.get(u, ())) > 0 and has is not None and bool(has[rows[u]])]
+    pairs = [u for u in knowledge.user_keys if (users is None or u in users)
+             and len(target.train.get(u, ())) > 0 and has is not None and bool(has[rows[u]])]
     if not pairs:
         raise ValueError("mapping: no overlapping user has both a source history and target training data")
     max_len = int(knowledge.model_config.get("max_len", 50))
@@ -273,14 +288,44 @@ def source_reps(knowledge, stage: str = "test") -> dict[str, np.ndarray]:
     return {u: reps[i].numpy() for u, i in knowledge.user_index().items() if bool(mask[i])}
 
 
-def cold_eval_set(target, reps: dict[str, np.ndarray], stage: str = "test") -> EvalSet:
+def cold_eval_set(target, reps: dict[str, np.ndarray], stage: str = "test", users: set[str] | None = None) -> EvalSet:
     """The ``stage`` examples of overlapping users, with their target history hidden (cold users).
 
-    Only users with a source representation in ``reps`` are kept; ``histories`` are empty, so a
-    history-based model sees nothing and :class:`~xdtutor.models.Popularity` is the natural
-    reference.
+    Only users with a source representation in ``reps`` (and in ``users`` when given) are kept;
+    ``histories`` are empty, so a history-based model sees nothing and
+    :class:`~xdtutor.models.Popularity` is the natural reference.
     """
     ev = target.test if stage == "test" else target.valid
-    idx = [i for i, u in enumerate(ev.users) if u in reps]
+    idx = [i for i, u in enumerate(ev.users) if u in reps and (users is None or u in users)]
     return EvalSet([ev.users[i] for i in idx], [np.zeros(0, dtype=np.int64) for _ in idx],
                    np.asarray(ev.targets)[idx])
+
+
+def split_cold_users(target, reps: dict[str, np.ndarray], fraction: float, seed: int) -> tuple[set[str], SplitDomain]:
+    """Set a seeded ``fraction`` of the test users with a source representation aside as cold users.
+
+    Returns:
+        ``(cold, rest)``: the cold users, and the target without any of their interactions
+        (training sequences, validation and test examples) — what the base model, the mapping and
+        the popularity reference may learn from.
+    """
+    candidates = sorted(u for u in target.test.users if u in reps)
+    n = int(round(fraction * len(candidates)))
+    cold = {candidates[i] for i in np.random.default_rng(seed).permutation(len(candidates))[:n]}
+
+    def keep(ev: EvalSet) -> EvalSet:
+        idx = [i for i, u in enumerate(ev.users) if u not in cold]
+        return EvalSet([ev.users[i] for i in idx], [ev.histories[i] for i in idx], np.asarray(ev.targets)[idx])
+
+    rest = SplitDomain(target.domain, {u: s for u, s in target.train.items() if u not in cold},
+                       keep(target.valid), keep(target.test), target.protocol)
+    return cold, rest
+
+
+def select_split(users: list[str], fraction: float, seed: int) -> tuple[set[str], set[str]]:
+    """Seeded split of the mapping's users into ``(fit, select)``: ``select`` chooses the mapping kind."""
+    order = sorted(users)
+    n = max(1, int(round(fraction * len(order)))) if len(order) > 1 else 0
+    perm = np.random.default_rng(seed + 1).permutation(len(order))
+    select = {order[i] for i in perm[:n]}
+    return set(order) - select, select

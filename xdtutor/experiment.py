@@ -42,7 +42,7 @@ DERIVED = {"device": "device", "max_len": "model.max_len", "seed": "seeds"}
 #: Keys that moved, old -> new (a config written for an earlier version gets told where they went).
 MOVED = {"transfer.mapping": "cold_users.mappings", "transfer.ridge_alpha": "cold_users.ridge_alpha",
          "transfer.mlp_hidden": "cold_users.mlp_hidden", "transfer.mlp_epochs": "cold_users.mlp_epochs",
-         "transfer.train": "train"}
+         "transfer.train": "train", "transfer.lora_train_adaptor": "the strategy lora_adaptor"}
 
 
 @dataclass(frozen=True)

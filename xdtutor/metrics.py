@@ -108,15 +108,16 @@ def count_ties(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (scores == target).sum(dim=1) - 1  # (B,)
 
 
-def rank_of_target(scores: torch.Tensor, targets: torch.Tensor, *, ties: str = "optimistic") -> torch.Tensor:
+def rank_of_target(scores: torch.Tensor, targets: torch.Tensor, *, ties: str = "pessimistic") -> torch.Tensor:
     """1-based rank of each row's target among all N items (full ranking).
 
     Args:
         scores: (B, N) scores, higher = better. ``-inf`` marks excluded items; NaN scores of
             non-target items never rank ahead of the target.
         targets: (B,) 0-based target item ids.
-        ties: ``"optimistic"`` (default): 1 + #items with a strictly higher score;
-            ``"pessimistic"``: 1 + #other items with a higher or equal score;
+        ties: ``"pessimistic"`` (default, as :class:`~xdtutor.protocol.Protocol`): 1 + #other items
+            with a higher or equal score, so ties never flatter a model (a constant scorer ranks every
+            target last); ``"optimistic"``: 1 + #items with a strictly higher score;
             ``"average"``: 1 + #higher + #equal / 2 (expected rank under random tie-breaking).
 
     Returns:

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from .baselines import train_baseline
-from .cold_users import MappedColdStartRecommender, cold_eval_set, fit_mapping, source_reps
+from .cold_users import (MappedColdStartRecommender, cold_eval_set, fit_mapping, select_split, source_reps,
+                         split_cold_users)
 from .config import ConfigError, to_dict
 from .data import CrossDomainDataset, Domain, SplitDomain, dataset_stats, load_dataset, load_domain
 from .data.compact import compact_catalogues, subsample_domain
@@ -70,7 +71,7 @@ def run_experiment(config: ExperimentConfig, *, dataset: CrossDomainDataset | No
     for seed in config.seeds:
         run_seed(config, prepared, seed, results, log)                                 # 3–8
     results.info = run_info(config, prepared, device, time.perf_counter() - t_start)
-    results.significance = results.paired_tests()
+    results.comparisons = results.compare_all()
     return results
 
 
@@ -102,9 +103,9 @@ def run_seed(config: ExperimentConfig, prepared: Prepared, seed: int, results: R
             f"test N@10 {test.metrics['ndcg@10']:.4f} R@10 {test.metrics['recall@10']:.4f}  "
             f"trainable {t.trainable_params:,}/{t.total_params:,}")
     if config.cold_users.mappings and knowledge is not None and knowledge.user_keys:
-        results.cold_users += cold_users(config, prepared, knowledge, trained, seed, log)
+        cold_users(config, prepared, knowledge, trained, seed, results, log)
     for fraction in config.cold_start.fractions:
-        results.cold_start += cold_start_point(config, prepared, knowledge, seed, fraction, log)
+        cold_start_point(config, prepared, knowledge, seed, fraction, results, log)
 
 
 # ============================================================================ stages 1–2
@@ -145,8 +146,15 @@ def collect(config: ExperimentConfig, *, dataset: CrossDomainDataset | None = No
         dataset = load_dataset(d.dataset, data_dir=d.data_dir, subsample=d.subsample, seed=d.seed, target=d.target)
     if d.sources:
         sources = tuple(load_domain(name, data_dir=d.data_dir, subsample=d.subsample, seed=d.seed) for name in d.sources)
+        evaluated = set(dataset.target.valid.users) | set(dataset.target.test.users)
+        for s in sources:  # without positions a shared user's source history cannot be cut at the split
+            shared = evaluated & set(s.sequences)
+            if shared:
+                raise ConfigError(f"data.sources: {s.name!r} shares {len(shared)} users with the evaluated target "
+                                  f"users but their order across domains is unknown, so pretraining would see "
+                                  f"their future; use the dataset's own sources")
     else:
-        sources = tuple(dataset.sources)
+        sources = dataset.pretraining_sources()  # overlapping users cut before their target valid item
     sources = tuple(subsample_domain(s, d.source_subsample, d.seed) for s in sources)
     if not sources and config.needs_source:
         raise ConfigError(f"data: {d.dataset!r} has no source domain; list some under data.sources")
@@ -223,55 +231,60 @@ def evaluate(config: ExperimentConfig, target: SplitDomain, trained: TrainedMode
 
 
 def cold_users(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledge, trained: list[TrainedModel],
-               seed: int, log: Log) -> list[dict]:
-    """EMCDR for cold users: their target history hidden, scored from mapped source representations.
+               seed: int, results: Results, log: Log) -> None:
+    """EMCDR for cold users, who stay cold: scored from mapped source representations alone.
 
-    The mapping maps into the user space of the transfer strategy with the best validation NDCG@10
-    (the base); Popularity, the only other option for a user without history, is the reference.
-
-    Returns:
-        Rows ``{method, seed, metrics, users, trainable_params, total_params}`` (empty when no
-        overlapping user has a source history before the test item).
+    A seeded share of the overlapping test users is set aside (:func:`~xdtutor.cold_users.split_cold_users`);
+    the base model (the transfer strategy with the best validation NDCG@10, retrained), the mapping
+    and the popularity reference learn from the target without any of their interactions. The
+    mapping function is chosen on the validation items of held-out fitting users; the chosen one is
+    marked ``selected`` (test is read only to report).
     """
-    target = prepared.target
-    bases = [t for t in trained if t.kind == "transfer"]
-    if not bases:
-        return []
-    base = max(bases, key=lambda t: t.history.best_metric if t.history is not None else -1)
+    target, cc = prepared.target, config.cold_users
+    candidates = [t for t in trained if t.kind == "transfer"]
     reps = source_reps(knowledge, "test")
-    cold = cold_eval_set(target, reps, "test")
-    if len(cold) == 0:
-        return []
-    popularity = next((t for t in trained if t.name == "popularity"), None)
-    runs = [] if popularity is None else [("popularity", popularity.model, 0, 0)]
-    for kind in config.cold_users.mappings:
-        mapping = fit_mapping(knowledge, target, base.model, kind, config.cold_users, seed=seed)
-        runs.append((f"mapping[{kind}]<-{base.name}", MappedColdStartRecommender(base.model, mapping, reps),
-                     mapping.n_params_, count_parameters(base.model)[0] + mapping.n_params_))
-    rows = []
+    cold, rest = split_cold_users(target, reps, cc.cold_fraction, seed)
+    if not candidates or not cold:
+        return
+    base_name = max(candidates, key=lambda t: t.history.best_metric if t.history is not None else -1).name
+    base = finetune(config, rest, transfer(config, prepared, knowledge, base_name), seed)   # never saw them
+    popularity = train_baseline("popularity", rest, config.train_config(seed))
+    known = knowledge.user_index()
+    fit_users, select_users = select_split([u for u in rest.train if u in known], cc.select_fraction, seed)
+    valid_reps = source_reps(knowledge, "valid")
+    select_set = cold_eval_set(rest, valid_reps, "valid", select_users)
+    runs, scores = [("popularity", popularity.model, 0, 0)], {}
+    for kind in cc.mappings:
+        mapping = fit_mapping(knowledge, rest, base.model, kind, cc, seed=seed, users=fit_users)
+        name = f"mapping[{kind}]<-{base_name}"
+        if len(select_set):
+            scores[name] = evaluate_model(MappedColdStartRecommender(base.model, mapping, valid_reps), select_set,
+                                          target.protocol).metrics["ndcg@10"]
+        runs.append((name, MappedColdStartRecommender(base.model, mapping, reps), mapping.n_params_,
+                     count_parameters(base.model)[0] + mapping.n_params_))
+    chosen = max(scores, key=scores.get) if scores else None  # no selection users: nothing is chosen
+    cold_set = cold_eval_set(target, reps, "test", cold)
     for name, model, trainable, total in runs:
-        ev = evaluate_model(model, cold, target.protocol)
-        rows.append({"method": name, "seed": seed, "metrics": dict(ev.metrics), "users": ev.n_users,
-                     "trainable_params": int(trainable), "total_params": int(total)})
-        log(f"[cold users seed {seed}] {name:<28} N@10 {ev.metrics['ndcg@10']:.4f} ({ev.n_users} users)")
-    return rows
+        ev = evaluate_model(model, cold_set, target.protocol)
+        results.add_cold_user({"method": name, "seed": seed, "metrics": dict(ev.metrics), "users": ev.n_users,
+                               "trainable_params": int(trainable), "total_params": int(total),
+                               "valid_ndcg@10": scores.get(name), "selected": name == chosen,
+                               "select_users": len(select_set)}, ev)
+        log(f"[cold users seed {seed}] {name:<28} test N@10 {ev.metrics['ndcg@10']:.4f} ({ev.n_users} cold users)"
+            + (f"; selection N@10 {scores[name]:.4f}{' (chosen)' if name == chosen else ''}" if name in scores else ""))
 
 
 def cold_start_point(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledge | None, seed: int,
-                     fraction: float, log: Log) -> list[dict]:
+                     fraction: float, results: Results, log: Log) -> None:
     """One point of the feature-scarcity curve: the models retrained on ``fraction`` of the training users."""
     part = keep_train_users(prepared.target, fraction, seed)
     runs = train_baselines(config, prepared, seed, part, config.cold_start.baselines)
-    transferred = get_strategy(config.cold_start.strategy).transfer(knowledge, part, config.transfer,
-                                                                    text_emb=prepared.target_emb)
-    runs.append(finetune(config, part, transferred, seed))
-    rows = []
+    runs.append(finetune(config, part, transfer(config, prepared, knowledge, config.cold_start.strategy), seed))
     for t in runs:
-        ev = evaluate(config, part, t)
-        rows.append({"fraction": fraction, "method": t.name, "seed": seed, "train_users": len(part.train),
-                     "metrics": dict(ev.metrics)})
+        valid, ev = validate(config, part, t), evaluate(config, part, t)
+        results.add_curve_point({"fraction": fraction, "method": t.name, "seed": seed, "train_users": len(part.train),
+                                 "metrics": dict(ev.metrics), "valid": dict(valid.metrics)}, ev)
         log(f"[cold start {fraction:.0%} seed {seed}] {t.name:<15} N@10 {ev.metrics['ndcg@10']:.4f}")
-    return rows
 
 
 def run_info(config: ExperimentConfig, prepared: Prepared, device: torch.device, wall_seconds: float) -> dict:

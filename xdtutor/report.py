@@ -13,7 +13,7 @@ import math
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -22,6 +22,8 @@ import pandas as pd
 from . import plots
 from .published import METRICS as PUBLISHED_METRICS
 from .published import published_table, sources
+from .stats import METHOD as STATS_METHOD
+from .stats import verdict
 from .utils import atomic_write, write_json
 
 if TYPE_CHECKING:  # the results model is rendered, never imported at run time (it saves through us)
@@ -37,22 +39,51 @@ def mean_std(mean: float, std: float, digits: int = 4) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def interval_text(c: dict | None) -> str:
+    """How sure a difference is, in words: its 95 % interval, or that no interval was computed."""
+    if not c:
+        return "no interval computed"
+    if c.get("diff_low") is None:  # format-1 files: a paired t-test over users, seeds ignored
+        return f"format-1 file: paired t-test p = {c['p_value']:.2g} over users only, no interval"
+    level = f"{c['level']:.0%}"
+    span = (f"{level} interval of the difference [{c['diff_low']:+.4f}, {c['diff_high']:+.4f}], "
+            f"relative [{c['relative_low']:+.1%}, {c['relative_high']:+.1%}]; {c['seeds']} seed(s), "
+            f"{c['n_users']:,} users")
+    if verdict(c) == "no detectable difference":
+        return f"no detectable difference; the {span}"
+    return f"{verdict(c)}; {span}"
+
+
 def gain_line(res: Results) -> str:
-    """Markdown: best transfer vs best target-only baseline on NDCG@10, with the relative gain."""
+    """Markdown: best transfer vs best target-only baseline on NDCG@10 (both chosen on validation)."""
     g = res.gain()
     if not g:
         return "no gain computed"
-    return (f"best transfer **{g['best_transfer']}** vs best baseline **{g['best_baseline']}**: NDCG@10 "
-            f"{g['transfer']:.4f} vs {g['baseline']:.4f} (**{g['relative_gain']:+.1%}**)")
+    return (f"best transfer **{g['best_transfer']}** vs best baseline **{g['best_baseline']}** (both chosen on "
+            f"validation): test NDCG@10 {g['transfer']:.4f} vs {g['baseline']:.4f} (**{g['relative_gain']:+.1%}**; "
+            f"{interval_text(g['comparison'])})")
 
 
 def gain_vs_line(res: Results, baseline: str = "text") -> str:
-    """Markdown: best transfer vs baseline ``baseline`` on NDCG@10, with the relative gain."""
+    """Markdown: best transfer (chosen on validation) vs baseline ``baseline`` on NDCG@10."""
     g = res.gain_vs(baseline)
     if g is None:
         return f"no {baseline} baseline in this run"
     return (f"best transfer **{g['best_transfer']}** NDCG@10 {g['transfer']:.4f} vs {baseline} target-only "
-            f"{g['baseline_value']:.4f} (**{g['relative_gain']:+.1%}**)")
+            f"{g['baseline_value']:.4f} (**{g['relative_gain']:+.1%}**; {interval_text(g['comparison'])})")
+
+
+def comparisons_frame(res: Results) -> pd.DataFrame:
+    """The stored comparisons as a table: method, reference, means, difference and its interval."""
+    cols = ["about", "method", "vs", "mean_a", "mean_b", "diff", "diff_low", "diff_high", "relative",
+            "relative_low", "relative_high", "seeds", "n_users"]
+    df = pd.DataFrame(res.comparisons)
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    df = df.reindex(columns=cols)
+    df["verdict"] = [verdict(c) if c.get("diff_low") is not None else f"format 1: p = {c['p_value']:.2g}, no interval"
+                     for c in res.comparisons]
+    return df
 
 
 def budget_note(res: Results) -> str | None:
@@ -166,17 +197,23 @@ def markdown(res: Results, overrides: list[str] = ()) -> str:
     if g:
         lines += [f"Best transfer ({g['best_transfer']}) vs best target-only baseline ({g['best_baseline']}): "
                   f"NDCG@10 {g['transfer']:.4f} vs {g['baseline']:.4f} = **{g['relative_gain']:+.1%}**.", ""]
-    if res.significance:
-        lines += ["Paired t-test on per-user NDCG@10 (mean over seeds) vs the best baseline: " + "; ".join(
-            f"{x['method']} Δ={x['mean_diff']:+.4f} p={x['p_value']:.3g}" for x in res.significance), ""]
-        if "text" in res.kinds() and res.significance[0]["vs"] != "text" and not res.per_user.empty:
-            lines += ["The same against the text target-only baseline (same architecture, no source): " + "; ".join(
-                f"{x['method']} Δ={x['mean_diff']:+.4f} p={x['p_value']:.3g}" for x in res.paired_tests(vs="text")), ""]
+    if res.comparisons:
+        lines += ["Differences in test NDCG@10 with their intervals (the references are chosen on validation; "
+                  f"{STATS_METHOD}):", "",
+                  "| about | method | vs | NDCG@10 | reference | difference | interval |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {c.get('about', '')} | {c['method']} | {c['vs']} | {c.get('mean_a', float('nan')):.4f} | "
+                  f"{c.get('mean_b', float('nan')):.4f} | {c.get('diff', c.get('mean_diff', float('nan'))):+.4f} | "
+                  f"{interval_text(c)} |" for c in res.comparisons]
+        lines.append("")
     if res.cold_users:
-        lines += ["Cold users (overlapping test users, target history hidden; EMCDR mapping of source user reps):", "",
-                  "| method | seed | users | R@10 | N@10 | trainable params |", "|---|---|---|---|---|---|"]
+        lines += ["Cold users (a held-out share of the overlapping test users, none of their target interactions "
+                  "in any model's training data; EMCDR mapping of source user reps, chosen on validation):", "",
+                  "| method | seed | users | R@10 | N@10 | selection N@10 | chosen | trainable params |",
+                  "|---|---|---|---|---|---|---|---|"]
         lines += [f"| {r['method']} | {r['seed']} | {r['users']} | {r['metrics']['recall@10']:.4f} | "
-                  f"{r['metrics']['ndcg@10']:.4f} | {r['trainable_params']:,} |" for r in res.cold_users]
+                  f"{r['metrics']['ndcg@10']:.4f} | "
+                  f"{'-' if r.get('valid_ndcg@10') is None else format(r['valid_ndcg@10'], '.4f')} | "
+                  f"{'yes' if r.get('selected') else ''} | {r['trainable_params']:,} |" for r in res.cold_users]
         lines.append("")
     if res.cold_start:
         lines += ["Cold start (fraction of target training users kept; valid/test unchanged):", "",
@@ -273,3 +310,66 @@ def publish(res: Results, folder: str | Path = "results") -> list[Path]:
             shutil.move(str(fig), target)
             written.append(target)
     return written
+
+
+def budget_table(runs: Mapping[str, Results], seed: int = 0, metric: str = "ndcg@10") -> pd.DataFrame:
+    """The same methods and seed under different training budgets, side by side.
+
+    Args:
+        runs: ``{label: Results}``, e.g. ``{"6 min": main_run, "25 min": long_run}``; every run must
+            hold ``seed`` (a combined multi-seed run contributes only that seed's rows).
+        seed: Which seed's trainings to compare (budgets are compared seed by seed, not as means).
+        metric: The test metric to show.
+
+    Returns:
+        One row per method present in every run, columns ``"<metric> (<label>)"``,
+        ``"epochs (<label>)"`` and ``"stop (<label>)"`` (the recorded stop reason; ``-`` for methods
+        that do not train, e.g. popularity).
+    """
+    frames = []
+    for label, res in runs.items():
+        rows = {r["method"]: r["metrics"][metric] for r in res.rows if r.get("seed") == seed}
+        if not rows:
+            raise KeyError(f"run {label!r} has no rows for seed {seed}")
+        hist = {m: res.histories.get(f"{m}/{seed}") for m in rows}
+        frames.append(pd.DataFrame({
+            f"{metric} ({label})": pd.Series(rows),
+            f"epochs ({label})": pd.Series({m: len(h.epochs) if h else 0 for m, h in hist.items()}),
+            f"stop ({label})": pd.Series({m: (h.stop_reason if h else "") or "-" for m, h in hist.items()}),
+        }))
+    return pd.concat(frames, axis=1, join="inner").rename_axis("method")
+
+
+
+def setup_differences(res: Results, source: str) -> pd.DataFrame:
+    """Our run's setup next to a published source's (``published.yaml`` ``settings``), aspect by aspect.
+
+    A comparison with a published number is only fair between rows whose setups are listed side by
+    side; this table is that list.
+    """
+    published = next((s for s in sources() if s["key"] == source), None)
+    if published is None or "settings" not in published:
+        raise KeyError(f"{source!r} has no settings in xdtutor/published.yaml")
+    c = res.config
+    m, pre, tr = c.model, c.pretrain, c.train
+    stop = (f"early stopping on validation NDCG@10 after {tr.patience} epochs without improvement, at most "
+            f"{tr.epochs} epochs" + (f", {tr.max_train_minutes}-min cap" if tr.max_train_minutes else ""))
+    sources_line = " + ".join(r for r in dict.fromkeys(x for run in res.source_runs for x in run["sources"])) or "none"
+    ours = {
+        "item text": f"the dataset's item text ({c.data.dataset})",
+        "text encoder": f"{res.info.get('encoder_id', c.encoder.model)}, {c.encoder.pooling} pooling, up to "
+                        f"{c.encoder.max_tokens} tokens, frozen",
+        "hidden size": f"{m.hidden} (feed-forward {4 * m.hidden}), {m.n_layers} layers, {m.n_heads} heads",
+        "dropout": f"{m.dropout}",
+        "item adaptor": m.adaptor,
+        "scores": f"{m.similarity}" + (f" / {m.temperature}" if m.similarity == "cos" else "")
+                  + f", softmax over {'the batch' if tr.negatives == 'in_batch' else 'all items'}",
+        "stopping rule": stop,
+        "pretraining data": f"{sources_line}; at most {pre.epochs} epochs"
+                            + (f", {pre.max_train_minutes}-min cap" if pre.max_train_minutes else "")
+                            + f", batch {pre.batch_size}, softmax over "
+                            + ("the batch" if pre.negatives == "in_batch" else "all items"),
+        "fine-tuning": ", ".join(c.strategies) or "none (target-only models)",
+    }
+    rows = [{"aspect": k, "published": v, "ours": ours.get(k, "-")} for k, v in published["settings"].items()]
+    return pd.DataFrame(rows).set_index("aspect")

@@ -18,23 +18,24 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .config import ConfigError, flatten
-from .evaluate import EvalResult, paired_test
+from .evaluate import EvalResult
 from .experiment import ExperimentConfig, build_config
 from .finetune_target import TrainedModel
 from .protocol import Protocol
+from .stats import paired_difference
 from .train import History
 from .utils import atomic_write, write_json
 
 FORMAT = "xdtutor.results/2"
 METRICS = ("recall@10", "ndcg@10", "recall@50", "ndcg@50")
 #: Top-level keys of ``results.json`` that are not run information (``info``).
-_FIELDS = ("format", "name", "config", "methods", "runs", "source_pretraining", "gain", "significance",
+_FIELDS = ("format", "name", "config", "methods", "runs", "source_pretraining", "gain", "comparisons",
            "cold_users", "cold_start", "diagnostics", "histories")
 
 
@@ -53,8 +54,9 @@ class Results:
         cold_users: Rows for users with hidden target history (EMCDR mappings vs popularity).
         cold_start: Rows ``{fraction, method, seed, train_users, metrics}`` of the feature-scarcity curve.
         diagnostics: Domain similarity of the catalogues' text embeddings.
-        significance: Paired tests of each transfer method against the best baseline (computed
-            from ``per_user``; kept as loaded when a file has no per-user rows).
+        comparisons: Each headline difference with its 95 % interval over seeds and users
+            (:func:`xdtutor.stats.paired_difference`), computed from ``per_user`` by
+            :meth:`compare_all`; kept as loaded when a file has no per-user rows.
         source_runs: Source pretraining per seed (source validation NDCG@10, time).
         info: Protocol, dataset statistics, provenance (device, versions, commit, date), wall time.
     """
@@ -66,7 +68,7 @@ class Results:
     cold_users: list[dict] = field(default_factory=list)
     cold_start: list[dict] = field(default_factory=list)
     diagnostics: dict = field(default_factory=dict)
-    significance: list[dict] = field(default_factory=list)
+    comparisons: list[dict] = field(default_factory=list)
     source_runs: list[dict] = field(default_factory=list)
     info: dict = field(default_factory=dict)
 
@@ -94,12 +96,25 @@ class Results:
         self.rows.append(row)
         if h is not None:
             self.histories[f"{trained.name}/{seed}"] = h
-        frame = pu.drop(columns=["ties", "target_in_history"], errors="ignore").copy()
-        frame.insert(0, "seed", seed)
-        frame.insert(0, "method", trained.name)
-        frame.insert(3, "user_type", np.where(is_ovl, "overlap", "target_only"))
-        self.per_user = frame if self.per_user.empty else pd.concat([self.per_user, frame], ignore_index=True)
+        self._add_per_user(trained.name, seed, test, np.where(is_ovl, "overlap", "target_only"))
         return row
+
+    def add_cold_user(self, row: dict, test: EvalResult) -> None:
+        """Record a cold-user evaluation (its per-user rows go in as method ``cold:<name>``)."""
+        self.cold_users.append(row)
+        self._add_per_user(f"cold:{row['method']}", row["seed"], test, "cold")
+
+    def add_curve_point(self, row: dict, test: EvalResult) -> None:
+        """Record a point of the cold-start curve (per-user rows as method ``curve:<fraction>:<name>``)."""
+        self.cold_start.append(row)
+        self._add_per_user(curve_key(row["fraction"], row["method"]), row["seed"], test, "curve")
+
+    def _add_per_user(self, method: str, seed: int, test: EvalResult, user_type) -> None:
+        frame = test.per_user.drop(columns=["ties", "target_in_history"], errors="ignore").copy()
+        frame.insert(0, "seed", seed)
+        frame.insert(0, "method", method)
+        frame.insert(3, "user_type", user_type)
+        self.per_user = frame if self.per_user.empty else pd.concat([self.per_user, frame], ignore_index=True)
 
     # ------------------------------------------------------------------ reading
 
@@ -139,76 +154,108 @@ class Results:
         out["seeds"] = groups["seed"].count().to_numpy()
         return out
 
+    def valid_means(self, metric: str = "ndcg@10") -> pd.Series:
+        """method -> mean over seeds of the *validation* metric (methods without one are left out)."""
+        recs = [{"method": r["method"], metric: (r.get("valid") or {}).get(metric, r.get(f"valid_{metric}"))}
+                for r in self.rows]
+        df = pd.DataFrame(recs, columns=["method", metric]).dropna()
+        return df.groupby("method", sort=False)[metric].mean()
+
     def best(self, kind: str, metric: str = "ndcg@10") -> tuple[str, float] | None:
-        """``(method, mean test metric)`` of the best method of ``kind`` (baseline | transfer)."""
-        s = self.summary()
-        s = s[s["kind"] == kind]
-        if s.empty:
+        """``(method, mean test metric)`` of the method of ``kind`` (baseline | transfer) whose mean
+        *validation* metric is highest: the test set is never used to choose."""
+        valid = self.valid_means(metric)
+        candidates = [m for m, k in self.kinds().items() if k == kind and m in valid.index]
+        if not candidates:
             return None
-        row = s.loc[s[metric].idxmax()]
-        return str(row["method"]), float(row[metric])
+        chosen = max(candidates, key=lambda m: valid[m])
+        test = self.summary().set_index("method")[metric]
+        return chosen, float(test[chosen])
+
+    def comparison(self, method: str, vs: str, metric: str = "ndcg@10") -> dict | None:
+        """The stored comparison ``method − vs`` on ``metric`` (``None`` when it was not made)."""
+        return next((c for c in self.comparisons
+                     if c["method"] == method and c["vs"] == vs and c.get("metric", metric) == metric), None)
 
     def gain(self, metric: str = "ndcg@10") -> dict | None:
-        """Relative gain of the best transfer method over the best target-only baseline."""
+        """The best transfer method vs the best target-only baseline, both chosen on validation.
+
+        Returns:
+            ``{"metric", "best_transfer", "transfer", "best_baseline", "baseline", "relative_gain",
+            "selected_on": "validation", "comparison"}`` (test means; ``comparison`` holds the
+            interval when one was computed).
+        """
         bt, bb = self.best("transfer", metric), self.best("baseline", metric)
         if bt is None or bb is None or bb[1] == 0:
             return None
         return {"metric": metric, "best_transfer": bt[0], "transfer": bt[1], "best_baseline": bb[0],
-                "baseline": bb[1], "relative_gain": bt[1] / bb[1] - 1.0}
+                "baseline": bb[1], "relative_gain": bt[1] / bb[1] - 1.0, "selected_on": "validation",
+                "comparison": self.comparison(bt[0], bb[0], metric)}
 
     def gain_vs(self, baseline: str = "text", metric: str = "ndcg@10") -> dict | None:
-        """Best transfer method vs one named baseline (e.g. the same architecture trained on the target only).
+        """The best transfer method (chosen on validation) vs one named baseline, e.g. the same
+        architecture trained on the target only.
 
         Returns:
-            ``{"best_transfer", "transfer", "baseline", "baseline_value", "relative_gain"}`` or
-            ``None`` when the baseline or every transfer method is missing.
+            ``{"best_transfer", "transfer", "baseline", "baseline_value", "relative_gain", "comparison"}``
+            or ``None`` when the baseline or every transfer method is missing.
         """
+        bt = self.best("transfer", metric)
         s = self.summary().set_index("method")
-        transfer = s[s["kind"] == "transfer"][metric]
-        if baseline not in s.index or transfer.empty:
+        if bt is None or baseline not in s.index:
             return None
-        best, base = str(transfer.idxmax()), float(s.loc[baseline, metric])
-        return {"best_transfer": best, "transfer": float(transfer[best]), "baseline": baseline,
-                "baseline_value": base, "relative_gain": float(transfer[best]) / base - 1.0 if base else math.nan}
+        base = float(s.loc[baseline, metric])
+        return {"best_transfer": bt[0], "transfer": bt[1], "baseline": baseline, "baseline_value": base,
+                "relative_gain": bt[1] / base - 1.0 if base else math.nan,
+                "comparison": self.comparison(bt[0], baseline, metric)}
 
-    def paired_tests(self, vs: str | None = None) -> list[dict]:
-        """Paired t-tests (per-user NDCG@10, mean over seeds) of every transfer method against the
-        best baseline, or against baseline ``vs`` (e.g. ``"text"``: the same architecture without
-        the source)."""
+    def compare(self, a: str, b: str, metric: str = "ndcg@10", **kwargs) -> dict:
+        """``a − b`` with its interval over seeds and users (:func:`xdtutor.stats.paired_difference`)."""
+        return paired_difference(self.per_user, a, b, metric, **kwargs)
+
+    def compare_all(self, metric: str = "ndcg@10") -> list[dict]:
+        """The comparisons a reader needs, each with its interval (needs ``per_user``):
+
+        * every transfer method vs the best baseline (chosen on validation), and vs ``text`` (the
+          same architecture without the source) when that is not the best baseline;
+        * cold users: every mapping vs popularity (``cold:`` methods);
+        * the cold-start curve: at every fraction, the strategy vs each baseline (``curve:`` methods).
+        """
         if self.per_user.empty:
-            return []
-        kinds = self.kinds()
-        avg = {}
-        for method, group in self.per_user.groupby("method", sort=True):
-            mean = group.groupby("user")["ndcg@10"].mean()                      # one value per user
-            avg[method] = EvalResult({"ndcg@10": float(mean.mean())}, mean.rename("ndcg@10").reset_index(),
-                                     self.protocol)
-        base = [m for m in avg if kinds.get(m) == "baseline"]
-        if not base:
-            return []
-        if vs is not None and vs not in base:
-            raise KeyError(f"no baseline {vs!r} in these results (baselines: {base})")
-        best = vs if vs is not None else max(base, key=lambda m: avg[m].metrics["ndcg@10"])
+            return list(self.comparisons)
         out = []
-        for m in avg:
-            if kinds.get(m) == "transfer":
-                t = paired_test(avg[m], avg[best], "ndcg@10")
-                out.append({**t, "test": t["method"], "method": m, "vs": best})
+        bb = self.best("baseline", metric)
+        kinds = self.kinds()
+        refs = [bb[0]] if bb else []
+        if "text" in kinds and "text" not in refs:
+            refs.append("text")
+        for ref in refs:
+            out += [{**self.compare(m, ref, metric), "about": "main"} for m, k in kinds.items() if k == "transfer"]
+        cold = sorted({r["method"] for r in self.cold_users} - {"popularity"})
+        if cold and any(r["method"] == "popularity" for r in self.cold_users):
+            out += [{**self.compare(f"cold:{m}", "cold:popularity", metric), "about": "cold users"} for m in cold]
+        strategy = self.config.cold_start.strategy
+        for fraction in sorted({r["fraction"] for r in self.cold_start}):
+            for base in sorted({r["method"] for r in self.cold_start if r["fraction"] == fraction} - {strategy}):
+                out.append({**self.compare(curve_key(fraction, strategy), curve_key(fraction, base), metric),
+                            "about": f"cold start {fraction:g}"})
         return out
 
     def cold_user_gain(self, metric: str = "ndcg@10") -> dict | None:
-        """Mean over seeds of the best EMCDR mapping vs popularity on cold users (``None`` without them)."""
-        rows = pd.DataFrame([{"method": r["method"], "seed": r["seed"], metric: r["metrics"][metric]}
-                             for r in self.cold_users])
+        """The cold-user mapping chosen on validation (``selected`` rows) vs popularity, mean over
+        seeds (``None`` without cold-user rows)."""
+        rows = pd.DataFrame([{"method": r["method"], "seed": r["seed"], metric: r["metrics"][metric],
+                              "selected": bool(r.get("selected", False))} for r in self.cold_users])
         if rows.empty or "popularity" not in set(rows["method"]):
             return None
         mean = rows.groupby("method")[metric].mean()
-        mappings = mean.drop("popularity")
-        if mappings.empty:
+        chosen = sorted(set(rows.loc[rows["selected"], "method"]))
+        if len(chosen) != 1:  # format-1 files chose nothing on validation: no headline
             return None
-        best = str(mappings.idxmax())
-        return {"best_mapping": best, "mapping": float(mappings[best]), "popularity": float(mean["popularity"]),
-                "relative_gain": float(mappings[best] / mean["popularity"] - 1.0), "seeds": int(rows["seed"].nunique())}
+        best = chosen[0]
+        return {"best_mapping": best, "mapping": float(mean[best]), "popularity": float(mean["popularity"]),
+                "relative_gain": float(mean[best] / mean["popularity"] - 1.0), "seeds": int(rows["seed"].nunique()),
+                "comparison": self.comparison(f"cold:{best}", "cold:popularity", metric)}
 
     def stop_reasons(self) -> pd.DataFrame:
         """Why every training ended: one row per (what, seed) with ``stop_reason``, epochs, seconds.
@@ -249,7 +296,7 @@ class Results:
             "runs": self.rows,
             "source_pretraining": self.source_runs,
             "gain": self.gain(),
-            "significance": self.significance,
+            "comparisons": self.comparisons,
             "cold_users": self.cold_users,
             "cold_start": self.cold_start,
             "diagnostics": self.diagnostics,
@@ -298,8 +345,13 @@ class Results:
         return cls(config=build_config(d["config"], where=str(file)), rows=d["runs"], per_user=per_user,
                    histories={k: History.from_dict(h) for k, h in d["histories"].items()},
                    cold_users=d["cold_users"], cold_start=d["cold_start"], diagnostics=d["diagnostics"],
-                   significance=d["significance"], source_runs=d["source_pretraining"],
+                   comparisons=d["comparisons"], source_runs=d["source_pretraining"],
                    info={k: v for k, v in d.items() if k not in _FIELDS})
+
+
+def curve_key(fraction: float, method: str) -> str:
+    """The per-user ``method`` key of a cold-start curve point, e.g. ``"curve:0.05:text"``."""
+    return f"curve:{fraction:g}:{method}"
 
 
 def upgrade(d: dict) -> dict:
@@ -329,8 +381,31 @@ def upgrade(d: dict) -> dict:
     for section in ("pretrain", "train"):
         for key in ("device", "max_len", "seed"):
             (cfg.get(section) or {}).pop(key, None)
+    # format 1: paired t-tests over users (seed-averaged) against the best baseline: p-values, no intervals
+    d["comparisons"] = [{**t, "diff": t.get("mean_diff"), "about": "main"} for t in d.pop("significance", [])]
+    if transfer.pop("lora_train_adaptor", True) and "lora" in cfg.get("strategies", []):
+        _rename_method(d, "lora", "lora_adaptor")  # it trained the adaptor too: name it for what it trained
     d["format"] = FORMAT
     return d
+
+
+def _rename_method(d: dict, old: str, new: str) -> None:
+    """Rename a method everywhere a results dict mentions it (format upgrades only)."""
+    cfg = d["config"]
+    cfg["strategies"] = [new if s == old else s for s in cfg["strategies"]]
+    if (cfg.get("cold_start") or {}).get("strategy") == old:
+        cfg["cold_start"]["strategy"] = new
+    for row in d.get("runs", []) + d.get("cold_start", []) + d.get("comparisons", []):
+        if row.get("method") == old:
+            row["method"] = new
+    if old in d.get("methods", {}):
+        d["methods"] = {new if k == old else k: v for k, v in d["methods"].items()}
+    if (d.get("gain") or {}).get("best_transfer") == old:
+        d["gain"]["best_transfer"] = new
+    d["histories"] = {(new + k[len(old):] if k.startswith(old + "/") else k): v
+                      for k, v in d.get("histories", {}).items()}
+    for row in d.get("cold_users", []):
+        row["method"] = row["method"].replace(f"<-{old}", f"<-{new}")
 
 
 def combine(parts: Sequence[Results]) -> Results:
@@ -378,52 +453,31 @@ def combine(parts: Sequence[Results]) -> Results:
                 "parts": [{"seeds": list(r.config.seeds), "device": r.info.get("device"),
                            "date": r.info.get("date"), "wall_seconds": w} for r, w in zip(parts, walls)],
                 "date": max(str(r.info.get("date", "")) for r in parts)}
-    out.significance = out.paired_tests()
+    out.comparisons = out.compare_all()
     return out
 
 
-def find_results(name: str, scale: str = "full", root: str | Path = "results") -> list[tuple[Path, Results]]:
-    """Every results file of experiment ``name`` at ``scale`` under ``root``, newest first.
+def find_results(name: str | Sequence[str], scale: str = "full", root: str | Path = "results", *,
+                 having: str | None = None) -> list[tuple[Path, Results]]:
+    """Every results file of experiment ``name`` (or of any of several names) at ``scale`` under
+    ``root``, newest first.
 
-    Files that are not JSON, or not a results file (no ``methods``), are skipped.
+    Files that are not JSON, or not a results file (no ``methods``), are skipped; with ``having``
+    (``"rows"``, ``"cold_users"``, ``"cold_start"``) so are files whose that part is empty — e.g. a
+    cold-start-only run of the same config has no main table.
 
     Returns:
         ``[(path, Results), …]`` sorted by the run's ``date``, newest first.
     """
+    names = {name} if isinstance(name, str) else set(name)
+    keys = {"rows": "runs"}
     found = []
     for path in sorted(Path(root).glob("**/*.json")):
         try:
             d = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(d, dict) and d.get("name") == name and d.get("scale") == scale and "methods" in d:
+        if (isinstance(d, dict) and d.get("name") in names and d.get("scale") == scale and "methods" in d
+                and (having is None or d.get(keys.get(having, having)))):
             found.append((str(d.get("date", "")), path))
     return [(p, Results.load(p)) for _, p in sorted(found, key=lambda x: x[0], reverse=True)]
-
-
-def budget_table(runs: Mapping[str, Results], seed: int = 0, metric: str = "ndcg@10") -> pd.DataFrame:
-    """The same methods and seed under different training budgets, side by side.
-
-    Args:
-        runs: ``{label: Results}``, e.g. ``{"6 min": main_run, "25 min": long_run}``; every run must
-            hold ``seed`` (a combined multi-seed run contributes only that seed's rows).
-        seed: Which seed's trainings to compare (budgets are compared seed by seed, not as means).
-        metric: The test metric to show.
-
-    Returns:
-        One row per method present in every run, columns ``"<metric> (<label>)"``,
-        ``"epochs (<label>)"`` and ``"stop (<label>)"`` (the recorded stop reason; ``-`` for methods
-        that do not train, e.g. popularity).
-    """
-    frames = []
-    for label, res in runs.items():
-        rows = {r["method"]: r["metrics"][metric] for r in res.rows if r.get("seed") == seed}
-        if not rows:
-            raise KeyError(f"run {label!r} has no rows for seed {seed}")
-        hist = {m: res.histories.get(f"{m}/{seed}") for m in rows}
-        frames.append(pd.DataFrame({
-            f"{metric} ({label})": pd.Series(rows),
-            f"epochs ({label})": pd.Series({m: len(h.epochs) if h else 0 for m, h in hist.items()}),
-            f"stop ({label})": pd.Series({m: (h.stop_reason if h else "") or "-" for m, h in hist.items()}),
-        }))
-    return pd.concat(frames, axis=1, join="inner").rename_axis("method")

@@ -43,8 +43,9 @@ from .types import CrossDomainDataset, Domain, EvalSet, SplitDomain
 SCIENTIFIC_SPLIT = "released leave-one-out (last = test, second-last = valid, histories <= 50)"
 FOOD_KITCHEN_SPLIT = ("per-user {t} subsequence from all files in the given order; leave-one-out "
                       "(last = test, second-last = valid) for users with >= 3 {t} interactions, "
-                      "fewer = train only; source = {s} subsequences of all users, cut at the target "
-                      "split position")
+                      "fewer = train only; source = {s} subsequences of all users, each overlapping "
+                      "user's cut before its {t} valid item for pretraining and before the predicted "
+                      "item for its source history")
 
 
 MOVIELENS_SPLIT = ("chronological leave-one-out by timestamp (ties keep file order; last = test, "

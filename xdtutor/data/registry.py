@@ -147,7 +147,7 @@ SCIENTIFIC = DatasetSpec(
     ),
     parser="load_scientific_folder",
     domains=("scientific",),
-    reference={"scientific.users": 8442, "scientific.items": 4385},
+    reference={"scientific.users": 8442, "scientific.items": 4385, "scientific.interactions": 59427},
 )
 
 MOVIELENS = DatasetSpec(

@@ -142,3 +142,19 @@ class CrossDomainDataset:
         n_target = len(self.target.train.get(user, ())) + 2  # train + valid + test items
         m = n_target - 1 if stage == "test" else n_target - 2
         return items[before <= m]
+
+    def pretraining_sources(self) -> tuple[Domain, ...]:
+        """The source domains as pretraining may see them: nothing from after the target split.
+
+        An overlapping user's source sequence is cut before that user's target *valid* item
+        (:meth:`source_history` at stage ``"train"``): a source model that learned from what the user
+        did after that point would carry the future into validation and test. Users left with no
+        source item are dropped. Only a source with known positions (the first source of a dataset
+        with mixed histories, e.g. food_kitchen) can be cut; the others are returned unchanged.
+        """
+        if not self.sources or not self.source_positions:
+            return self.sources
+        first = self.sources[0]
+        cut = {u: self.source_history(u, "train") if u in self.source_positions else s
+               for u, s in first.sequences.items()}
+        return (Domain(first.name, first.items, {u: s for u, s in cut.items() if len(s)}), *self.sources[1:])

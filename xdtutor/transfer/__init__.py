@@ -9,7 +9,8 @@ strategy           what fine-tuning (step 6) trains on the target              �
 ``full_finetune``  everything                                                  θ_s + Δθ
 ``l2sp``           everything, with α‖θ_t − θ_s‖²                              θ_s + small Δθ
 ``frozen_adaptor`` the item adaptor [+ ID embedding]; encoder frozen           θ_s (encoder)
-``lora``           low-rank BA on the encoder's layers (peft) [+ adaptor]      θ_s + BA
+``lora``           low-rank BA on the encoder's layers (peft)                  θ_s + BA
+``lora_adaptor``   BA on the encoder and the whole item adaptor                θ_s + BA, new adaptor
 ``fusion``         a target adaptor fused (add/concat/gate) with θ_s's one     θ_s + Δθ
 =================  ==========================================================  =================
 
@@ -21,10 +22,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import frozen_adaptor, full_finetune, fusion, l2sp, lora, zero_shot
+from . import frozen_adaptor, full_finetune, fusion, l2sp, lora, lora_adaptor, zero_shot
 from .base import Transferred, TransferConfig
 
-STRATEGIES: dict[str, ModuleType] = {m.NAME: m for m in (zero_shot, full_finetune, l2sp, frozen_adaptor, lora, fusion)}
+STRATEGIES: dict[str, ModuleType] = {m.NAME: m for m in (zero_shot, full_finetune, l2sp, frozen_adaptor, lora, lora_adaptor, fusion)}
 
 
 def get_strategy(name: str) -> ModuleType:
@@ -35,4 +36,4 @@ def get_strategy(name: str) -> ModuleType:
 
 
 __all__ = ["STRATEGIES", "TransferConfig", "Transferred", "frozen_adaptor", "full_finetune", "fusion",
-           "get_strategy", "l2sp", "lora", "zero_shot"]
+           "get_strategy", "l2sp", "lora", "lora_adaptor", "zero_shot"]

@@ -42,7 +42,6 @@ class TransferConfig:
         lora_alpha: LoRA scaling numerator (Δθ is scaled by lora_alpha / lora_rank).
         lora_dropout: Dropout on LoRA's input.
         lora_targets: Names (suffixes) of the encoder's ``nn.Linear`` layers to wrap; empty = all of them.
-        lora_train_adaptor: Also train the item adaptor next to the LoRA matrices.
         fusion: How target item features meet the source's: ``"add"``, ``"concat"`` or ``"gate"``.
     """
 
@@ -52,7 +51,6 @@ class TransferConfig:
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
     lora_targets: tuple[str, ...] = ()
-    lora_train_adaptor: bool = True
     fusion: str = "gate"
 
     def __post_init__(self) -> None:

@@ -1,5 +1,9 @@
 """Strategy 5 — LoRA: a low-rank update Δθ = BA on the sequence encoder, via ``peft``.
 
+Two menu entries, named for what they train: ``lora`` trains only the LoRA matrices (everything of
+θ_s stays frozen); ``lora_adaptor`` (:mod:`.lora_adaptor`) also trains the item adaptor, which has
+more parameters than the LoRA matrices themselves.
+
 Each wrapped layer computes ``W x + (α/r) B A x`` with ``W`` = θ_s frozen, ``A`` (r × in) random and
 ``B`` (out × r) **zero** at the start, so the model starts exactly as the source model. After
 training, :meth:`peft.PeftModel.merge_and_unload` folds ``(α/r) B A`` into ``W``; the returned model is
@@ -61,11 +65,11 @@ def available_layers(model: nn.Module) -> list[str]:
             if isinstance(m, (nn.Linear, nn.MultiheadAttention)) and not n.endswith("out_proj")]
 
 
-def wrap_lora(model: nn.Module, config: TransferConfig):
+def wrap_lora(model: nn.Module, config: TransferConfig, *, train_adaptor: bool = False):
     """Wrap ``model`` with ``peft`` LoRA on its encoder; returns the ``PeftModel``.
 
-    Everything but the LoRA matrices is frozen by peft; the adaptor is re-enabled when
-    ``config.lora_train_adaptor`` (and the ID embedding when present).
+    Everything but the LoRA matrices is frozen by peft; the adaptor is re-enabled with
+    ``train_adaptor`` (and the ID embedding when present: it has no θ_s value to keep).
     """
     names = lora_target_names(model, config.lora_targets)
     pattern = "^(" + "|".join(re.escape(n) for n in names) + ")$"
@@ -73,7 +77,7 @@ def wrap_lora(model: nn.Module, config: TransferConfig):
                              lora_dropout=config.lora_dropout, target_modules=pattern,
                              init_lora_weights=True, bias="none")
     peft_model = get_peft_model(model, lora_config)
-    if config.lora_train_adaptor:
+    if train_adaptor:
         model.adaptor.requires_grad_(True)
     if getattr(model, "id_embedding", None) is not None:
         model.id_embedding.requires_grad_(True)
@@ -99,16 +103,23 @@ def exact_forward() -> Iterator[None]:
 
 
 def transfer(knowledge, target, config: TransferConfig = TransferConfig(), *, text_emb=None) -> Transferred:
-    """θ_s wrapped with LoRA; fine-tuning trains BA (+ the adaptor), then merges: θ_t = θ_s + BA."""
+    """θ_s wrapped with LoRA; fine-tuning trains BA only, then merges: θ_t = θ_s + BA."""
+    return build(NAME, knowledge, target, config, text_emb=text_emb, train_adaptor=False)
+
+
+def build(name: str, knowledge, target, config: TransferConfig, *, text_emb=None,
+          train_adaptor: bool = False) -> Transferred:
+    """The LoRA starting point shared by ``lora`` and ``lora_adaptor``."""
     model = build_target_model(knowledge, target_text_emb(knowledge, target, text_emb), use_id=config.use_id)
     targets = lora_target_names(model, config.lora_targets)
-    peft_model = wrap_lora(model, config)
+    peft_model = wrap_lora(model, config, train_adaptor=train_adaptor)
     total, _ = count_parameters(model)        # θ_s with the LoRA matrices peft inserted into it
     _, trainable = count_parameters(peft_model)
-    return Transferred(NAME, peft_model, total, trainable,
+    return Transferred(name, peft_model, total, trainable,
                        during_training=exact_forward,  # validation inside fit must see θ_s + BA, not θ_s
                        after_training=merge,
-                       extra={"targets": targets, "rank": config.lora_rank, "alpha": config.lora_alpha})
+                       extra={"targets": targets, "rank": config.lora_rank, "alpha": config.lora_alpha,
+                              "adaptor_trained": train_adaptor})
 
 
 def merge(peft_model: nn.Module) -> nn.Module:

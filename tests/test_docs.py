@@ -1,0 +1,36 @@
+"""Numbers in the README and the FAQ are generated from the committed files, never typed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from xdtutor.docs import PAGES, render, snippets, update
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_and_faq_agree_with_the_committed_results():
+    stale = update(ROOT, check=True)
+    assert stale == [], f"{[str(p.relative_to(ROOT)) for p in stale]} disagree with results/: run scripts/render_docs.py"
+
+
+def test_every_page_has_its_generated_regions():
+    values = snippets(ROOT)
+    for page in PAGES:
+        text = (ROOT / page).read_text()
+        assert "<!-- generated:" in text, page
+        for name in values:
+            if f"<!-- generated:{name} -->" in text:
+                start = text.index(f"<!-- generated:{name} -->")
+                assert values[name].rstrip() in text[start:text.index("<!-- /generated -->", start)]
+
+
+def test_render_replaces_regions_and_catches_a_typed_number(tmp_path):
+    page = "x\n<!-- generated:findings -->\n+99 % typed by hand\n<!-- /generated -->\ny\n"
+    out = render(page, {"findings": "- measured"})
+    assert out == "x\n<!-- generated:findings -->\n- measured\n<!-- /generated -->\ny\n"
+    assert render(out, {"findings": "- measured"}) == out
+    with pytest.raises(KeyError, match="no generated text named 'other'"):
+        render("<!-- generated:other -->\n<!-- /generated -->", {"findings": ""})

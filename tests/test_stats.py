@@ -1,0 +1,56 @@
+"""Intervals for differences between methods that include the variance over seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xdtutor.evaluate import EvalResult, paired_test
+from xdtutor.protocol import Protocol
+from xdtutor.stats import paired_difference, verdict, within_margin
+
+
+def frame(values: dict[tuple[str, int], np.ndarray]) -> pd.DataFrame:
+    """Per-user rows from ``{(method, seed): per-user values}`` (users u0, u1, …)."""
+    return pd.DataFrame([{"method": m, "seed": s, "user": f"u{i}", "ndcg@10": float(v)}
+                         for (m, s), vals in values.items() for i, v in enumerate(vals)])
+
+
+def test_a_constant_difference_has_a_point_interval():
+    base = np.random.default_rng(0).random(200)
+    df = frame({("a", s): base + 0.01 for s in range(3)} | {("b", s): base for s in range(3)})
+    c = paired_difference(df, "a", "b")
+    assert c["diff"] == pytest.approx(0.01) and c["diff_low"] == pytest.approx(0.01) and c["diff_high"] == pytest.approx(0.01)
+    assert c["seeds"] == 3 and c["n_users"] == 200 and verdict(c) == "higher"
+    assert c["relative"] == pytest.approx(0.01 / base.mean())
+
+
+def test_seed_variance_widens_the_interval_a_users_only_test_misses():
+    """Three seeds disagree on the sign of the difference; within each seed users agree closely.
+
+    The old test (paired t-test over users on seed-averaged values) calls the mean difference highly
+    significant; the interval over seeds and users contains 0: no detectable difference.
+    """
+    rng = np.random.default_rng(1)
+    base = rng.random(2000)
+    shift = {0: 0.02, 1: -0.02, 2: 0.02}
+    df = frame({("a", s): base + shift[s] + rng.normal(0, 1e-3, 2000) for s in range(3)}
+               | {("b", s): base for s in range(3)})
+    avg = {m: df[df.method == m].groupby("user")["ndcg@10"].mean() for m in ("a", "b")}
+    proto = Protocol(dataset="x", split="y")
+    old = paired_test(*(EvalResult({}, avg[m].rename("ndcg@10").reset_index(), proto) for m in ("a", "b")), "ndcg@10")
+    assert old["p_value"] < 1e-6                              # "significant" for the old test
+    c = paired_difference(df, "a", "b", n_boot=1000)
+    assert c["diff_low"] < 0 < c["diff_high"] and verdict(c) == "no detectable difference"
+    assert not within_margin(c, 0.001)                       # and not equivalent either
+
+
+def test_users_evaluated_in_some_seeds_only_count_where_they_were():
+    df = frame({("a", 0): np.ones(4), ("b", 0): np.zeros(4)})
+    other = frame({("a", 1): np.full(2, 0.5), ("b", 1): np.zeros(2)})
+    other["user"] = ["v0", "v1", "v0", "v1"]                  # seed 1 evaluated other users
+    c = paired_difference(pd.concat([df, other]), "a", "b", n_boot=200)
+    assert c["mean_a"] == pytest.approx(0.75) and c["n_users"] == 6  # mean over seeds of each seed's mean
+    with pytest.raises(ValueError, match="share no seed"):
+        paired_difference(frame({("a", 0): np.ones(2), ("b", 1): np.ones(2)}), "a", "b")

@@ -1,0 +1,132 @@
+"""Numbers in the README and the FAQ, generated from the committed results and benchmark files.
+
+A page marks each generated region with an HTML comment pair (invisible when rendered)::
+
+    <!-- generated:findings -->
+    … text written by :func:`update` …
+    <!-- /generated -->
+
+:func:`snippets` composes every region's text from ``results/*.json`` (through
+:mod:`xdtutor.results` and :mod:`xdtutor.report`) and ``benchmarks/results/*.json``; nothing in it
+is typed by hand. ``python scripts/render_docs.py`` rewrites the regions; ``--check`` (and a test)
+fails when a page and its files disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from .report import interval_text
+from .results import Results, find_results
+
+PAGES = ("README.md", "book/10_faq.md")
+REGION = re.compile(r"(<!-- generated:(\w+) -->\n)(.*?)(<!-- /generated -->)", re.S)
+
+
+def _latest(root: Path, name: str | tuple[str, ...], having: str = "rows") -> Results | None:
+    found = find_results(name, "full", root / "results", having=having)
+    return found[0][1] if found else None
+
+
+def _pct(x: float) -> str:
+    return f"{x:+.1%}".replace("%", " %")
+
+
+def _gain(g: dict | None, what: str) -> str:
+    if not g:
+        return f"{what}: not computed"
+    return f"{what} {_pct(g['relative_gain'])} ({interval_text(g.get('comparison'))})"
+
+
+def _findings(root: Path) -> str:
+    k2f, long, sci = (_latest(root, n) for n in ("kitchen_to_food", "kitchen_to_food_long", "sources_to_scientific"))
+    # the curve is its own experiment (format-1 files named it after the config it extends)
+    cold = _latest(root, ("cold_start", "kitchen_to_food"), having="cold_start")
+    lines = []
+    if k2f is not None:
+        caps = k2f.time_caps()
+        lines.append(f"- **Kitchen → Food** (`results/kitchen_to_food.md`, {len(k2f.config.seeds)} seed(s), "
+                     f"{caps['train'] or 'no'}-min cap per model, {k2f.info.get('device_name')}): "
+                     + _gain(k2f.gain_vs("text"), f"best transfer ({k2f.best('transfer')[0]}) vs the same model "
+                             "trained on Food only") + "; "
+                     + _gain(k2f.gain(), f"vs the best target-only baseline ({k2f.best('baseline')[0]})") + ".")
+        cg = k2f.cold_user_gain()
+        if cg:
+            lines.append(f"- **Cold users** (no Food history): {cg['best_mapping']} vs popularity "
+                         f"{_pct(cg['relative_gain'])} ({interval_text(cg.get('comparison'))}).")
+    if long is not None:
+        lines.append(f"- **Longer budget** (`results/kitchen_to_food_long.md`, {long.time_caps()['train']}-min cap): "
+                     + _gain(long.gain(), f"{long.best('transfer')[0]} vs {long.best('baseline')[0]}") + "; "
+                     + _gain(long.gain_vs("text"), "vs text-only") + ".")
+    if cold is not None and cold.cold_start:
+        fractions = sorted({r["fraction"] for r in cold.cold_start})
+        lines.append(f"- **Cold-start curve** (`results/cold_start.md`, {len(cold.config.seeds)} seed(s)): "
+                     f"{cold.config.cold_start.strategy} and the baselines retrained on "
+                     + ", ".join(f"{f:.0%}" for f in fractions) + " of the Food training users.")
+    if sci is not None:
+        lines.append(f"- **Kitchen + Food → Scientific** (`results/sources_to_scientific.md`, "
+                     f"{len(sci.config.seeds)} seed(s)): " + _gain(sci.gain_vs("text"), "best transfer vs text-only")
+                     + ".")
+    return "\n".join(lines) if lines else "No full-scale results are committed yet."
+
+
+def _pretraining_speed(root: Path) -> str:
+    path = root / "benchmarks" / "results" / "negatives.json"
+    if not path.is_file():
+        return "(run `python -m benchmarks.bench_negatives` to measure it)"
+    d = json.loads(path.read_text(encoding="utf-8"))
+    step = {r["negatives"]: r["s_per_step"] for r in d["rows"]}
+    s = d["summary"]
+    return (f"On Kitchen ({s['catalogue_items']:,} items, batch {s['batch_size']}, "
+            f"{d['env'].get('torch_threads', '?')} CPU thread) a pretraining step took {step['all']:.2f} s with the full "
+            f"softmax and {step['in_batch']:.2f} s with in-batch negatives ({s['speedup_in_batch']:.1f}× faster; "
+            "`python -m benchmarks.bench_negatives --threads 1`, `benchmarks/results/negatives.json`).")
+
+
+def _source_yardstick(root: Path) -> str:
+    path = root / "results" / "source_popularity.json"
+    if not path.is_file():
+        return "Run `python scripts/source_popularity.py` to measure it."
+    rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
+    values = ", ".join(f"{r['ndcg@10']:.4f}" for r in rows)
+    return (f"Kitchen Popularity reaches a validation NDCG@10 of {values} on {rows[0]['users']:,} source "
+            f"validation users (seeds {', '.join(str(r['seed']) for r in rows)}; `python scripts/source_popularity.py`, "
+            "`results/source_popularity.json`): a source model must beat that to have learned anything.")
+
+
+def snippets(root: str | Path) -> dict[str, str]:
+    """Every generated region's text, by name, from the files under ``root`` (the repository)."""
+    root = Path(root)
+    return {"findings": _findings(root), "pretraining_speed": _pretraining_speed(root),
+            "source_yardstick": _source_yardstick(root)}
+
+
+def render(text: str, values: dict[str, str]) -> str:
+    """``text`` with every generated region replaced by ``values[name]``.
+
+    Raises:
+        KeyError: For a region whose name has no snippet.
+    """
+    def fill(m: re.Match) -> str:
+        if m.group(2) not in values:
+            raise KeyError(f"no generated text named {m.group(2)!r} (known: {sorted(values)})")
+        return f"{m.group(1)}{values[m.group(2)].rstrip()}\n{m.group(4)}"
+    return REGION.sub(fill, text)
+
+
+def update(root: str | Path, *, check: bool = False) -> list[Path]:
+    """Rewrite the generated regions of :data:`PAGES` (with ``check``, only list the pages that differ)."""
+    root = Path(root)
+    values = snippets(root)
+    stale = []
+    for page in PAGES:
+        path = root / page
+        old = path.read_text(encoding="utf-8")
+        new = render(old, values)
+        if new != old:
+            stale.append(path)
+            if not check:
+                path.write_text(new, encoding="utf-8")
+    return stale

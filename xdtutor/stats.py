@@ -1,0 +1,104 @@
+"""How sure is a difference between two methods? Intervals that include the seeds' variance.
+
+A method's test NDCG@10 varies for two reasons: the sample of test users, and the training run
+(initialisation, dropout, batch order — the seed). A paired test over users on seed-averaged scores
+sees only the first. :func:`paired_difference` resamples both: a **two-level percentile bootstrap**
+draws the seeds with replacement, then the users with replacement — the same users for both
+methods and every seed, since they are paired — and recomputes the mean difference and the relative
+difference on every replicate (the mean over the drawn seeds of each seed's mean over its drawn
+users; a user not evaluated in a seed, e.g. a cold user drawn for another seed, only counts where
+it was). With one seed it is a paired bootstrap over users (and says so).
+
+An interval that contains 0 means *no detectable difference* at that level, not that the two are
+equal; equal within a margin is a different claim (:func:`within_margin`).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+METHOD = "two-level percentile bootstrap (seeds, then users, paired)"
+
+
+def paired_difference(per_user: pd.DataFrame, a: str, b: str, metric: str = "ndcg@10", *,
+                      level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Mean difference ``a − b`` of a per-user metric with a confidence interval over seeds and users.
+
+    Args:
+        per_user: Rows ``method, seed, user, <metric>`` (e.g. :attr:`xdtutor.results.Results.per_user`).
+        a, b: The two methods (rows of ``per_user['method']``).
+        metric: The per-user column.
+        level: Coverage of the interval.
+        n_boot: Bootstrap replicates.
+        seed: Seed of the resampling (the same seed gives the same interval).
+
+    Returns:
+        ``{"method": a, "vs": b, "metric", "seeds", "n_users", "mean_a", "mean_b", "diff", "diff_low",
+        "diff_high", "relative", "relative_low", "relative_high", "level", "n_boot", "interval"}``;
+        ``relative`` is ``mean_a / mean_b − 1``.
+
+    Raises:
+        ValueError: If the two methods share no seed or no user.
+    """
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    A, B = _matrix(per_user, a, metric), _matrix(per_user, b, metric)
+    seeds = sorted(set(A.columns) & set(B.columns))
+    users = sorted(set(A.index) & set(B.index))
+    if not seeds or not users:
+        raise ValueError(f"{a!r} and {b!r} share no seed and user (seeds {list(A.columns)} vs {list(B.columns)})")
+    # (U, S); NaN where a user was not evaluated in a seed (e.g. cold users are drawn per seed)
+    A, B = A.loc[users, seeds].to_numpy(float), B.loc[users, seeds].to_numpy(float)
+    both = ~(np.isnan(A) | np.isnan(B))
+    A, B = np.where(both, A, np.nan), np.where(both, B, np.nan)
+    rng = np.random.default_rng(seed)
+    n_users, n_seeds = A.shape
+    reps_a, reps_b = np.empty(n_boot), np.empty(n_boot)
+    chunk = max(1, int(4e6 // (n_users * n_seeds)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a drawn seed may draw none of its users
+        for start in range(0, n_boot, chunk):
+            m = min(chunk, n_boot - start)
+            u = rng.integers(0, n_users, size=(m, n_users))                    # (m, U) the same users for a and b
+            pick = rng.integers(0, n_seeds, size=(m, 1, n_seeds))              # (m, 1, S) seeds with replacement
+            reps_a[start:start + m] = np.nanmean(np.nanmean(np.take_along_axis(A[u], pick, axis=2), axis=1), axis=1)
+            reps_b[start:start + m] = np.nanmean(np.nanmean(np.take_along_axis(B[u], pick, axis=2), axis=1), axis=1)
+    ok = np.isfinite(reps_a) & np.isfinite(reps_b)
+    reps_a, reps_b = reps_a[ok], reps_b[ok]
+    alpha = (1.0 - level) / 2.0
+    mean_a, mean_b = float(np.nanmean(np.nanmean(A, axis=0))), float(np.nanmean(np.nanmean(B, axis=0)))
+    diff_lo, diff_hi = np.quantile(reps_a - reps_b, [alpha, 1.0 - alpha])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = reps_a / reps_b - 1.0
+    rel_lo, rel_hi = np.quantile(rel[np.isfinite(rel)], [alpha, 1.0 - alpha]) if np.isfinite(rel).any() else (np.nan, np.nan)
+    n_users = int(both.any(axis=1).sum())
+    return {"method": a, "vs": b, "metric": metric, "seeds": n_seeds, "n_users": n_users,
+            "mean_a": mean_a, "mean_b": mean_b, "diff": mean_a - mean_b,
+            "diff_low": float(diff_lo), "diff_high": float(diff_hi),
+            "relative": mean_a / mean_b - 1.0 if mean_b else float("nan"),
+            "relative_low": float(rel_lo), "relative_high": float(rel_hi), "level": level, "n_boot": n_boot,
+            "interval": METHOD if n_seeds > 1 else "paired percentile bootstrap over users (one seed)"}
+
+
+def _matrix(per_user: pd.DataFrame, method: str, metric: str) -> pd.DataFrame:
+    rows = per_user[per_user["method"] == method]
+    if rows.empty:
+        raise ValueError(f"no per-user rows for {method!r}")
+    return rows.pivot_table(index="user", columns="seed", values=metric, aggfunc="mean")  # (U, S)
+
+
+def verdict(c: dict) -> str:
+    """``"higher"``, ``"lower"`` or ``"no detectable difference"`` from a :func:`paired_difference` result."""
+    if c["diff_low"] > 0:
+        return "higher"
+    if c["diff_high"] < 0:
+        return "lower"
+    return "no detectable difference"
+
+
+def within_margin(c: dict, margin: float) -> bool:
+    """Whether the whole interval of the relative difference lies inside ``±margin`` (an equivalence claim)."""
+    return -margin <= c["relative_low"] and c["relative_high"] <= margin
