@@ -62,7 +62,7 @@ def test_run_reads_the_config_with_its_overrides_and_writes_the_run_folder(tmp_p
     seen = {}
 
     def run(config, **kwargs):
-        seen["config"] = config
+        seen["config"], seen["folder"] = config, kwargs.get("folder")
         res = fake()
         res.config, res.info = config, {"wall_seconds": 1.0, "protocol_line": "protocol: fake"}
         return res
@@ -75,6 +75,14 @@ def test_run_reads_the_config_with_its_overrides_and_writes_the_run_folder(tmp_p
     saved = json.loads((tmp_path / "o" / "results.json").read_text())
     assert saved["overrides"] == ["train.epochs=2", "name=a=b"] and saved["config_file"] == str(cfg)
     assert "protocol: fake" in capsys.readouterr().out
+    assert seen["folder"].path == tmp_path / "o"
+    again = ["run", str(cfg), "--set", "train.epochs=2", "--set", "name=a=b", "--out", str(tmp_path / "o")]
+    assert cli.main(again) == 1                              # a finished run is not overwritten silently
+    assert "holds a finished run" in capsys.readouterr().err
+    assert cli.main([*again, "--overwrite"]) == 0
+    (tmp_path / "file").write_text("x")
+    assert cli.main(["run", str(cfg), "--out", str(tmp_path / "file" / "sub")]) == 1  # fails before training
+    assert "cannot write there" in capsys.readouterr().err
     assert cli.main(["run", str(cfg), "--set", "novalue"]) == 1
     assert "key=value" in capsys.readouterr().err
     assert cli.main(["run", str(tmp_path / "missing.yaml")]) == 1

@@ -213,9 +213,9 @@ def test_cold_users_stay_cold(monkeypatch):
     seen, fitted = [], []
     real_finetune, real_fit = pipeline.finetune, pipeline.fit_mapping
 
-    def spy_finetune(config, target, transferred, seed):
+    def spy_finetune(config, target, transferred, seed, checkpoint_dir=None):
         seen.append(target)
-        return real_finetune(config, target, transferred, seed)
+        return real_finetune(config, target, transferred, seed, checkpoint_dir)
 
     def spy_fit(knowledge, target, base, kind, config, seed=0, users=None):
         fitted.append((target, users))

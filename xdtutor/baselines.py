@@ -12,6 +12,7 @@ models, and nothing of the source:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -42,7 +43,8 @@ BASELINES = ("popularity", *BUILDERS)
 
 
 def train_baseline(name: str, target: SplitDomain, config: TrainConfig, *,
-                   model_config: ModelConfig = ModelConfig(), text_emb=None) -> TrainedModel:
+                   model_config: ModelConfig = ModelConfig(), text_emb=None,
+                   checkpoint_dir: str | Path | None = None) -> TrainedModel:
     """Train one target-only baseline.
 
     Args:
@@ -51,6 +53,7 @@ def train_baseline(name: str, target: SplitDomain, config: TrainConfig, *,
         config: Training loop settings (ignored by ``popularity``).
         model_config: Architecture (``sasrec`` takes its sizes; the text baselines all of it).
         text_emb: Target item-text embeddings ``(N, D)`` (text baselines only).
+        checkpoint_dir: Resumable checkpoints of the training (:func:`xdtutor.train.fit`).
 
     Returns:
         The :class:`~xdtutor.finetune_target.TrainedModel` (kind ``"baseline"``).
@@ -62,5 +65,5 @@ def train_baseline(name: str, target: SplitDomain, config: TrainConfig, *,
         return TrainedModel(name, "baseline", Popularity(target.n_items).fit(target.train.values()), None, 0, 0)
     model = BUILDERS[name](target.n_items, model_config, text_emb)
     total, trainable = count_parameters(model)
-    history = fit(model, target, config)
+    history = fit(model, target, config, checkpoint_dir=checkpoint_dir)
     return TrainedModel(name, "baseline", model, history, total, trainable)

@@ -6,7 +6,8 @@
     xdtutor data stats NAME [--json] [--data-dir D] [--target T] [--subsample F --seed S]
                                                                    # checks the registry's reference values
     xdtutor data stats --path FOLDER [--target T] [--json]         # bring-your-own-data folder
-    xdtutor run CONFIG.yaml [--set key=value ...] [--out DIR]      # the whole pipeline -> a run folder
+    xdtutor run CONFIG.yaml [--set key=value ...] [--out DIR] [--overwrite]   # the pipeline -> a run folder
+                                                                   # (a rerun resumes an unfinished one)
     xdtutor combine RUN_DIR RUN_DIR ... --out DIR                  # seeds run apart -> one run folder
     xdtutor publish RUN_DIR [--to results]                         # -> results/<name>.{json,md} + figures
 
@@ -96,14 +97,16 @@ def _run(args) -> int:
     from .experiment import load_config
     from .pipeline import run_experiment
     from .report import text_table, write_run
+    from .run_folder import RunFolder
 
     config = load_config(args.config, args.set or [])
     out = Path(args.out) if args.out else Path("runs") / f"{config.name}-{config.scale}"
-    results = run_experiment(config)
+    folder = RunFolder(out, config.to_dict(), overwrite=args.overwrite)  # checked before anything trains
+    results = run_experiment(config, folder=folder)
     results.info.update({"config_file": str(args.config), "overrides": list(args.set or [])})
     write_run(results, out)
     print(text_table(results))
-    print(f"wrote {out}/ (results.json, per_user.csv, report.md, figures; wall time "
+    print(f"wrote {out}/ (results.json, per_user.csv, report.md, figures, models/; wall time "
           f"{results.info['wall_seconds']:.0f} s)")
     return 0
 
@@ -148,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run an experiment from a YAML config")
     run.add_argument("config", help="YAML config file")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
-    run.add_argument("--out", help="output folder (default runs/<name>-<scale>)")
+    run.add_argument("--out", help="output folder (default runs/<name>-<scale>); an unfinished run there is resumed")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace a finished run (or a run of another config) in the output folder")
     run.set_defaults(func=_run)
     comb = sub.add_parser("combine", help="combine run folders of the same experiment with different seeds")
     comb.add_argument("runs", nargs="+", metavar="RUN_DIR")

@@ -26,7 +26,7 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
-from .baselines import train_baseline
+from .baselines import BASELINES, train_baseline
 from .cold_users import (MappedColdStartRecommender, cold_eval_set, fit_mapping, select_split, source_reps,
                          split_cold_users)
 from .config import ConfigError, to_dict
@@ -44,6 +44,7 @@ from .models import count_parameters
 from .pretrain_source import pretrain_source
 from .provenance import provenance
 from .results import Results
+from .run_folder import RunFolder
 from .transfer import Transferred, get_strategy
 from .utils import seed_everything, select_device
 
@@ -51,13 +52,16 @@ Log = Callable[..., None]
 
 
 def run_experiment(config: ExperimentConfig, *, dataset: CrossDomainDataset | None = None,
-                   text_emb: Mapping[str, np.ndarray] | None = None, log: Log | None = print) -> Results:
+                   text_emb: Mapping[str, np.ndarray] | None = None, log: Log | None = print,
+                   folder: RunFolder | None = None) -> Results:
     """Run stages 1–8 for every seed and return the :class:`~xdtutor.results.Results`.
 
     Args:
         config: The experiment (see :func:`xdtutor.experiment.load_config`).
         dataset / text_emb: Optional in-memory data and embeddings (tests, notebooks).
         log: Where progress lines go (``print`` by default; ``None`` = silent).
+        folder: Keep every finished model and every training checkpoint there, and skip / resume
+            what an earlier, interrupted call of the same run left (:class:`~xdtutor.run_folder.RunFolder`).
     """
     log = log or (lambda *a, **k: None)
     t_start = time.perf_counter()
@@ -69,19 +73,20 @@ def run_experiment(config: ExperimentConfig, *, dataset: CrossDomainDataset | No
                                    prepared.target.domain.name, prepared.target_emb,
                                    sample=config.similarity_sample, seed=config.data.seed)
     for seed in config.seeds:
-        run_seed(config, prepared, seed, results, log)                                 # 3–8
+        run_seed(config, prepared, seed, results, log, folder)                         # 3–8
     results.info = run_info(config, prepared, device, time.perf_counter() - t_start)
     results.comparisons = results.compare_all()
     return results
 
 
-def run_seed(config: ExperimentConfig, prepared: Prepared, seed: int, results: Results, log: Log) -> None:
-    """Stages 3–8 for one seed, then the cold-user stage and the cold-start curve."""
+def run_seed(config: ExperimentConfig, prepared: Prepared, seed: int, results: Results, log: Log,
+             folder: RunFolder | None = None) -> None:
+    """Stages 3–8 for one seed, model by model, then the cold-user stage and the cold-start curve."""
     seed_everything(seed)
     knowledge = None
     if config.needs_source:
         t0 = time.perf_counter()
-        source_model = pretrain(config, prepared, seed)                                # 3
+        source_model = pretrain(config, prepared, seed, folder)                        # 3
         knowledge = extract(config, prepared, source_model)                           # 4
         h = source_model.pretrain_history
         results.histories[f"source/{seed}"] = h
@@ -91,21 +96,50 @@ def run_seed(config: ExperimentConfig, prepared: Prepared, seed: int, results: R
                                     "wall_seconds": time.perf_counter() - t0})
         log(f"[pretrain seed {seed}] source valid NDCG@10 {h.best_metric:.4f} (epoch {h.best_epoch}, "
             f"{h.total_seconds:.0f}s); {knowledge!r}")
-    trained = train_baselines(config, prepared, seed, prepared.target, config.baselines)
-    for name in config.strategies:
-        transferred = transfer(config, prepared, knowledge, name)                     # 5
-        trained.append(finetune(config, prepared.target, transferred, seed))           # 6
-    for t in trained:
-        valid = validate(config, prepared.target, t)                                   # 7
-        test = evaluate(config, prepared.target, t)                                    # 8
-        results.add(t, seed, test, valid, prepared.dataset.overlap)
-        log(f"[{t.kind} seed {seed}] {t.name:<15} valid N@10 {valid.metrics['ndcg@10']:.4f}  "
-            f"test N@10 {test.metrics['ndcg@10']:.4f} R@10 {test.metrics['recall@10']:.4f}  "
-            f"trainable {t.trainable_params:,}/{t.total_params:,}")
+    for name in (*config.baselines, *config.strategies):                               # 5–8 per model
+        key = f"seed{seed}/{name}"
+        once(folder, key, results, lambda: train_and_evaluate(config, prepared, knowledge, name, seed, results,
+                                                              log, folder and folder.model_dir(key)))
     if config.cold_users.mappings and knowledge is not None and knowledge.user_keys:
-        cold_users(config, prepared, knowledge, trained, seed, results, log)
+        key = f"seed{seed}/cold_users"
+        once(folder, key, results, lambda: cold_users(config, prepared, knowledge, seed, results, log,
+                                                      folder and folder.model_dir(key)))
     for fraction in config.cold_start.fractions:
-        cold_start_point(config, prepared, knowledge, seed, fraction, results, log)
+        key = f"seed{seed}/curve-{fraction:g}"
+        once(folder, key, results, lambda: cold_start_point(config, prepared, knowledge, seed, fraction, results,
+                                                            log, folder and folder.model_dir(key)))
+
+
+def once(folder: RunFolder | None, key: str, results: Results, produce: Callable[[], None]) -> None:
+    """``produce()`` unless ``folder`` already holds ``key``'s results (then they are restored);
+    what it adds to ``results`` is saved under ``key`` as soon as it is done."""
+    done = folder.done(key) if folder is not None else None
+    if done is not None:
+        results.restore(*done)
+        return
+    mark = results.mark()
+    produce()
+    if folder is not None:
+        folder.save(key, *results.since(mark))
+
+
+def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledge | None, name: str,
+                       seed: int, results: Results, log: Log, checkpoint_dir: Path | None = None) -> None:
+    """One model: a baseline, or a strategy's transfer (5) and fine-tuning (6); then validate (7) and
+    evaluate (8). Every model starts from the same random state, so a resumed run equals an
+    uninterrupted one."""
+    seed_everything(seed)
+    target, train = prepared.target, config.train_config(seed)
+    if name in BASELINES:
+        t = train_baseline(name, target, train, model_config=config.model, text_emb=prepared.target_emb,
+                           checkpoint_dir=checkpoint_dir)
+    else:
+        t = finetune(config, target, transfer(config, prepared, knowledge, name), seed, checkpoint_dir)
+    valid, test = validate(config, target, t), evaluate(config, target, t)
+    results.add(t, seed, test, valid, prepared.dataset.overlap)
+    log(f"[{t.kind} seed {seed}] {t.name:<15} valid N@10 {valid.metrics['ndcg@10']:.4f}  "
+        f"test N@10 {test.metrics['ndcg@10']:.4f} R@10 {test.metrics['recall@10']:.4f}  "
+        f"trainable {t.trainable_params:,}/{t.total_params:,}")
 
 
 # ============================================================================ stages 1–2
@@ -177,10 +211,11 @@ def collect(config: ExperimentConfig, *, dataset: CrossDomainDataset | None = No
 # ============================================================================ stages 3–4
 
 
-def pretrain(config: ExperimentConfig, prepared: Prepared, seed: int):
-    """Stage 3: the source model (:func:`xdtutor.pretrain_source.pretrain_source`)."""
+def pretrain(config: ExperimentConfig, prepared: Prepared, seed: int, folder: RunFolder | None = None):
+    """Stage 3: the source model (:func:`xdtutor.pretrain_source.pretrain_source`), checkpointed in
+    ``config.checkpoint_dir`` (shared by runs) or else in the run's folder."""
     pre = config.train_config(seed, "pretrain")
-    ckpt = None
+    ckpt = folder.model_dir(f"seed{seed}/source") if folder is not None else None
     if config.checkpoint_dir:  # a folder per source model: same data, encoder, model and loop = same folder
         key = json.dumps({"data": to_dict(config.data), "encoder": to_dict(config.encoder), "model": to_dict(config.model),
                           "pretrain": {**to_dict(pre), "progress": False, "device": "any"},
@@ -212,9 +247,10 @@ def transfer(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledge,
     return get_strategy(name).transfer(knowledge, prepared.target, config.transfer, text_emb=prepared.target_emb)
 
 
-def finetune(config: ExperimentConfig, target: SplitDomain, transferred: Transferred, seed: int) -> TrainedModel:
+def finetune(config: ExperimentConfig, target: SplitDomain, transferred: Transferred, seed: int,
+             checkpoint_dir: Path | None = None) -> TrainedModel:
     """Stage 6 (with step 7's early stopping inside): train Δθ on ``target``."""
-    return finetune_target(transferred, target, config.train_config(seed))
+    return finetune_target(transferred, target, config.train_config(seed), checkpoint_dir=checkpoint_dir)
 
 
 def validate(config: ExperimentConfig, target: SplitDomain, trained: TrainedModel) -> EvalResult:
@@ -230,8 +266,8 @@ def evaluate(config: ExperimentConfig, target: SplitDomain, trained: TrainedMode
 # ============================================================================ after the menu
 
 
-def cold_users(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledge, trained: list[TrainedModel],
-               seed: int, results: Results, log: Log) -> None:
+def cold_users(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledge, seed: int, results: Results,
+               log: Log, checkpoint_dir: Path | None = None) -> None:
     """EMCDR for cold users, who stay cold: scored from mapped source representations alone.
 
     A seeded share of the overlapping test users is set aside (:func:`~xdtutor.cold_users.split_cold_users`);
@@ -241,13 +277,14 @@ def cold_users(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledg
     marked ``selected`` (test is read only to report).
     """
     target, cc = prepared.target, config.cold_users
-    candidates = [t for t in trained if t.kind == "transfer"]
+    candidates = [r for r in results.rows if r["seed"] == seed and r["kind"] == "transfer"]
     reps = source_reps(knowledge, "test")
     cold, rest = split_cold_users(target, reps, cc.cold_fraction, seed)
     if not candidates or not cold:
         return
-    base_name = max(candidates, key=lambda t: t.history.best_metric if t.history is not None else -1).name
-    base = finetune(config, rest, transfer(config, prepared, knowledge, base_name), seed)   # never saw them
+    base_name = max(candidates, key=lambda r: r["valid_ndcg@10"])["method"]
+    seed_everything(seed)
+    base = finetune(config, rest, transfer(config, prepared, knowledge, base_name), seed, checkpoint_dir)  # never saw them
     popularity = train_baseline("popularity", rest, config.train_config(seed))
     known = knowledge.user_index()
     fit_users, select_users = select_split([u for u in rest.train if u in known], cc.select_fraction, seed)
@@ -275,11 +312,18 @@ def cold_users(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledg
 
 
 def cold_start_point(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledge | None, seed: int,
-                     fraction: float, results: Results, log: Log) -> None:
+                     fraction: float, results: Results, log: Log, checkpoint_dir: Path | None = None) -> None:
     """One point of the feature-scarcity curve: the models retrained on ``fraction`` of the training users."""
     part = keep_train_users(prepared.target, fraction, seed)
-    runs = train_baselines(config, prepared, seed, part, config.cold_start.baselines)
-    runs.append(finetune(config, part, transfer(config, prepared, knowledge, config.cold_start.strategy), seed))
+    runs = []
+    for name in (*config.cold_start.baselines, config.cold_start.strategy):
+        seed_everything(seed)
+        ckpt = checkpoint_dir / name if checkpoint_dir is not None else None
+        if name in BASELINES:
+            runs.append(train_baseline(name, part, config.train_config(seed), model_config=config.model,
+                                       text_emb=prepared.target_emb, checkpoint_dir=ckpt))
+        else:
+            runs.append(finetune(config, part, transfer(config, prepared, knowledge, name), seed, ckpt))
     for t in runs:
         valid, ev = validate(config, part, t), evaluate(config, part, t)
         results.add_curve_point({"fraction": fraction, "method": t.name, "seed": seed, "train_users": len(part.train),

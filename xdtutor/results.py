@@ -13,7 +13,6 @@ Spread is the **sample** standard deviation over seeds (``ddof=1``); with one se
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 from dataclasses import dataclass, field, replace
@@ -29,10 +28,10 @@ from .experiment import ExperimentConfig, build_config
 from .finetune_target import TrainedModel
 from .protocol import Protocol
 from .stats import paired_difference
+from .results_upgrade import FORMAT, upgrade
 from .train import History
 from .utils import atomic_write, write_json
 
-FORMAT = "xdtutor.results/2"
 METRICS = ("recall@10", "ndcg@10", "recall@50", "ndcg@50")
 #: Top-level keys of ``results.json`` that are not run information (``info``).
 _FIELDS = ("format", "name", "config", "methods", "runs", "source_pretraining", "gain", "comparisons",
@@ -108,6 +107,27 @@ class Results:
         """Record a point of the cold-start curve (per-user rows as method ``curve:<fraction>:<name>``)."""
         self.cold_start.append(row)
         self._add_per_user(curve_key(row["fraction"], row["method"]), row["seed"], test, "curve")
+
+    def mark(self) -> tuple[int, int, int, frozenset, int]:
+        """Where the results stand now (see :meth:`since`)."""
+        return (len(self.rows), len(self.cold_users), len(self.cold_start), frozenset(self.histories),
+                len(self.per_user))
+
+    def since(self, mark: tuple) -> tuple[dict, pd.DataFrame]:
+        """What was added after ``mark``: ``(payload, per_user rows)`` — what :meth:`restore` takes back."""
+        rows, cold, curve, hist, n = mark
+        payload = {"rows": self.rows[rows:], "cold_users": self.cold_users[cold:], "cold_start": self.cold_start[curve:],
+                   "histories": {k: h.to_dict() for k, h in self.histories.items() if k not in hist}}
+        return payload, self.per_user.iloc[n:]
+
+    def restore(self, payload: dict, per_user: pd.DataFrame) -> None:
+        """Add back what :meth:`since` returned (a run resumed from its folder)."""
+        self.rows += payload["rows"]
+        self.cold_users += payload["cold_users"]
+        self.cold_start += payload["cold_start"]
+        self.histories.update({k: History.from_dict(h) for k, h in payload["histories"].items()})
+        if not per_user.empty:
+            self.per_user = per_user if self.per_user.empty else pd.concat([self.per_user, per_user], ignore_index=True)
 
     def _add_per_user(self, method: str, seed: int, test: EvalResult, user_type) -> None:
         frame = test.per_user.drop(columns=["ties", "target_in_history"], errors="ignore").copy()
@@ -352,60 +372,6 @@ class Results:
 def curve_key(fraction: float, method: str) -> str:
     """The per-user ``method`` key of a cold-start curve point, e.g. ``"curve:0.05:text"``."""
     return f"curve:{fraction:g}:{method}"
-
-
-def upgrade(d: dict) -> dict:
-    """A results dict of any earlier format in the current one (the numbers are never touched).
-
-    Format 1 (no ``format`` field) kept the EMCDR settings under ``transfer`` with ``mapping`` in
-    ``strategies`` (the pipeline then fitted both mappings), and stored the training loops'
-    ``device``, ``max_len`` and ``seed``, which now follow the experiment.
-    """
-    if d.get("format") == FORMAT:
-        return d
-    if "format" in d:
-        raise ConfigError(f"unknown results format {d['format']!r} (this version reads {FORMAT!r})")
-    d = copy.deepcopy(d)
-    cfg = d.get("config", {})
-    transfer = cfg.get("transfer") or {}
-    transfer.pop("train", None)
-    mapping = {k: transfer.pop(k) for k in ("ridge_alpha", "mlp_hidden", "mlp_epochs") if k in transfer}
-    transfer.pop("mapping", None)
-    strategies = list(cfg.get("strategies") or [])
-    if "mapping" in strategies:
-        strategies.remove("mapping")
-        mapping["mappings"] = ["ridge", "mlp"]
-    if "strategies" in cfg:
-        cfg["strategies"] = strategies
-    cfg["cold_users"] = mapping
-    for section in ("pretrain", "train"):
-        for key in ("device", "max_len", "seed"):
-            (cfg.get(section) or {}).pop(key, None)
-    # format 1: paired t-tests over users (seed-averaged) against the best baseline: p-values, no intervals
-    d["comparisons"] = [{**t, "diff": t.get("mean_diff"), "about": "main"} for t in d.pop("significance", [])]
-    if transfer.pop("lora_train_adaptor", True) and "lora" in cfg.get("strategies", []):
-        _rename_method(d, "lora", "lora_adaptor")  # it trained the adaptor too: name it for what it trained
-    d["format"] = FORMAT
-    return d
-
-
-def _rename_method(d: dict, old: str, new: str) -> None:
-    """Rename a method everywhere a results dict mentions it (format upgrades only)."""
-    cfg = d["config"]
-    cfg["strategies"] = [new if s == old else s for s in cfg["strategies"]]
-    if (cfg.get("cold_start") or {}).get("strategy") == old:
-        cfg["cold_start"]["strategy"] = new
-    for row in d.get("runs", []) + d.get("cold_start", []) + d.get("comparisons", []):
-        if row.get("method") == old:
-            row["method"] = new
-    if old in d.get("methods", {}):
-        d["methods"] = {new if k == old else k: v for k, v in d["methods"].items()}
-    if (d.get("gain") or {}).get("best_transfer") == old:
-        d["gain"]["best_transfer"] = new
-    d["histories"] = {(new + k[len(old):] if k.startswith(old + "/") else k): v
-                      for k, v in d.get("histories", {}).items()}
-    for row in d.get("cold_users", []):
-        row["method"] = row["method"].replace(f"<-{old}", f"<-{new}")
 
 
 def combine(parts: Sequence[Results]) -> Results:
