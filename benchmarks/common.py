@@ -262,7 +262,7 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-ORDER = ["encoding", "evaluation", "training", "scaling", "end_to_end", "gpu_matmul"]
+ORDER = ["encoding", "evaluation", "training", "training_food", "scaling", "end_to_end", "gpu_matmul"]
 
 
 def write_markdown(folder: str | Path = RESULTS_DIR, path: str | Path | None = None) -> Path:

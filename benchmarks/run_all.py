@@ -34,7 +34,7 @@ BENCHMARKS = {
 QUICK = {
     "encoding": ["--n", "48", "--batch-size", "16", "--repeats", "1"],
     "evaluation": ["--datasets", "scientific", "--max-users", "200", "--peer-users", "40", "--tm-pairs", "1e5"],
-    "training": ["--models", "sasrec", "--subsample", "0.05"],
+    "training": ["--models", "sasrec", "--subsample", "0.05", "--chunk-rows", "0", "32", "--profile-steps", "1"],
     "scaling": ["--fractions", "0.02", "0.05", "--encode-base", "64", "--steps", "1", "--max-users", "400"],
     "end_to_end": ["--configs", "kitchen_to_food", "--set", "data.subsample=0.01",
                    "--set", "data.source_subsample=0.05", "--set", "pretrain.epochs=1",

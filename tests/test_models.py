@@ -243,3 +243,28 @@ def test_in_batch_loss_ranks_against_the_batch_items_only(make):
     torch.testing.assert_close(got, want)
     with pytest.raises(ValueError, match="negatives"):
         model.loss(x, y, negatives="popular")
+
+
+def test_length_sorted_chunks_encode_each_row_as_the_whole_batch_does():
+    """SequenceEncoder.chunk_rows only changes which rows share a transformer call, not any row's result."""
+    torch.manual_seed(0)
+    from xdtutor.models import SASRec
+    from xdtutor.utils import pad_left
+
+    model = SASRec(40, hidden=16, n_layers=2, n_heads=2, max_len=12, dropout=0.0).eval()
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(0, 40, size=int(n)).tolist() for n in rng.integers(1, 13, size=23)]
+    x = pad_left(seqs, 12)
+    targets = pad_left([s[1:] + [1] for s in seqs], 12)
+    outs, grads = [], []
+    for chunk in (0, 5, 64):
+        model.encoder.chunk_rows = chunk
+        model.zero_grad()
+        out = model(x)                                               # (23, 12, 16)
+        model.loss(x, targets).backward()
+        outs.append(out.detach())
+        grads.append(model.item_embedding.weight.grad.clone())
+    for out, grad in zip(outs[1:], grads[1:]):
+        torch.testing.assert_close(out, outs[0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(grad, grads[0], rtol=1e-4, atol=1e-6)
+    assert (outs[0][x == 0] == 0).all()                              # padding stays zero

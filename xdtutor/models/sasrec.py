@@ -42,8 +42,8 @@ def softmax_ce(states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
         Scalar mean loss over the non-padding targets.
     """
     keep = targets > 0                                   # (B, L)
-    picked = states[keep]                                # (M, H)
-    logits = picked @ items.T / temperature              # (M, N)
+    picked = states[keep] / temperature                  # (M, H): cheaper than dividing the (M, N) logits
+    logits = picked @ items.T                            # (M, N)
     return F.cross_entropy(logits.float(), targets[keep] - 1)
 
 
