@@ -1,18 +1,31 @@
 # xdtutor — the two set-up commands are `make book` (main job) and `make test` (the test suite).
 PYTHON ?= python
 PIP ?= $(PYTHON) -m pip
-# CI pins exact versions through this constraints file; pyproject.toml keeps ranges.
+# Installs pin exact versions through this lock (the dependency closure of pyproject.toml, made by
+# `make lock`); pyproject.toml keeps ranges.
 CONSTRAINTS ?= constraints/ci.txt
+# TORCH_INDEX=cpu installs PyTorch's CPU-only build (no CUDA libraries) from PyTorch's own index.
+TORCH_INDEX ?=
+TORCH_INDEX_URL = $(if $(filter cpu,$(TORCH_INDEX)),--extra-index-url https://download.pytorch.org/whl/cpu,)
 SCALE ?= ci
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
+# The offline data mirror beside the checkout, where there is one; elsewhere the pinned, checksummed
+# download into the cache (xdtutor.data.registry) takes over.
+ifneq ($(wildcard $(CURDIR)/../shared/data),)
 export XDTUTOR_DATA_DIR ?= $(abspath $(CURDIR)/../shared/data)
+endif
 export MPLBACKEND ?= Agg
 
-.PHONY: install browser test test-fast book run bench gpu-check clean
+.PHONY: install lock browser test test-fast book run bench gpu-check clean
 
 install:
-	$(PIP) install -q -c $(CONSTRAINTS) -e ".[dev,book]"
+	$(PIP) install -q $(TORCH_INDEX_URL) -c $(CONSTRAINTS) -e ".[dev,book,minilm]"
+
+## Regenerate the lock from pyproject.toml (+ constraints/pins.in); existing pins are kept where they still fit.
+lock:
+	uv pip compile pyproject.toml --extra dev --extra book --extra minilm --python-version 3.11 --universal \
+	  -c constraints/pins.in -o constraints/ci.txt
 
 ## Headless Chromium for the website check (Debian packages; skipped where apt-get is unavailable).
 browser:

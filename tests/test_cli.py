@@ -102,3 +102,19 @@ def test_real_stats_match_reference(capsys, data_dir, name, expect):
     out = capsys.readouterr().out
     for e in expect:
         assert e in out
+
+
+def test_version_debug_and_an_unavailable_device(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.startswith("xdtutor ")
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("name: tiny\n")
+    import torch
+
+    if not torch.cuda.is_available():  # asking for a GPU the machine lacks fails before any work
+        assert cli.main(["run", str(cfg), "--set", "device=cuda", "--out", str(tmp_path / "o")]) == 1
+        err = capsys.readouterr().err
+        assert "no CUDA GPU" in err and "--debug shows the traceback" in err and "Traceback" not in err
+        with pytest.raises(ValueError, match="no CUDA GPU"):   # --debug: the exception itself
+            cli.main(["--debug", "run", str(cfg), "--set", "device=cuda", "--out", str(tmp_path / "o2")])

@@ -105,8 +105,9 @@ def test_interrupted_transfer_restarts_from_scratch(server, tmp_path):
 
 def test_404_fails_at_once(server, tmp_path):
     dest = tmp_path / "missing.txt"
-    with pytest.raises(DownloadError, match="HTTP 404"):
+    with pytest.raises(DownloadError, match="HTTP 404") as info:
         fetch(f"{server}/missing.txt", dest, SHA, retries=3, backoff=0)
+    assert str(info.value).startswith(f"{server}/missing.txt")   # the URL as it is, "//" and all
     assert _Handler.hits["/missing.txt"] == 1
     _only(tmp_path, None)
 
@@ -149,3 +150,17 @@ def test_dataset_dir_downloads_into_the_cache(server, tmp_path, tmp_cache, monke
     with pytest.raises(DownloadError, match="404"):
         dataset_dir(bad)
     assert not (tmp_cache / "data" / "toy2" / "seq.txt").exists()
+
+
+def test_no_network_says_so_and_names_the_url(tmp_path):
+    """A closed port stands for a machine without network: the error names the URL and the way out."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/data/file.txt"
+    with pytest.raises(DownloadError) as info:
+        fetch(url, tmp_path / "file.txt", SHA, retries=1, backoff=0)
+    message = str(info.value)
+    assert message.startswith(url) and "offline" in message and "XDTUTOR_DATA_DIR" in message

@@ -165,6 +165,25 @@ def test_checksum_mismatch_and_verification_cache(fixture_copy, tmp_cache):
     assert dataset_dir(spec, fixture_copy, verify=False) == folder
 
 
+def test_a_stale_verification_cache_is_reported_as_such_not_blamed_on_the_file(fixture_copy, tmp_cache):
+    folder = _sc(fixture_copy)
+    spec = DatasetSpec(name="sci", folder=folder.name, description="", repo="o/r", commit="0" * 40,
+                       files=tuple(FileSpec(p.name, sha256_file(p), p.stat().st_size, p.name)
+                                   for p in sorted(folder.iterdir())),
+                       parser="load_scientific_folder", domains=("scientific",))
+    verify_folder(spec, folder)
+    cache = tmp_cache / "data" / "verified.json"
+    entries = json.loads(cache.read_text())
+    _write(cache, json.dumps({k: "0" * 64 for k in entries}))   # what a broken earlier run left
+    clear_verification_cache()
+    with pytest.raises(ChecksumError, match="stale verification cache") as info:
+        verify_folder(spec, folder)
+    assert info.value.file == cache
+    clear_verification_cache()
+    _write(cache, json.dumps({k: v for k, v in json.loads(cache.read_text()).items() if v != "0" * 64} | entries))
+    verify_folder(spec, folder)                                   # a good cache passes again
+
+
 def test_corrupt_verification_cache_is_rebuilt(fixture_copy, tmp_cache):
     path = _fk(fixture_copy) / "num.txt"
     cache = tmp_cache / "data" / "verified.json"

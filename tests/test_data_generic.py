@@ -58,6 +58,9 @@ INTER = "user_id,item_id,domain,order\nu,a,x,1\nu,b,x,2\nu,a,x,3\nu,c,y,0\n"
     (ITEMS.replace("text\n", "title\n", 1), INTER, MalformedLineError, "items.csv", 1, "text"),
     (ITEMS, INTER.replace("u,c,y,0\n", ""), EmptyDomainError, "interactions.csv", None, "domain"),
     (ITEMS.encode().replace(b"C text", b"C \xe9t\xe9"), INTER, DataEncodingError, "items.csv", 4, None),
+    # an unclosed quote would swallow the rows after it (50 items silently became 11): named instead
+    (ITEMS.replace("B text", '"B text'), INTER, MalformedLineError, "items.csv", 3, "line"),
+    (ITEMS.replace("B text", "B\x00text"), INTER, DataEncodingError, "items.csv", 3, None),
 ])
 def test_generic_bad_input(tmp_path, items, inter, exc, file, line, field):
     folder = _folder(tmp_path, items, inter)
@@ -71,3 +74,28 @@ def test_load_dataset_accepts_a_generic_folder(fixture_data):
 
     ds = load_dataset(str(fixture_data / "generic_books_movies"), target="movies", subsample=1.0)
     assert ds.target.domain.name == "movies" and ds.name == "generic:generic_books_movies"
+
+
+def test_a_byte_order_mark_and_a_long_text_are_read(tmp_path):
+    """What spreadsheet programs write (a UTF-8 BOM) and item texts over the csv module's 128 KB limit."""
+    long_text = "word " * 40_000                                  # 200 KB in one field
+    items = ("\ufeff" + ITEMS.replace("B text", long_text)).encode("utf-8")
+    inter = ("\ufeff" + INTER).encode("utf-8")
+    ds = load_generic(_folder(tmp_path, items, inter))
+    assert ds.target.domain.items["text"].tolist()[1] == long_text.strip()
+    import csv
+    assert csv.field_size_limit() == 131072                      # the global limit is left as it was
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    import os
+
+    from xdtutor.utils import atomic_write
+
+    old = os.umask(0o027)
+    try:
+        with atomic_write(tmp_path / "x.json", "w") as fh:
+            fh.write("{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o640  # not mkstemp's private 0600

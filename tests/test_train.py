@@ -197,6 +197,27 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
         fit(model(), data, config(epochs=4, lr=1e-2), checkpoint_dir=tmp_path)
 
 
+@pytest.mark.parametrize("damage", ["truncated weights", "epoch mismatch", "unreadable trainer state"])
+def test_a_damaged_checkpoint_is_reported_and_rebuilt(tmp_path, damage):
+    """What an interrupted save or a full disk leaves behind must not block every rerun."""
+    data = tiny_split()
+    reference = model()
+    h_ref = fit(reference, data, config(epochs=3))
+    fit(model(), data, config(epochs=3), checkpoint_dir=tmp_path)
+    if damage == "truncated weights":
+        (tmp_path / "last.safetensors").write_bytes((tmp_path / "last.safetensors").read_bytes()[:100])
+    elif damage == "epoch mismatch":
+        meta = json.loads((tmp_path / "last.json").read_text())
+        (tmp_path / "last.json").write_text(json.dumps({**meta, "epoch": 1, "finished": False}))
+    else:
+        (tmp_path / "last.pt").write_bytes(b"not a torch file")
+    rebuilt = model()  # the same initial weights as the reference
+    with pytest.warns(UserWarning, match="damaged checkpoint, training starts again"):
+        h = fit(rebuilt, data, config(epochs=3), checkpoint_dir=tmp_path)
+    assert h.resumed_from == 0 and h.valid_metrics == h_ref.valid_metrics   # a fresh run, the same result
+    assert json.loads((tmp_path / "last.json").read_text())["finished"]
+
+
 def test_time_limit_stops_and_is_recorded():
     history = fit(model(), tiny_split(), config(epochs=50, max_train_minutes=1e-6))
     assert history.stop_reason == "time_limit" and len(history.epochs) == 1

@@ -24,6 +24,8 @@ import warnings
 warnings.filterwarnings("ignore", message="IProgress not found")
 
 import json  # noqa: E402  (the filter above must come first)
+import logging  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -118,8 +120,13 @@ class BookRun:
         return self.root / name
 
     def config(self, name: str, *sets: str | tuple[str, Any]) -> ExperimentConfig:
-        """``configs/<name>.yaml`` at this chapter's scale, data folder and device (then ``sets``)."""
-        base = [("scale", self.scale), ("data.data_dir", self.data_dir), ("device", str(self.device))]
+        """``configs/<name>.yaml`` at this chapter's scale, data folder and device (then ``sets``).
+
+        Progress bars are switched off (``encoder.progress``, ``pretrain.progress``,
+        ``train.progress``): a page shows the pipeline's one line per model instead.
+        """
+        base = [("scale", self.scale), ("data.data_dir", self.data_dir), ("device", str(self.device)),
+                ("encoder.progress", False), ("pretrain.progress", False), ("train.progress", False)]
         return load_config(self.configs / f"{name}.yaml", [*base, *sets])
 
     def finish(self) -> None:
@@ -143,6 +150,13 @@ def setup(scale: str = "ci", *, seed: int = 0, device: str = "auto", data_dir: s
     shell = get_ipython()
     if shell is not None:
         shell.run_line_magic("matplotlib", "inline")
+    logger = logging.getLogger("xdtutor")  # the pipeline's progress lines, printed in the page
+    if not any(getattr(h, "xdtutor_book", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.xdtutor_book = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     seed_everything(seed)
     if scale == "ci":
         torch.set_num_threads(1)  # the same floats on every machine, and no oversubscription

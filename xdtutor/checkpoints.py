@@ -37,6 +37,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint file is missing keys, inconsistent, or belongs to a different run (names the file)."""
 
 
+class CheckpointMismatch(CheckpointError):
+    """A checkpoint folder holds a run made with another training config (never overwritten silently)."""
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     """The model inside a ``DistributedDataParallel`` wrapper (or the model itself)."""
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
@@ -79,7 +83,10 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, strict: bool = True) 
     path = Path(path).with_suffix(".safetensors")
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
-    state = st_load(path.read_bytes())
+    try:
+        state = st_load(path.read_bytes())
+    except Exception as exc:  # safetensors raises its own error type for a truncated header or body
+        raise CheckpointError(f"{path}: cannot read the weights ({type(exc).__name__}: {exc})") from exc
     target = unwrap(model)
     own = target.state_dict()
     bad = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
@@ -109,7 +116,18 @@ def read_meta(path: Path) -> dict[str, Any]:
 def read_best(folder: Path) -> dict[str, torch.Tensor] | None:
     """The best weights of a training folder (``None`` before the first improvement)."""
     path = folder / "best.safetensors"
-    return {k: v.clone() for k, v in st_load(path.read_bytes()).items()} if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return {k: v.clone() for k, v in st_load(path.read_bytes()).items()}
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot read the weights ({type(exc).__name__}: {exc})") from exc
+
+
+def clear_training_state(folder: Path) -> None:
+    """Remove a training folder's checkpoint files (``last.*``, ``best.*``), nothing else."""
+    for name in ("last.safetensors", "last.json", "last.pt", "best.safetensors", "best.json"):
+        (folder / name).unlink(missing_ok=True)
 
 
 def save_training_state(folder: Path, model: nn.Module, optimizer, scheduler, run_config: dict,
@@ -146,11 +164,14 @@ def resume_training_state(folder: Path, model: nn.Module, optimizer, scheduler, 
     diff = sorted(k for k in set(saved) | set(run_config)
                   if k not in RESUMABLE_DIFFERENCES and saved.get(k) != run_config.get(k))
     if diff:
-        raise CheckpointError(f"{folder / 'last.json'}: checkpoint was made with a different config "
+        raise CheckpointMismatch(f"{folder / 'last.json'}: checkpoint was made with a different config "
                               f"({', '.join(f'{k}: {saved.get(k)!r} vs {run_config.get(k)!r}' for k in diff)}); "
                               f"use another checkpoint_dir")
     load_checkpoint(model, folder / "last.safetensors")
-    trainer = torch.load(folder / "last.pt", map_location="cpu", weights_only=True)
+    try:
+        trainer = torch.load(folder / "last.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated or foreign file: whatever torch.load raises, it is damage
+        raise CheckpointError(f"{folder / 'last.pt'}: cannot read the trainer state ({type(exc).__name__}: {exc})") from exc
     if trainer["epoch"] != meta["epoch"]:
         raise CheckpointError(f"{folder / 'last.pt'}: epoch {trainer['epoch']} does not match "
                               f"last.json epoch {meta['epoch']} (interrupted while saving?)")

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Sequence
 
+from . import __version__
+from .checkpoints import CheckpointError
 from .config import ConfigError
 from .data.build import load_dataset
 from .data.errors import DataError
@@ -134,6 +137,9 @@ def _publish(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xdtutor", description="Cross-domain transfer for sequential "
                                 "recommendation with pretrained language models.")
+    p.add_argument("--version", action="version", version=f"xdtutor {__version__}")
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback behind an error, and one log line per training epoch")
     sub = p.add_subparsers(dest="command", required=True)
     data = sub.add_parser("data", help="list datasets, print and check their statistics")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -169,10 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``xdtutor`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s", force=True)
     try:
         return int(args.func(args))
-    except (DataError, ConfigError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (DataError, ConfigError, ValueError, OSError, CheckpointError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc} (--debug shows the traceback)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # pragma: no cover
         print("interrupted", file=sys.stderr)

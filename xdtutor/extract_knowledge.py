@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .models import transferable_names
+from .results_upgrade import encoder_loader
 from .utils import atomic_write, pad_left, select_device
 
 STAGES = ("train", "valid", "test")
@@ -152,7 +153,7 @@ class Knowledge:
         user_reps = {k.split("/", 1)[1]: v for k, v in reps.items() if k.startswith("user/")}
         has = {k.split("/", 1)[1]: v.bool() for k, v in reps.items() if k.startswith("has/")}
         return cls(theta=theta, model_config=meta["model_config"], encoder_id=meta["encoder_id"],
-                   encoder_config=meta["encoder_config"], text_dim=int(meta["text_dim"]),
+                   encoder_config=encoder_loader(meta["encoder_config"]), text_dim=int(meta["text_dim"]),
                    source_names=tuple(meta["source_names"]), item_reps=item_reps,
                    user_keys=list(meta["user_keys"]), user_reps=user_reps, user_has_history=has,
                    meta=meta.get("meta", {}))

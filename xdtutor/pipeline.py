@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
+from . import tracking
 from .baselines import BASELINES, train_baseline
 from .cold_users import (MappedColdStartRecommender, cold_eval_set, fit_mapping, select_split, source_reps,
                          split_cold_users)
@@ -49,17 +51,18 @@ from .transfer import Transferred, get_strategy
 from .utils import seed_everything, select_device
 
 Log = Callable[..., None]
+LOG = logging.getLogger("xdtutor")
 
 
 def run_experiment(config: ExperimentConfig, *, dataset: CrossDomainDataset | None = None,
-                   text_emb: Mapping[str, np.ndarray] | None = None, log: Log | None = print,
+                   text_emb: Mapping[str, np.ndarray] | None = None, log: Log | None = LOG.info,
                    folder: RunFolder | None = None) -> Results:
     """Run stages 1–8 for every seed and return the :class:`~xdtutor.results.Results`.
 
     Args:
         config: The experiment (see :func:`xdtutor.experiment.load_config`).
         dataset / text_emb: Optional in-memory data and embeddings (tests, notebooks).
-        log: Where progress lines go (``print`` by default; ``None`` = silent).
+        log: Where progress lines go (the ``xdtutor`` logger at INFO by default; ``None`` = silent).
         folder: Keep every finished model and every training checkpoint there, and skip / resume
             what an earlier, interrupted call of the same run left (:class:`~xdtutor.run_folder.RunFolder`).
     """
@@ -67,13 +70,14 @@ def run_experiment(config: ExperimentConfig, *, dataset: CrossDomainDataset | No
     t_start = time.perf_counter()
     device = select_device(config.device)  # an unavailable device fails here, before any work
     results = Results(config)
-    prepared = collect(config, dataset=dataset, text_emb=text_emb)                   # 1–2
-    log(prepared.describe())
-    results.diagnostics = diagnose({s.name: e for s, e in zip(prepared.sources, prepared.source_emb)},
-                                   prepared.target.domain.name, prepared.target_emb,
-                                   sample=config.similarity_sample, seed=config.data.seed)
-    for seed in config.seeds:
-        run_seed(config, prepared, seed, results, log, folder)                         # 3–8
+    with tracking.tracker(config.tracking, folder and folder.path / "tensorboard"):  # checked before work too
+        prepared = collect(config, dataset=dataset, text_emb=text_emb)               # 1–2
+        log(prepared.describe())
+        results.diagnostics = diagnose({s.name: e for s, e in zip(prepared.sources, prepared.source_emb)},
+                                       prepared.target.domain.name, prepared.target_emb,
+                                       sample=config.similarity_sample, seed=config.data.seed)
+        for seed in config.seeds:
+            run_seed(config, prepared, seed, results, log, folder)                     # 3–8
     results.info = run_info(config, prepared, device, time.perf_counter() - t_start)
     results.comparisons = results.compare_all()
     return results
@@ -86,7 +90,8 @@ def run_seed(config: ExperimentConfig, prepared: Prepared, seed: int, results: R
     knowledge = None
     if config.needs_source:
         t0 = time.perf_counter()
-        source_model = pretrain(config, prepared, seed, folder)                        # 3
+        with tracking.run(f"seed{seed}/source"):
+            source_model = pretrain(config, prepared, seed, folder)                    # 3
         knowledge = extract(config, prepared, source_model)                           # 4
         h = source_model.pretrain_history
         results.histories[f"source/{seed}"] = h
@@ -118,7 +123,8 @@ def once(folder: RunFolder | None, key: str, results: Results, produce: Callable
         results.restore(*done)
         return
     mark = results.mark()
-    produce()
+    with tracking.run(key):  # names its trainings in log lines and tracker curves
+        produce()
     if folder is not None:
         folder.save(key, *results.since(mark))
 
@@ -202,7 +208,7 @@ def collect(config: ExperimentConfig, *, dataset: CrossDomainDataset | None = No
     def embed(domain: Domain) -> np.ndarray:
         if text_emb is not None and domain.name in text_emb:
             return np.asarray(text_emb[domain.name], dtype=np.float32)
-        return encode_texts(domain.texts, config.encoder)
+        return encode_texts(domain.texts, config.encoder, progress=config.encoder.progress)
 
     encoder_id = model_id(config.encoder.model) if text_emb is None else "given"
     return Prepared(dataset, sources, [embed(s) for s in sources], embed(dataset.target.domain), encoder_id)
@@ -217,7 +223,8 @@ def pretrain(config: ExperimentConfig, prepared: Prepared, seed: int, folder: Ru
     pre = config.train_config(seed, "pretrain")
     ckpt = folder.model_dir(f"seed{seed}/source") if folder is not None else None
     if config.checkpoint_dir:  # a folder per source model: same data, encoder, model and loop = same folder
-        key = json.dumps({"data": to_dict(config.data), "encoder": to_dict(config.encoder), "model": to_dict(config.model),
+        encoder = {k: v for k, v in to_dict(config.encoder).items() if k not in ("batch_size", "progress")}  # no effect
+        key = json.dumps({"data": to_dict(config.data), "encoder": encoder, "model": to_dict(config.model),
                           "pretrain": {**to_dict(pre), "progress": False, "device": "any"},
                           "source_items": [int(s.n_items) for s in prepared.sources],
                           "eval_users": config.source_eval_users}, sort_keys=True)
@@ -319,11 +326,12 @@ def cold_start_point(config: ExperimentConfig, prepared: Prepared, knowledge: Kn
     for name in (*config.cold_start.baselines, config.cold_start.strategy):
         seed_everything(seed)
         ckpt = checkpoint_dir / name if checkpoint_dir is not None else None
-        if name in BASELINES:
-            runs.append(train_baseline(name, part, config.train_config(seed), model_config=config.model,
-                                       text_emb=prepared.target_emb, checkpoint_dir=ckpt))
-        else:
-            runs.append(finetune(config, part, transfer(config, prepared, knowledge, name), seed, ckpt))
+        with tracking.run(f"{tracking.current_name() or f'seed{seed}/curve-{fraction:g}'}/{name}"):
+            if name in BASELINES:
+                runs.append(train_baseline(name, part, config.train_config(seed), model_config=config.model,
+                                           text_emb=prepared.target_emb, checkpoint_dir=ckpt))
+            else:
+                runs.append(finetune(config, part, transfer(config, prepared, knowledge, name), seed, ckpt))
     for t in runs:
         valid, ev = validate(config, part, t), evaluate(config, part, t)
         results.add_curve_point({"fraction": fraction, "method": t.name, "seed": seed, "train_users": len(part.train),

@@ -341,6 +341,13 @@ def budget_table(runs: Mapping[str, Results], seed: int = 0, metric: str = "ndcg
 
 
 
+def _pooling(encoder) -> str:
+    """How item vectors were pooled, from an ``EncoderConfig`` (no model files needed)."""
+    if encoder.loader == "transformers" or encoder.pooling is not None or encoder.normalize is not None:
+        return f"{encoder.pooling or 'mean'} pooling" + (", L2-normalised" if encoder.normalize else "")
+    return "pooling and normalisation of its sentence-transformers modules"
+
+
 def setup_differences(res: Results, source: str) -> pd.DataFrame:
     """Our run's setup next to a published source's (``published.yaml`` ``settings``), aspect by aspect.
 
@@ -357,7 +364,7 @@ def setup_differences(res: Results, source: str) -> pd.DataFrame:
     sources_line = " + ".join(r for r in dict.fromkeys(x for run in res.source_runs for x in run["sources"])) or "none"
     ours = {
         "item text": f"the dataset's item text ({c.data.dataset})",
-        "text encoder": f"{res.info.get('encoder_id', c.encoder.model)}, {c.encoder.pooling} pooling, up to "
+        "text encoder": f"{res.info.get('encoder_id', c.encoder.model)}, {_pooling(c.encoder)}, up to "
                         f"{c.encoder.max_tokens} tokens, frozen",
         "hidden size": f"{m.hidden} (feed-forward {4 * m.hidden}), {m.n_layers} layers, {m.n_heads} heads",
         "dropout": f"{m.dropout}",

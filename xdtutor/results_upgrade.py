@@ -19,8 +19,10 @@ def upgrade(d: dict) -> dict:
 
     Format 1 (no ``format`` field) kept the EMCDR settings under ``transfer`` with ``mapping`` in
     ``strategies`` (the pipeline then fitted both mappings), and stored the training loops'
-    ``device``, ``max_len`` and ``seed``, which now follow the experiment.
+    ``device``, ``max_len`` and ``seed``, which now follow the experiment. An encoder section without
+    ``loader`` (any format) was encoded by the transformers loader.
     """
+    d = _encoder_loader(d)
     if d.get("format") == FORMAT:
         return d
     if "format" in d:
@@ -47,6 +49,19 @@ def upgrade(d: dict) -> dict:
         _rename_method(d, "lora", "lora_adaptor")  # it trained the adaptor too: name it for what it trained
     d["format"] = FORMAT
     return d
+
+
+def encoder_loader(encoder: dict) -> dict:
+    """An encoder config saved before there were loaders (no ``loader`` key) was made by the transformers
+    loader with its own pooling: say so, so it is read as what made it and not as today's default."""
+    return encoder if not encoder or "loader" in encoder else {**encoder, "loader": "transformers"}
+
+
+def _encoder_loader(d: dict) -> dict:
+    encoder = (d.get("config") or {}).get("encoder")
+    if not isinstance(encoder, dict) or "loader" in encoder:
+        return d
+    return {**d, "config": {**d["config"], "encoder": encoder_loader(encoder)}}
 
 
 def _rename_method(d: dict, old: str, new: str) -> None:

@@ -7,6 +7,7 @@ what the run finished as it goes:
 * ``progress/config.json`` — the config of the run in progress;
 * ``progress/<key>.json`` + ``progress/<key>.csv`` — one finished model (its row, history and
   per-user metrics), written atomically when the model is evaluated, e.g. ``seed0/lora``;
+* ``tensorboard/<key>/`` — with ``tracking: tensorboard``, each training's per-epoch scalars;
 * ``models/<key>/`` — each model's training checkpoints (``last.*``, ``best.*``: safetensors +
   JSON, :mod:`xdtutor.checkpoints`), so an interrupted training continues where it stopped and a
   finished one can be loaded with :func:`xdtutor.checkpoints.load_checkpoint`.
@@ -30,7 +31,9 @@ from .utils import atomic_write, write_json
 
 #: What a run writes into its folder (removed by ``overwrite``; anything else there is left alone).
 OWNED = ("results.json", "per_user.csv", "report.md", "metrics.png", "training_curves.png", "cold_start.png",
-         "similarity.png", "progress", "models")
+         "similarity.png", "progress", "models", "tensorboard")
+#: Config keys that change what a run shows, not what it computes: a resumed run may differ in them.
+NOT_RESULTS = ("tracking", "encoder.progress", "pretrain.progress", "train.progress", "encoder.batch_size")
 
 
 class RunFolder:
@@ -62,7 +65,7 @@ class RunFolder:
         if started.exists() and not overwrite:
             previous = json.loads(started.read_text(encoding="utf-8"))
             diff = sorted(k for k in set(flatten(previous)) | set(flatten(config))
-                          if flatten(previous).get(k) != flatten(config).get(k))
+                          if flatten(previous).get(k) != flatten(config).get(k) and k not in NOT_RESULTS)
             if diff:
                 raise ConfigError(f"--out {self.path} holds an unfinished run of another config (differs in "
                                   f"{diff}); pass --overwrite to start again, or choose another folder")

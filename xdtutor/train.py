@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -27,7 +28,9 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from . import evaluate as evaluate_module  # module, not function: fit looks `evaluate` up at call time
-from .checkpoints import read_best, resume_training_state, save_training_state
+from . import tracking
+from .checkpoints import (CheckpointError, CheckpointMismatch, clear_training_state, read_best,
+                          resume_training_state, save_training_state)
 from .config import check, check_types, to_dict
 from .data.types import SplitDomain
 from .models.sasrec import NEGATIVES
@@ -54,7 +57,9 @@ class TrainConfig:
         device: ``"auto"`` (see :func:`xdtutor.utils.select_device`), ``"cpu"``, ``"cuda"`` …
         bf16: Use bfloat16 autocast on CUDA (never on CPU).
         eval_batch_size: Users per batch in validation.
-        progress: Show a tqdm bar (epochs; loss and validation metric as postfix).
+        progress: Show a tqdm bar (epochs; loss and validation metric as postfix). Without it, one
+            summary line per epoch goes to the ``xdtutor.train`` logger at INFO (what notebooks show);
+            with it, that line is logged at DEBUG (``xdtutor --debug run …``).
         max_train_minutes: Stop after this much training wall time (``None`` = no limit).
         group_by_length: Build batches of similar-length sequences (rows are sorted by length inside
             pools of 16 batches, and the batches are shuffled). It changes which rows train together
@@ -309,20 +314,34 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
             loss_module, device_ids=[device.index] if device.type == "cuda" else None)
     use_bf16 = config.bf16 and device.type == "cuda"
 
-    # 2. a fresh run, or the one a checkpoint folder left behind
+    # 2. a fresh run, or the one a checkpoint folder left behind (a damaged one is reported and rebuilt)
     history = History(device=str(device))
     stopper = _EarlyStopping(config.patience)
     start_epoch = 0
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     run_config = to_dict(config)
     if ckpt is not None and (ckpt / "last.json").is_file():
-        state = resume_training_state(ckpt, model, optimizer, scheduler, run_config)
-        history, start_epoch = History.from_dict(state["history"]), state["epoch"]
-        history.resumed_from = start_epoch
-        stopper.bad_epochs, stopper.best_state = state["bad_epochs"], read_best(ckpt)
-        if state["finished"]:
-            stopper.restore(model, device)
-            return history
+        initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        try:
+            state = resume_training_state(ckpt, model, optimizer, scheduler, run_config)
+            best = read_best(ckpt)
+        except CheckpointMismatch:
+            raise
+        except CheckpointError as exc:
+            warnings.warn(f"{ckpt}: damaged checkpoint, training starts again ({exc})", stacklevel=2)
+            clear_training_state(ckpt)
+            model.load_state_dict(initial)
+            seed_everything(config.seed)
+            optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+            scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * total_steps),
+                                                        total_steps)
+        else:
+            history, start_epoch = History.from_dict(state["history"]), state["epoch"]
+            history.resumed_from = start_epoch
+            stopper.bad_epochs, stopper.best_state = state["bad_epochs"], best
+            if state["finished"]:
+                stopper.restore(model, device)
+                return history
 
     # 3. epochs: train on shuffled batches, validate, stop on patience, epochs or time
     bar = tqdm(total=config.epochs, initial=start_epoch, desc=f"train {type(model).__name__}",
@@ -378,6 +397,10 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
         bar.update(1)
         bar.set_postfix(loss=f"{mean_loss:.4f}", **{MONITOR: f"{metrics[MONITOR]:.4f}"},
                         best=f"{history.best_metric:.4f}")
+        if rank == 0:  # a log line per epoch (INFO where no bar is drawn) and the tracker's scalars
+            tracking.log_epoch(type(model).__name__, epoch + 1, config.epochs, mean_loss, metrics, MONITOR,
+                               history.best_metric, history.best_epoch, history.epoch_seconds[-1],
+                               summary=not config.progress)
         if history.stop_reason:
             break
     bar.close()

@@ -113,4 +113,7 @@ def fetch(url: str, dest: str | os.PathLike, sha256: str | None, *, retries: int
             last = exc
     if isinstance(last, ChecksumError):
         raise last
-    raise DownloadError(url, None, None, f"download failed after {max(1, retries)} attempt(s): {last}")
+    offline = isinstance(last, urllib.error.URLError) and not isinstance(last, urllib.error.HTTPError)
+    hint = (" — is this machine offline? Put a copy of the data in a folder and set XDTUTOR_DATA_DIR to it"
+            if offline else "")
+    raise DownloadError(url, None, None, f"download failed after {max(1, retries)} attempt(s): {last}{hint}")

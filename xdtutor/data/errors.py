@@ -22,7 +22,8 @@ class DataError(Exception):
 
     def __init__(self, file: str | os.PathLike | None = None, line: int | None = None,
                  field: str | None = None, message: str = "") -> None:
-        self.file = None if file is None else Path(file)
+        # a URL stays a string: Path("https://host/x") would collapse the "//" into "https:/host/x"
+        self.file = None if file is None else file if isinstance(file, str) and "://" in file else Path(file)
         self.line = line
         self.field = field
         self.message = message

@@ -51,17 +51,42 @@ INTER_COLUMNS = ("user_id", "item_id", "domain")
 
 
 def _rows(path: Path, required: Sequence[str]):
-    """(line, row dict) of a CSV file, checking the header."""
-    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
-    header = reader.fieldnames or []
-    for col in required:
-        if col not in header:
-            raise MalformedLineError(path, 1, col, f"missing column {col!r}; header is {header}")
-    for row in reader:
-        if None in row or any(v is None for v in row.values()):
-            raise MalformedLineError(path, reader.line_num, "line",
-                                     f"expected {len(header)} comma-separated fields")
-        yield reader.line_num, row
+    """(line, row dict) of a CSV file, checking the header.
+
+    A field may be as long as the file (the csv module's default limit of 128 KB does not apply), but
+    not span lines: a quote that is never closed would otherwise swallow every row after it.
+    """
+    text = read_text(path)
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text) + 1))
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
+            header = reader.fieldnames or []
+        except csv.Error as exc:
+            raise MalformedLineError(path, 1, "header", f"not a CSV header ({exc})") from None
+        for col in required:
+            if col not in header:
+                raise MalformedLineError(path, 1, col, f"missing column {col!r}; header is {header}")
+        start = reader.line_num + 1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise MalformedLineError(path, start, "line", f"not valid CSV ({exc})") from None
+            if None in row or any(v is None for v in row.values()):
+                raise MalformedLineError(path, reader.line_num, "line",
+                                         f"expected {len(header)} comma-separated fields")
+            if reader.line_num != start:
+                raise MalformedLineError(path, start, "line",
+                                         f"a quoted field runs from line {start} to line {reader.line_num}: "
+                                         "an unclosed quote? (fields may not contain line breaks)")
+            yield reader.line_num, row
+            start = reader.line_num + 1
+    finally:
+        csv.field_size_limit(limit)
 
 
 def read_generic(path: str | os.PathLike) -> tuple[dict[str, Domain], dict[str, list[tuple[float, int, str, int]]]]:
@@ -98,8 +123,7 @@ def read_generic(path: str | os.PathLike) -> tuple[dict[str, Domain], dict[str, 
     if not catalogue:
         raise EmptyDomainError(items_path, None, None, "no items")
 
-    with open(inter_path, "rb") as fh:  # header sniffing for timestamp/order
-        head = fh.readline().decode("utf-8", errors="replace")
+    head = read_text(inter_path).split("\n", 1)[0]  # header sniffing for timestamp/order (BOM dropped)
     cols = next(csv.reader([head]), [])
     key_col = "timestamp" if "timestamp" in cols else "order" if "order" in cols else None
     if key_col is None:

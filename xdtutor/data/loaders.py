@@ -27,10 +27,10 @@ from .types import Domain, EvalSet
 
 
 def read_text(path: str | os.PathLike) -> str:
-    """Read a UTF-8 text file strictly.
+    """Read a UTF-8 text file strictly (a leading byte-order mark, as spreadsheet programs write, is dropped).
 
     Raises:
-        DataEncodingError: Invalid UTF-8 (names the line and byte column).
+        DataEncodingError: Invalid UTF-8 or a NUL byte (names the line and column).
         NotADatasetError: The file does not exist.
     """
     path = Path(path)
@@ -44,12 +44,19 @@ def read_text(path: str | os.PathLike) -> str:
         except (OSError, EOFError) as exc:
             raise MalformedLineError(path, None, None, f"not a valid gzip file: {exc}") from None
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        start = exc.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
+        line = raw.count(b"\n", 0, start) + 1
+        col = start - (raw.rfind(b"\n", 0, start) + 1) + 1
         raise DataEncodingError(path, line, None,
-                                f"not valid UTF-8 (byte {raw[exc.start]:#04x} at column {col})") from None
+                                f"not valid UTF-8 (byte {raw[start]:#04x} at column {col})") from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise DataEncodingError(path, line, None, f"NUL byte at column {nul - (text.rfind(chr(10), 0, nul) + 1) + 1} "
+                                "(a binary file, or a text file saved in UTF-16?)")
+    return text
 
 
 def text_lines(path: str | os.PathLike) -> list[str]:

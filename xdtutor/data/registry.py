@@ -265,6 +265,20 @@ def file_digest(path: str | os.PathLike) -> str:
     return digest
 
 
+def _forget(path: Path) -> None:
+    """Drop ``path``'s entry from the verification caches (memory and disk)."""
+    key = _key(path)
+    with _lock:
+        _verified.pop(key, None)
+        disk = _read_disk_cache()
+        if disk.pop(key, None) is not None:
+            try:
+                with atomic_write(_cache_file(), "w") as fh:
+                    json.dump(disk, fh)
+            except OSError:
+                pass
+
+
 def clear_verification_cache() -> None:
     """Forget in-memory verifications (tests; the on-disk cache is keyed by mtime anyway)."""
     with _lock:
@@ -294,6 +308,12 @@ def verify_folder(spec: DatasetSpec, folder: str | os.PathLike) -> None:
             continue
         digest = file_digest(p)
         if digest != f.sha256:
+            cached, digest = digest, sha256_file(p)  # re-hash before blaming the file
+            if digest == f.sha256:
+                _forget(p)
+                raise ChecksumError(_cache_file(), None, "sha256",
+                                    f"stale verification cache: it recorded {cached} for {p}, but the file "
+                                    f"hashes to the registered {f.sha256}; the entry was removed, run again")
             raise ChecksumError(p, None, "sha256",
                                 f"checksum mismatch: got {digest}, expected {f.sha256} "
                                 f"({spec.repo}@{spec.commit[:7]} {f.origin_path or f.path})")
