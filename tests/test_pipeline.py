@@ -133,6 +133,9 @@ def test_seeds_run_apart_combine_to_the_joint_run(tmp_path):
                            dataset=data, text_emb=emb, log=None)
     with pytest.raises(ValueError, match=r"\['train.lr'\]"):
         combine([parts[0], other])
+    shown = run_experiment(build_config({**small, "seeds": [2], "train": {**small["train"], "progress": True}}),
+                           dataset=data, text_emb=emb, log=None)
+    assert combine([parts[0], shown]).config.seeds == (0, 2)  # how progress was shown is not a difference
     assert merged.info["wall_seconds"] == max(p.info["wall_seconds"] for p in parts)
     assert merged.info["compute_seconds"] == pytest.approx(sum(p.info["wall_seconds"] for p in parts))
     assert [p["seeds"] for p in merged.info["parts"]] == [[0], [1]]

@@ -179,6 +179,10 @@ class ExperimentConfig:
         return d
 
 
+#: Dotted config keys that change what a run shows, not what it computes: a resumed run, or the seeds
+#: combined into one table, may differ in them.
+NOT_RESULTS = ("tracking", "encoder.progress", "pretrain.progress", "train.progress", "encoder.batch_size")
+
 SECTIONS = {"data": DataConfig, "encoder": EncoderConfig, "model": ModelConfig, "pretrain": TrainConfig,
             "train": TrainConfig, "transfer": TransferConfig, "cold_users": ColdUsersConfig,
             "cold_start": ColdStartConfig}

@@ -24,7 +24,7 @@ import pandas as pd
 
 from .config import ConfigError, flatten
 from .evaluate import EvalResult
-from .experiment import ExperimentConfig, build_config
+from .experiment import NOT_RESULTS, ExperimentConfig, build_config
 from .finetune_target import TrainedModel
 from .protocol import Protocol
 from .stats import paired_difference
@@ -383,8 +383,8 @@ def combine(parts: Sequence[Results]) -> Results:
     sum, and ``parts`` = each part's seeds, device, date and wall time.
 
     Raises:
-        ValueError: If the parts differ in anything but their seeds (the dotted config keys are
-            named), ran on different device kinds or library versions, or share a seed.
+        ValueError: If the parts differ in anything but their seeds and how they showed progress
+            (:data:`~xdtutor.experiment.NOT_RESULTS`; the dotted config keys are named), ran on different device kinds or library versions, or share a seed.
     """
     if not parts:
         raise ValueError("combine needs at least one Results")
@@ -393,7 +393,7 @@ def combine(parts: Sequence[Results]) -> Results:
     seen: list[int] = []
     for i, r in enumerate(parts):
         cfg = flatten({k: v for k, v in r.config.to_dict().items() if k != "seeds"})
-        diff = sorted(k for k in set(ref) | set(cfg) if ref.get(k) != cfg.get(k))
+        diff = sorted(k for k in set(ref) | set(cfg) if ref.get(k) != cfg.get(k) and k not in NOT_RESULTS)
         if diff:
             raise ValueError(f"part {i} ({r.config.name}) differs from part 0 in {diff}; only seeds may differ")
         for key in ("device_name", "versions"):

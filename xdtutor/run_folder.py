@@ -27,13 +27,12 @@ from typing import Any
 import pandas as pd
 
 from .config import ConfigError, flatten
+from .experiment import NOT_RESULTS
 from .utils import atomic_write, write_json
 
 #: What a run writes into its folder (removed by ``overwrite``; anything else there is left alone).
 OWNED = ("results.json", "per_user.csv", "report.md", "metrics.png", "training_curves.png", "cold_start.png",
          "similarity.png", "progress", "models", "tensorboard")
-#: Config keys that change what a run shows, not what it computes: a resumed run may differ in them.
-NOT_RESULTS = ("tracking", "encoder.progress", "pretrain.progress", "train.progress", "encoder.batch_size")
 
 
 class RunFolder:
