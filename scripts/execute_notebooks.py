@@ -77,6 +77,8 @@ def strip_papermill_metadata(path: Path) -> None:
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if cell.metadata.get("tags") == []:  # papermill's empty tags would make `jupytext --update`
+            cell.metadata.pop("tags")        # drop a tag added to the .md later
     nbformat.write(nb, path)
 
 

@@ -6,7 +6,8 @@ points at one (e.g. ``book/_build/html`` after ``make book``); serves it on
 127.0.0.1 with ``http.server`` in a thread, opens every page in headless Chromium (``--dump-dom``: the
 DOM after scripts ran; Debian packages ``chromium`` and ``chromium-driver``) and checks that each page
 loads, that every figure of a chapter is on its page, that glued numbers were filled in, that the launch
-buttons are there, and that every internal link (and its ``#anchor``) resolves.
+and edit buttons point at the repository of ``XDTUTOR_REPO_URL`` (and are absent without it), that pages
+are not walls of training logs, and that every internal link (and its ``#anchor``) resolves.
 """
 
 from __future__ import annotations
@@ -180,13 +181,30 @@ def test_figures_are_on_the_pages(dumps, server, site):
 
 
 def test_launch_and_download_buttons(dumps):
+    """The repository URL is one setting (book/_ext/repository_links.py). Unset — the default; for an
+    existing build, unset when this test runs as when the site was built — no page has a repository,
+    issue, edit or launch button. Set (``XDTUTOR_REPO_URL``, a GitHub URL), every chapter's Binder and
+    Colab buttons open its paired notebook there and its edit button its Markdown source. Each
+    chapter offers its executed ``.ipynb`` for download either way."""
+    url = os.environ.get("XDTUTOR_REPO_URL", "").strip().rstrip("/").removesuffix(".git")
+    branch = os.environ.get("XDTUTOR_REPO_BRANCH", "").strip() or "main"
+    labels = ("launch-buttons", "source-repository-button", "source-issues-button", "source-edit-button")
     for doc, dom in dumps.items():
+        if not url:
+            assert "xdtutor/xdtutor" not in dom, f"{doc}: a link to the placeholder repository"
+            for label in labels:
+                assert label not in dom, f"{doc}: {label} drawn without a repository URL"
+            assert not re.search(r'href="https://(colab\.research\.google\.com/github/|mybinder\.org/v2/)', dom), \
+                f"{doc}: a launch link without a repository URL"
+            assert "/edit/main/book/" not in dom, f"{doc}: an edit link without a repository URL"
         if doc.startswith("chapters/"):
-            notebook = f"notebooks/{Path(doc).name}.ipynb"  # the launch buttons open the paired notebook
-            assert f"colab.research.google.com/github/xdtutor/xdtutor/blob/main/{notebook}" in dom, f"{doc}: no Colab button"
-            assert f"mybinder.org/v2/gh/xdtutor/xdtutor/main?urlpath=lab/tree/{notebook}" in dom, f"{doc}: no Binder button"
-            assert f"edit/main/book/{doc}.md" in dom, f"{doc}: the edit button must open the Markdown source"
             assert f"_sources/{doc}.ipynb" in dom, f"{doc}: no .ipynb download"
+            if url:
+                owner_repo = url.split("github.com/", 1)[-1]
+                notebook = f"notebooks/{Path(doc).name}.ipynb"  # the launch buttons open the paired notebook
+                assert f"colab.research.google.com/github/{owner_repo}/blob/{branch}/{notebook}" in dom, f"{doc}: no Colab button"
+                assert f"mybinder.org/v2/gh/{owner_repo}/{branch}?urlpath=lab/tree/{notebook}" in dom, f"{doc}: no Binder button"
+                assert f"{url}/edit/{branch}/book/{doc}.md" in dom, f"{doc}: the edit button must open the Markdown source"
 
 
 def test_internal_links_resolve(dumps, server):
@@ -205,3 +223,13 @@ def test_internal_links_resolve(dumps, server):
             assert status == 200, f"{doc}: link {href} -> HTTP {status}"
             if fragment and target.endswith(".html"):
                 assert fragment in ids, f"{doc}: link {href}: no element with id {fragment!r}"
+
+
+def test_pages_are_not_log_walls(dumps):
+    """What a reader sees of a run: the per-model summary lines, not training epochs, progress bars,
+    widget warnings or tracebacks (the epochs stay in the notebooks, on stderr)."""
+    for doc, dom in dumps.items():
+        article = dom[dom.find("bd-article"):]
+        for needle in ("IProgress", "Traceback (most recent call last)", "it/s]", "text/s]"):
+            assert needle not in article, f"{doc}: {needle!r} in the page"
+        assert not re.search(r"epoch \d+/\d+: loss", article), f"{doc}: per-epoch training lines in the page"

@@ -35,6 +35,8 @@ def test_interval_text_says_no_detectable_difference_when_the_interval_holds_zer
     assert interval_text({**c, "diff_low": 0.001}).startswith("higher;")
     assert interval_text({"p_value": 0.85}).startswith("format-1 file")  # never a p-value standing in for "equal"
     assert interval_text(None) == "no interval computed"
+    zero_reference = {**c, "diff_low": 0.001, "relative_low": None, "relative_high": None}
+    assert "no relative interval (the reference is 0)" in interval_text(zero_reference)
 
 
 def test_budget_note_only_when_a_cap_fired():

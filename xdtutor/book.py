@@ -137,6 +137,18 @@ class BookRun:
         glue("run_elapsed", Markdown(format_seconds(time.perf_counter() - self.started)))
 
 
+def _print_log(name: str, stream) -> logging.Logger:
+    """Print ``name``'s INFO records (message only) on ``stream``, once however often setup runs."""
+    logger = logging.getLogger(name)
+    if not any(getattr(h, "xdtutor_book", False) for h in logger.handlers):
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.xdtutor_book = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return logger
+
+
 def setup(scale: str = "ci", *, seed: int = 0, device: str = "auto", data_dir: str | None = None,
           chapter: str | None = None) -> BookRun:
     """Prepare a chapter's run (see the module docstring) and return its settings.
@@ -150,13 +162,11 @@ def setup(scale: str = "ci", *, seed: int = 0, device: str = "auto", data_dir: s
     shell = get_ipython()
     if shell is not None:
         shell.run_line_magic("matplotlib", "inline")
-    logger = logging.getLogger("xdtutor")  # the pipeline's progress lines, printed in the page
-    if not any(getattr(h, "xdtutor_book", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler.xdtutor_book = True
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    # The pipeline's one line per model goes to stdout (the page shows it); the one line per epoch of
+    # every training to stderr, which Jupyter shows while a notebook runs and the website leaves out
+    # (book/_config.yml: stderr_output: remove), so a page is not a wall of epochs.
+    _print_log("xdtutor", sys.stdout)
+    _print_log("xdtutor.train", sys.stderr).propagate = False
     seed_everything(seed)
     if scale == "ci":
         torch.set_num_threads(1)  # the same floats on every machine, and no oversubscription

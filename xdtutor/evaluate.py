@@ -98,7 +98,9 @@ def evaluate(model: Any, eval_set: EvalSet, protocol: Protocol, *, device: str |
     """Full-ranking evaluation of ``model`` on ``eval_set``.
 
     Args:
-        model: Anything with ``score(item_seq (B, L) LongTensor) -> (B, N)`` and ``n_items``. An
+        model: Anything with ``score(item_seq (B, L) LongTensor) -> (B, N)`` and ``n_items`` (or
+            ``n_scored``: the ranked first items of a joint catalogue, whose other items may appear in
+            histories). An
             ``nn.Module`` is put in eval mode (its training flag is restored afterwards) and moved to
             ``device`` when one is given. A model with ``needs_users = True`` is called as
             ``score(item_seq, users=[user keys of the batch])`` (the EMCDR cold-user recommender).
@@ -154,7 +156,8 @@ def evaluate(model: Any, eval_set: EvalSet, protocol: Protocol, *, device: str |
                 else:
                     scores = model.score(seq)
                 scores = torch.as_tensor(scores).to(dev, torch.float32)  # (B, N)
-                n_items = getattr(model, "n_items", scores.shape[1])
+                # A model on a joint catalogue ranks only its first n_scored items (the target's).
+                n_items = getattr(model, "n_scored", getattr(model, "n_items", scores.shape[1]))
                 if scores.shape != (stop - start, n_items):
                     raise ValueError(f"model.score returned shape {tuple(scores.shape)}, "
                                      f"expected ({stop - start}, {n_items})")
@@ -165,6 +168,8 @@ def evaluate(model: Any, eval_set: EvalSet, protocol: Protocol, *, device: str |
                 items = (np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
                          if lengths.sum() else np.zeros(0, dtype=np.int64))
                 rows = np.repeat(np.arange(stop - start), lengths)
+                ranked = items < n_items  # history items of another catalogue are never candidates
+                items, rows = items[ranked], rows[ranked]
                 repeat[start:stop] = np.bincount(rows[items == tgt_np[rows]], minlength=stop - start) > 0
                 if protocol.mask_history and len(items):
                     target_scores = scores.gather(1, tgt[:, None])  # (B, 1)

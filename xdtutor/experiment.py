@@ -34,7 +34,7 @@ from .encoders import EncoderConfig
 from .models import ModelConfig
 from .tracking import BACKENDS as TRACKING_BACKENDS
 from .train import TrainConfig
-from .transfer import STRATEGIES, TransferConfig
+from .transfer import STRATEGIES, USES_THETA, VIEWS, TransferConfig
 from .utils import is_device_name
 
 SCALES = ("ci", "full")
@@ -96,7 +96,14 @@ class ColdStartConfig:
         check_types(self)
         check(all(0.0 < f <= 1.0 for f in self.fractions), f"fractions must be in (0, 1], got {self.fractions}")
         check(self.strategy in STRATEGIES, f"strategy must be one of {tuple(STRATEGIES)}, got {self.strategy!r}")
+        check(VIEWS[self.strategy] == "target", f"strategy: the curve retrains on a fraction of the target split; "
+              f"{self.strategy!r} trains on another view of the data ({VIEWS[self.strategy]})")
         check(set(self.baselines) <= set(BASELINES), f"baselines must be in {BASELINES}, got {self.baselines}")
+
+
+#: The strategies a config without ``strategies:`` runs (the θ_s menu on the target split; the strategies
+#: that read source data in the histories or train jointly are chosen explicitly).
+DEFAULT_STRATEGIES = ("zero_shot", "full_finetune", "l2sp", "frozen_adaptor", "lora", "lora_adaptor", "fusion")
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,7 @@ class ExperimentConfig:
     transfer: TransferConfig = field(default_factory=TransferConfig)
     cold_users: ColdUsersConfig = field(default_factory=ColdUsersConfig)
     cold_start: ColdStartConfig = field(default_factory=ColdStartConfig)
-    strategies: tuple[str, ...] = tuple(STRATEGIES)
+    strategies: tuple[str, ...] = DEFAULT_STRATEGIES
     baselines: tuple[str, ...] = BASELINES
     similarity_sample: int = 2000
     source_eval_users: int | None = 2000
@@ -161,8 +168,13 @@ class ExperimentConfig:
 
     @property
     def needs_source(self) -> bool:
-        """Whether anything uses the source model (strategies, cold users, the cold-start curve)."""
-        return bool(self.strategies or self.cold_users.mappings or self.cold_start.fractions)
+        """Whether anything reads a source domain (θ_s, or source data in histories or training rows)."""
+        return bool(self.strategies) or self.needs_source_model
+
+    @property
+    def needs_source_model(self) -> bool:
+        """Whether anything uses θ_s (a strategy that starts from it, cold users, the cold-start curve)."""
+        return any(USES_THETA[s] for s in self.strategies) or bool(self.cold_users.mappings or self.cold_start.fractions)
 
     def train_config(self, seed: int, section: str = "train") -> TrainConfig:
         """The ``train`` (or ``pretrain``) loop of seed ``seed``, on the experiment's device and

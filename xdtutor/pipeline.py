@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -35,6 +35,7 @@ from .config import ConfigError, to_dict
 from .data import CrossDomainDataset, Domain, SplitDomain, dataset_stats, load_dataset, load_domain
 from .data.compact import compact_catalogues, subsample_domain
 from .data.preprocess import keep_train_users
+from .data.views import joint_training, mixed_histories
 from .diagnostics import diagnose
 from .encoders import encode_texts, model_id
 from .evaluate import EvalResult
@@ -47,7 +48,7 @@ from .pretrain_source import pretrain_source
 from .provenance import provenance
 from .results import Results
 from .run_folder import RunFolder
-from .transfer import Transferred, get_strategy
+from .transfer import USES_THETA, VIEWS, Transferred, get_strategy
 from .utils import seed_everything, select_device
 
 Log = Callable[..., None]
@@ -72,6 +73,8 @@ def run_experiment(config: ExperimentConfig, *, dataset: CrossDomainDataset | No
     results = Results(config)
     with tracking.tracker(config.tracking, folder and folder.path / "tensorboard"):  # checked before work too
         prepared = collect(config, dataset=dataset, text_emb=text_emb)               # 1–2
+        for view in sorted({VIEWS[s] for s in config.strategies} - {"target"}):
+            prepared.view(view)  # a dataset that cannot give a strategy its data fails now, not mid-run
         log(prepared.describe())
         results.diagnostics = diagnose({s.name: e for s, e in zip(prepared.sources, prepared.source_emb)},
                                        prepared.target.domain.name, prepared.target_emb,
@@ -88,7 +91,7 @@ def run_seed(config: ExperimentConfig, prepared: Prepared, seed: int, results: R
     """Stages 3–8 for one seed, model by model, then the cold-user stage and the cold-start curve."""
     seed_everything(seed)
     knowledge = None
-    if config.needs_source:
+    if config.needs_source_model:
         t0 = time.perf_counter()
         with tracking.run(f"seed{seed}/source"):
             source_model = pretrain(config, prepared, seed, folder)                    # 3
@@ -135,11 +138,13 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, knowledge: 
     evaluate (8). Every model starts from the same random state, so a resumed run equals an
     uninterrupted one."""
     seed_everything(seed)
-    target, train = prepared.target, config.train_config(seed)
+    train = config.train_config(seed)
     if name in BASELINES:
+        target = prepared.target
         t = train_baseline(name, target, train, model_config=config.model, text_emb=prepared.target_emb,
                            checkpoint_dir=checkpoint_dir)
     else:
+        target = prepared.view(VIEWS[name])[0]  # the target split, or one with source data in it
         t = finetune(config, target, transfer(config, prepared, knowledge, name), seed, checkpoint_dir)
     valid, test = validate(config, target, t), evaluate(config, target, t)
     results.add(t, seed, test, valid, prepared.dataset.overlap)
@@ -160,10 +165,30 @@ class Prepared:
     source_emb: list[np.ndarray]
     target_emb: np.ndarray
     encoder_id: str
+    _views: dict = field(default_factory=dict, repr=False)
 
     @property
     def target(self) -> SplitDomain:
         return self.dataset.target
+
+    def view(self, name: str) -> tuple[SplitDomain, np.ndarray]:
+        """The split and item-text table a strategy trains on: ``"target"``, or the joint catalogue
+        with cross-domain histories (``"mixed"``) or source training rows (``"joint"``)
+        (:mod:`xdtutor.data.views`); built once.
+
+        Raises:
+            ConfigError: The dataset cannot give that view (no sources, no known cross-domain order).
+        """
+        if name == "target":
+            return self.target, self.target_emb
+        if name not in self._views:
+            try:
+                view = (mixed_histories(self.dataset, self.sources[0] if self.sources else None) if name == "mixed"
+                        else joint_training(self.dataset, self.sources))
+            except ValueError as exc:
+                raise ConfigError(f"strategies: {exc}") from None
+            self._views[name] = (view.split, view.table(self.target_emb, self.source_emb))
+        return self._views[name]
 
     def describe(self) -> str:
         t, overlap = self.target, self.dataset.overlap
@@ -249,9 +274,13 @@ def train_baselines(config: ExperimentConfig, prepared: Prepared, seed: int, tar
                            text_emb=prepared.target_emb) for name in names]
 
 
-def transfer(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledge, name: str) -> Transferred:
-    """Stage 5: strategy ``name`` builds θ_t's starting point from θ_s (:mod:`xdtutor.transfer`)."""
-    return get_strategy(name).transfer(knowledge, prepared.target, config.transfer, text_emb=prepared.target_emb)
+def transfer(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledge | None, name: str) -> Transferred:
+    """Stage 5: strategy ``name`` builds θ_t's starting point from θ_s, or — for the strategies that
+    read source data instead — a fresh model on its view of the data (:mod:`xdtutor.transfer`)."""
+    target, text_emb = prepared.view(VIEWS[name])
+    if not USES_THETA[name]:
+        return get_strategy(name).transfer(None, target, config.transfer, text_emb=text_emb, model_config=config.model)
+    return get_strategy(name).transfer(knowledge, target, config.transfer, text_emb=text_emb)
 
 
 def finetune(config: ExperimentConfig, target: SplitDomain, transferred: Transferred, seed: int,
@@ -278,13 +307,16 @@ def cold_users(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledg
     """EMCDR for cold users, who stay cold: scored from mapped source representations alone.
 
     A seeded share of the overlapping test users is set aside (:func:`~xdtutor.cold_users.split_cold_users`);
-    the base model (the transfer strategy with the best validation NDCG@10, retrained), the mapping
+    the base model (the transfer strategy on the target split with the best validation NDCG@10,
+    retrained), the mapping
     and the popularity reference learn from the target without any of their interactions. The
     mapping function is chosen on the validation items of held-out fitting users; the chosen one is
     marked ``selected`` (test is read only to report).
     """
     target, cc = prepared.target, config.cold_users
-    candidates = [r for r in results.rows if r["seed"] == seed and r["kind"] == "transfer"]
+    # the base is retrained on the target split without the cold users: a strategy that trains there
+    candidates = [r for r in results.rows if r["seed"] == seed and r["kind"] == "transfer"
+                  and VIEWS.get(r["method"]) == "target"]
     reps = source_reps(knowledge, "test")
     cold, rest = split_cold_users(target, reps, cc.cold_fraction, seed)
     if not candidates or not cold:

@@ -46,9 +46,10 @@ def interval_text(c: dict | None) -> str:
     if c.get("diff_low") is None:  # format-1 files: a paired t-test over users, seeds ignored
         return f"format-1 file: paired t-test p = {c['p_value']:.2g} over users only, no interval"
     level = f"{c['level']:.0%}"
+    relative = (f"relative [{c['relative_low']:+.1%}, {c['relative_high']:+.1%}]"
+                if c.get("relative_low") is not None else "no relative interval (the reference is 0)")
     span = (f"{level} interval of the difference [{c['diff_low']:+.4f}, {c['diff_high']:+.4f}], "
-            f"relative [{c['relative_low']:+.1%}, {c['relative_high']:+.1%}]; {c['seeds']} seed(s), "
-            f"{c['n_users']:,} users")
+            f"{relative}; {c['seeds']} seed(s), {c['n_users']:,} users")
     if verdict(c) == "no detectable difference":
         return f"no detectable difference; the {span}"
     return f"{verdict(c)}; {span}"

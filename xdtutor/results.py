@@ -38,6 +38,9 @@ _FIELDS = ("format", "name", "config", "methods", "runs", "source_pretraining", 
            "cold_users", "cold_start", "diagnostics", "histories")
 
 
+#: (method, vs) pairs compared whenever both ran: item text vs item IDs on the same mixed histories.
+CROSS_DOMAIN_PAIRS = (("mixed_history", "sasrec_mixed"), ("text_mixed", "sasrec_mixed"))
+
 @dataclass(eq=False)
 class Results:
     """Everything a run produced (``to_dict`` is what ``results.json`` holds).
@@ -238,6 +241,8 @@ class Results:
 
         * every transfer method vs the best baseline (chosen on validation), and vs ``text`` (the
           same architecture without the source) when that is not the best baseline;
+        * on cross-domain histories: ``mixed_history`` and ``text_mixed`` vs ``sasrec_mixed`` (text
+          vs IDs on the same data);
         * cold users: every mapping vs popularity (``cold:`` methods);
         * the cold-start curve: at every fraction, the strategy vs each baseline (``curve:`` methods).
         """
@@ -251,6 +256,9 @@ class Results:
             refs.append("text")
         for ref in refs:
             out += [{**self.compare(m, ref, metric), "about": "main"} for m, k in kinds.items() if k == "transfer"]
+        for a, b in CROSS_DOMAIN_PAIRS:  # the language model vs IDs on the same cross-domain histories
+            if a in kinds and b in kinds:
+                out.append({**self.compare(a, b, metric), "about": "cross-domain histories"})
         cold = sorted({r["method"] for r in self.cold_users} - {"popularity"})
         if cold and any(r["method"] == "popularity" for r in self.cold_users):
             out += [{**self.compare(f"cold:{m}", "cold:popularity", metric), "about": "cold users"} for m in cold]

@@ -4,6 +4,8 @@ Each chapter is a MyST Markdown notebook (``book/chapters/NN_name.md``) paired b
 executed ``notebooks/NN_name.ipynb``. sphinx-book-theme builds its Binder/Colab/JupyterHub links
 from the page's source file, which for a chapter is the ``.md`` — a file Colab cannot open. This
 extension runs after the theme (priority 502 > 501) and points those links at the paired notebook.
+Launch buttons exist only when the repository URL is set (``repository_links.py``, the other local
+extension); without it there is nothing to retarget.
 """
 
 from __future__ import annotations

@@ -42,6 +42,8 @@ def softmax_ce(states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
         Scalar mean loss over the non-padding targets.
     """
     keep = targets > 0                                   # (B, L)
+    if not keep.any():  # e.g. a batch whose next items are all context items (score_only(…, "scored"))
+        return states.sum() * 0.0
     picked = states[keep] / temperature                  # (M, H): cheaper than dividing the (M, N) logits
     logits = picked @ items.T                            # (M, N)
     return F.cross_entropy(logits.float(), targets[keep] - 1)
@@ -95,6 +97,7 @@ class SASRec(nn.Module):
         if n_items < 1:
             raise ValueError(f"n_items must be positive, got {n_items}")
         self.n_items, self.hidden, self.max_len = n_items, hidden, max_len
+        self.n_scored, self.train_on = n_items, "all"  # ranked items and training targets (score_only)
         self.item_embedding = nn.Embedding(n_items + 1, hidden, padding_idx=0)
         self.encoder = SequenceEncoder(hidden, n_layers, n_heads, max_len, dropout)
         self.apply(init_weights)
@@ -103,6 +106,23 @@ class SASRec(nn.Module):
     def position(self) -> nn.Embedding:
         """The learned position embedding (lives in ``encoder``; exposed by name for transfer code)."""
         return self.encoder.position
+
+    def score_only(self, n: int, train_on: str = "all") -> "SASRec":
+        """Rank only items ``0 … n-1`` (a target catalogue placed first in a joint one, whose other
+        items may appear in histories); returns ``self``.
+
+        Args:
+            n: Items ranked by :meth:`score`.
+            train_on: ``"all"`` — the training loss predicts every next item over the joint
+                catalogue (multi-domain training); ``"scored"`` — only next items among the first
+                ``n``, ranked against those ``n`` (the others are context).
+        """
+        if not 1 <= n <= self.n_items:
+            raise ValueError(f"score_only needs 1 <= n <= n_items={self.n_items}, got {n}")
+        if train_on not in ("all", "scored"):
+            raise ValueError(f"train_on must be 'all' or 'scored', got {train_on!r}")
+        self.n_scored, self.train_on = n, train_on
+        return self
 
     def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
         """(B, L) left-padded +1-shifted ids -> (B, L, H) causal states."""
@@ -118,9 +138,9 @@ class SASRec(nn.Module):
         return self.forward(item_seq)[:, -1]
 
     def score(self, item_seq: torch.Tensor) -> torch.Tensor:
-        """(B, L) -> (B, N) scores of every catalogue item as the next item."""
+        """(B, L) -> (B, N) scores of every ranked item (``n_scored``, by default all) as the next item."""
         user = last_states(self.forward, item_seq)                                 # (B, H)
-        return user @ self.item_representations().T                                # (B, N)
+        return user @ self.item_representations()[: self.n_scored].T              # (B, N)
 
     def loss(self, item_seq: torch.Tensor, targets: torch.Tensor, negatives: str = "all") -> torch.Tensor:
         """Softmax CE at every position.
@@ -136,6 +156,9 @@ class SASRec(nn.Module):
         """
         states = self.forward(item_seq)                                            # (B, L, H)
         if negatives == "all":
-            return softmax_ce(states, self.item_representations(), targets)
+            items = self.item_representations()                                    # (N, H)
+            if self.train_on == "scored":  # next items beyond the ranked ones are context only
+                items, targets = items[: self.n_scored], targets.masked_fill(targets > self.n_scored, 0)
+            return softmax_ce(states, items, targets)
         ids, _, local_targets = batch_catalogue(item_seq, targets, negatives)
         return softmax_ce(states, self.item_embedding.weight[ids + 1], local_targets)  # (U, H) candidates

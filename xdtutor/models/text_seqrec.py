@@ -72,6 +72,7 @@ class TextSeqRec(nn.Module):
         self.adaptor = make_adaptor(adaptor, self.text_dim, hidden, dropout)
         self.encoder = SequenceEncoder(hidden, n_layers, n_heads, max_len, dropout)
         self.id_embedding = nn.Embedding(self.n_items, hidden) if use_id else None
+        self.n_scored, self.train_on = self.n_items, "all"  # ranked items and training targets (score_only)
         self.apply(init_weights)
         if adaptor == "moe":  # UniSRec starts with uniform gates
             nn.init.zeros_(self.adaptor.w_gate)
@@ -99,6 +100,23 @@ class TextSeqRec(nn.Module):
         """The learned position embedding (lives in ``encoder``)."""
         return self.encoder.position
 
+    def score_only(self, n: int, train_on: str = "all") -> "TextSeqRec":
+        """Rank only items ``0 … n-1``: with a joint table (target items first, then source items)
+        histories may hold every item, recommendations are target items; returns ``self``.
+
+        Args:
+            n: Items ranked by :meth:`score`.
+            train_on: ``"all"`` — the training loss predicts every next item over the joint table
+                (multi-domain training); ``"scored"`` — only next items among the first ``n``,
+                ranked against those ``n`` (source items are context, and a step costs O(n)).
+        """
+        if not 1 <= n <= self.n_items:
+            raise ValueError(f"score_only needs 1 <= n <= n_items={self.n_items}, got {n}")
+        if train_on not in ("all", "scored"):
+            raise ValueError(f"train_on must be 'all' or 'scored', got {train_on!r}")
+        self.n_scored, self.train_on = n, train_on
+        return self
+
     def set_catalogue(self, text_emb: torch.Tensor) -> "TextSeqRec":
         """Switch to another catalogue (e.g. the target domain); returns ``self``.
 
@@ -113,6 +131,7 @@ class TextSeqRec(nn.Module):
             raise ValueError(f"text_emb has width {text_emb.shape[1]}, the adaptor expects {self.text_dim}")
         device = self.text_emb.device
         self.text_emb = text_emb.to(device)                                    # (N_new, D)
+        self.n_scored, self.train_on = self.n_items, "all"
         if self.use_id:
             self.id_embedding = nn.Embedding(self.n_items, self.hidden).to(device)
             init_weights(self.id_embedding)
@@ -151,10 +170,10 @@ class TextSeqRec(nn.Module):
         return states, items, 1.0
 
     def score(self, item_seq: torch.Tensor) -> torch.Tensor:
-        """(B, L) -> (B, N) next-item scores over the current catalogue."""
+        """(B, L) -> (B, N) next-item scores over the ranked items (``n_scored``, by default all)."""
         items = self.item_representations()                                    # (N, H)
         user = last_states(lambda seq: self._encode(seq, items), item_seq)    # (B, H)
-        user, items, t = self._logits_parts(user, items)
+        user, items, t = self._logits_parts(user, items[: self.n_scored])
         return user @ items.T / t                                              # (B, N)
 
     def loss(self, item_seq: torch.Tensor, targets: torch.Tensor, negatives: str = "all") -> torch.Tensor:
@@ -174,5 +193,7 @@ class TextSeqRec(nn.Module):
             ids, item_seq, targets = batch_catalogue(item_seq, targets, negatives)
             items = self.item_representations(ids)                             # (U, H)
         states = self._encode(item_seq, items)                                 # (B, L, H)
+        if negatives == "all" and self.train_on == "scored":  # next items beyond the ranked ones are context
+            items, targets = items[: self.n_scored], targets.masked_fill(targets > self.n_scored, 0)  # (n, H)
         states, items, t = self._logits_parts(states, items)
         return softmax_ce(states, items, targets, temperature=t)

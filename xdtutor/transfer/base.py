@@ -110,6 +110,16 @@ def target_text_emb(knowledge: Any, target: Any, text_emb: Any = None) -> torch.
     return text_emb
 
 
+def joint_text_emb(target: Any, text_emb: Any) -> torch.Tensor:
+    """The joint catalogue's PLM embeddings ``(N, D)`` for a strategy trained from scratch on a view."""
+    if text_emb is None:
+        raise ValueError("this strategy needs the joint catalogue's text embeddings (text_emb)")
+    table = torch.as_tensor(np.asarray(text_emb), dtype=torch.float32)
+    if table.shape[0] != target.n_items:
+        raise ValueError(f"text_emb has {table.shape[0]} rows, the joint catalogue {target.n_items} items")
+    return table
+
+
 def build_target_model(knowledge: Any, text_emb: torch.Tensor, *, use_id: bool = False,
                        from_source: bool = True) -> TextSeqRec:
     """A :class:`~xdtutor.models.TextSeqRec` on the target catalogue, initialised from θ_s.
