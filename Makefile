@@ -52,5 +52,10 @@ run: install
 bench: install
 	$(PYTHON) -m benchmarks.run_all
 
+## Student notebooks without solutions (build/student/) and the instructors' answer key (build/answer_key/).
+.PHONY: student
+student:
+	$(PYTHON) scripts/student_notebooks.py
+
 clean:
 	rm -rf book/_build runs

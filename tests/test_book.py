@@ -233,3 +233,11 @@ def test_pages_are_not_log_walls(dumps):
         for needle in ("IProgress", "Traceback (most recent call last)", "it/s]", "text/s]"):
             assert needle not in article, f"{doc}: {needle!r} in the page"
         assert not re.search(r"epoch \d+/\d+: loss", article), f"{doc}: per-epoch training lines in the page"
+
+
+def test_math_renders_from_the_site_itself(dumps, site):
+    """MathJax is served with the site (sphinx-mathjax-offline), so formulas render without a network."""
+    assert (site / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    for doc, dom in dumps.items():
+        assert "cdn.jsdelivr.net/npm/mathjax" not in dom, f"{doc}: MathJax loaded from a CDN"
+    assert "<mjx-container" in dumps["chapters/04_mathematics"], "chapter 4's formulas were not typeset"

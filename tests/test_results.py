@@ -184,3 +184,13 @@ def test_helpers_read_a_real_results_file(tmp_path):
     assert set(reasons["what"]) == {"source", "text", "full_finetune"}
     assert set(reasons.loc[reasons["what"] != "source", "stop_reason"]) == {"time_limit"}  # a cap of 60 µs fires
     assert "time cap" in budget_note(res) and "full_finetune (seed 0)" in budget_note(res)
+
+
+def test_seed_difference_of_a_committed_file_reads_its_seed_rows():
+    res = Results.load(Path(__file__).resolve().parents[1] / "results" / "kitchen_to_food.json")
+    c = res.seed_difference("full_finetune", "text")
+    per_seed = {m: [r["metrics"]["ndcg@10"] for r in res.rows if r["method"] == m] for m in ("full_finetune", "text")}
+    assert c["diff"] == pytest.approx(sum(per_seed["full_finetune"]) / 3 - sum(per_seed["text"]) / 3)
+    assert c["seeds"] == 3 and c["diff_low"] < c["diff"] < c["diff_high"]
+    with pytest.raises(KeyError, match="no rows"):
+        res.seed_difference("full_finetune", "nonexistent")

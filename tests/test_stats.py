@@ -54,3 +54,19 @@ def test_users_evaluated_in_some_seeds_only_count_where_they_were():
     assert c["mean_a"] == pytest.approx(0.75) and c["n_users"] == 6  # mean over seeds of each seed's mean
     with pytest.raises(ValueError, match="share no seed"):
         paired_difference(frame({("a", 0): np.ones(2), ("b", 1): np.ones(2)}), "a", "b")
+
+
+def test_seed_difference_is_welchs_interval():
+    """Checked against SciPy's Welch test, whose confidence interval is computed independently."""
+    from scipy import stats as sps
+
+    from xdtutor.stats import seed_difference, verdict
+
+    a, b = [0.0494, 0.0480, 0.0508], [0.0404, 0.0401, 0.0407]
+    c = seed_difference(a, b)
+    ref = sps.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert (c["diff_low"], c["diff_high"]) == pytest.approx((ref.low, ref.high), rel=1e-9)
+    assert c["diff"] == pytest.approx(np.mean(a) - np.mean(b)) and c["seeds"] == 3 and verdict(c) == "higher"
+    one = seed_difference([0.05], [0.04])
+    assert np.isnan(one["diff_low"]) and verdict(one) == "no detectable difference"  # one seed: no interval
+    assert verdict(seed_difference([0.04, 0.05, 0.06], [0.05, 0.05, 0.05])) == "no detectable difference"

@@ -251,3 +251,30 @@ def test_in_batch_negatives_train_and_are_validated():
     fit(old, data, config(epochs=1))  # fine with the default
     with pytest.raises(ValueError, match="no 'negatives' argument"):
         fit(old, data, config(epochs=1, negatives="in_batch"))
+
+
+def test_rank_device_follows_local_rank_under_torchrun():
+    from xdtutor.train import rank_device
+
+    cuda = torch.device("cuda")  # a device object needs no GPU
+    assert rank_device(cuda, True, {"LOCAL_RANK": "3"}) == torch.device("cuda", 3)
+    assert rank_device(torch.device("cuda", 1), True, {"LOCAL_RANK": "3"}) == torch.device("cuda", 1)  # explicit wins
+    assert rank_device(cuda, False, {"LOCAL_RANK": "3"}) is cuda            # one process: untouched
+    assert rank_device(torch.device("cpu"), True, {"LOCAL_RANK": "3"}) == torch.device("cpu")
+
+
+def test_training_logits_are_float32_under_bf16_autocast():
+    """Cosine / 0.07 logits reach ~14, where bf16 steps are 0.0625: softmax_ce computes them in float32."""
+    from xdtutor.models.sasrec import softmax_ce
+
+    g = torch.Generator().manual_seed(0)
+    states = torch.nn.functional.normalize(torch.randn(4, 5, 16, generator=g), dim=-1)   # (B, L, H)
+    items = torch.nn.functional.normalize(torch.randn(300, 16, generator=g), dim=-1)      # (N, H)
+    targets = torch.randint(1, 301, (4, 5), generator=g)
+    exact = softmax_ce(states, items, targets, temperature=0.07)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        amp = softmax_ce(states, items, targets, temperature=0.07)
+        bf16_logits = (states[targets > 0] / 0.07) @ items.T                              # what autocast would do
+    naive = torch.nn.functional.cross_entropy(bf16_logits.float(), targets[targets > 0] - 1)
+    assert bf16_logits.dtype == torch.bfloat16 and abs(naive.item() - exact.item()) > 1e-3  # the error is real
+    assert amp.item() == pytest.approx(exact.item(), abs=1e-6)

@@ -50,15 +50,15 @@ except ImportError:  # outside the book build (e.g. Colab): glued values are sim
     _myst_glue = None
 
 
-def glue(name: str, value: Any, display: bool = False) -> Any:
+def glue(name: str, value: Any, display: bool = False) -> None:
     """Make ``value`` available to the page's prose as ``{glue:text}`name``` / ``{glue:md}`name```.
 
     Glue plain ``int``/``float`` (not NumPy scalars, whose repr cannot be formatted) or
-    :class:`IPython.display.Markdown` for text.
+    :class:`IPython.display.Markdown` for text. Returns nothing, so a cell that ends with a glue call
+    shows no stray value.
     """
     if _myst_glue is not None:
         _myst_glue(name, value, display=display)
-    return value
 
 
 def find_root(start: str | Path | None = None) -> Path | None:

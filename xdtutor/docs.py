@@ -41,7 +41,8 @@ def _gain(g: dict | None, what: str) -> str:
 
 
 def _findings(root: Path) -> str:
-    k2f, long, sci = (_latest(root, n) for n in ("kitchen_to_food", "kitchen_to_food_long", "sources_to_scientific"))
+    k2f, long, conv, sci = (_latest(root, n) for n in ("kitchen_to_food", "kitchen_to_food_long",
+                                                       "kitchen_to_food_converged", "sources_to_scientific"))
     # the curve is its own experiment (format-1 files named it after the config it extends)
     cold = _latest(root, ("cold_start", "kitchen_to_food"), having="cold_start")
     lines = []
@@ -60,6 +61,14 @@ def _findings(root: Path) -> str:
         lines.append(f"- **Longer budget** (`results/kitchen_to_food_long.md`, {long.time_caps()['train']}-min cap): "
                      + _gain(long.gain(), f"{long.best('transfer')[0]} vs {long.best('baseline')[0]}") + "; "
                      + _gain(long.gain_vs("text"), "vs text-only") + ".")
+    if conv is not None:
+        stops = conv.stop_reasons()
+        stops = stops[stops["what"] != "source"]
+        early = int((stops["stop_reason"] == "patience").sum())
+        lines.append(f"- **Trained to convergence** (`results/kitchen_to_food_converged.md`, {len(conv.config.seeds)} "
+                     f"seed(s), no time cap; {early} of {len(stops)} target trainings stopped by early stopping): "
+                     + _gain(conv.gain(), f"{conv.best('transfer')[0]} vs {conv.best('baseline')[0]}") + "; "
+                     + _gain(conv.gain_vs("text"), "vs text-only") + ".")
     if cold is not None and cold.cold_start:
         fractions = sorted({r["fraction"] for r in cold.cold_start})
         lines.append(f"- **Cold-start curve** (`results/cold_start.md`, {len(cold.config.seeds)} seed(s)): "

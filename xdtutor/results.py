@@ -27,7 +27,7 @@ from .evaluate import EvalResult
 from .experiment import NOT_RESULTS, ExperimentConfig, build_config
 from .finetune_target import TrainedModel
 from .protocol import Protocol
-from .stats import paired_difference
+from .stats import paired_difference, seed_difference
 from .results_upgrade import FORMAT, upgrade
 from .train import History
 from .utils import atomic_write, write_json
@@ -235,6 +235,15 @@ class Results:
     def compare(self, a: str, b: str, metric: str = "ndcg@10", **kwargs) -> dict:
         """``a − b`` with its interval over seeds and users (:func:`xdtutor.stats.paired_difference`)."""
         return paired_difference(self.per_user, a, b, metric, **kwargs)
+
+    def seed_difference(self, a: str, b: str, metric: str = "ndcg@10", level: float = 0.95) -> dict:
+        """``a − b`` with a Welch interval over the seeds' test means (:func:`xdtutor.stats.seed_difference`):
+        the interval a file without per-user rows (format 1) allows; seed variation only."""
+        per_seed = {m: [r["metrics"][metric] for r in self.rows if r["method"] == m] for m in (a, b)}
+        missing = [m for m, v in per_seed.items() if not v]
+        if missing:
+            raise KeyError(f"no rows for {missing} in this results file")
+        return {"method": a, "vs": b, "metric": metric, **seed_difference(per_seed[a], per_seed[b], level)}
 
     def compare_all(self, metric: str = "ndcg@10") -> list[dict]:
         """The comparisons a reader needs, each with its interval (needs ``per_user``):

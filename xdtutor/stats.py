@@ -15,10 +15,13 @@ equal; equal within a margin is a different claim (:func:`within_margin`).
 
 from __future__ import annotations
 
+import math
 import warnings
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 
 METHOD = "two-level percentile bootstrap (seeds, then users, paired)"
 
@@ -90,8 +93,39 @@ def _matrix(per_user: pd.DataFrame, method: str, metric: str) -> pd.DataFrame:
     return rows.pivot_table(index="user", columns="seed", values=metric, aggfunc="mean")  # (U, S)
 
 
+def seed_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict:
+    """``mean(a) − mean(b)`` of per-seed values with a Welch *t* interval over the seeds.
+
+    For results that keep no per-user rows (format-1 files): the interval covers seed-to-seed
+    variation only, not which users were tested, so it is narrower than :func:`paired_difference`'s.
+
+    Args:
+        a, b: One value per seed for each method (e.g. test NDCG@10).
+        level: Confidence level.
+
+    Returns:
+        ``{"diff", "diff_low", "diff_high", "seeds", "level", "method": "welch-t over seeds"}``; with
+        fewer than 2 seeds on either side the bounds are NaN (no spread, no interval).
+    """
+    va, vb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    diff = float(va.mean() - vb.mean())
+    out = {"diff": diff, "diff_low": math.nan, "diff_high": math.nan, "seeds": int(min(len(va), len(vb))),
+           "level": level, "method": "welch-t over seeds"}
+    if min(len(va), len(vb)) < 2:
+        return out
+    ea, eb = va.var(ddof=1) / len(va), vb.var(ddof=1) / len(vb)
+    if ea + eb == 0:  # identical values in every seed: the difference is exact
+        return {**out, "diff_low": diff, "diff_high": diff}
+    dof = (ea + eb) ** 2 / (ea**2 / (len(va) - 1) + eb**2 / (len(vb) - 1))
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, dof) * math.sqrt(ea + eb))
+    return {**out, "diff_low": diff - half, "diff_high": diff + half}
+
+
 def verdict(c: dict) -> str:
-    """``"higher"``, ``"lower"`` or ``"no detectable difference"`` from a :func:`paired_difference` result."""
+    """``"higher"``, ``"lower"`` or ``"no detectable difference"`` from a :func:`paired_difference` or
+    :func:`seed_difference` result (no interval, e.g. one seed: no detectable difference)."""
+    if c["diff_low"] is None or math.isnan(c["diff_low"]):
+        return "no detectable difference"
     if c["diff_low"] > 0:
         return "higher"
     if c["diff_high"] < 0:

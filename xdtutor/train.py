@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -193,6 +194,16 @@ def _dist() -> tuple[bool, int, int]:
     return False, 0, 1
 
 
+def rank_device(device: torch.device, distributed: bool, env: Mapping[str, str] = os.environ) -> torch.device:
+    """The device of this process: under ``torchrun`` a bare ``cuda`` becomes ``cuda:$LOCAL_RANK``
+    (a launcher need not call ``torch.cuda.set_device``; without it every rank would use cuda:0)."""
+    if not distributed or device.type != "cuda" or device.index is not None:
+        return device
+    if "LOCAL_RANK" in env:
+        return torch.device("cuda", int(env["LOCAL_RANK"]))
+    return torch.device("cuda", torch.cuda.current_device())
+
+
 class _LossModule(nn.Module):
     """Routes ``model.loss`` through ``forward`` so DistributedDataParallel sees (and syncs) it."""
 
@@ -291,10 +302,8 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
     """
     # 1. where, what and how much: device, trainable parameters, training windows, schedule
     distributed, rank, world = _dist()
-    seed_everything(config.seed)
-    device = select_device(config.device)
-    if distributed and device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
+    seed_everything(config.seed + rank)  # the same weights (DDP broadcasts rank 0's), rank-own dropout masks
+    device = rank_device(select_device(config.device), distributed)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -310,8 +319,9 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps)
     loss_module: nn.Module = _LossModule(model, config.negatives)
     if distributed:
+        # the buffers (the frozen text table) never change: broadcasting them every step is waste
         loss_module = nn.parallel.DistributedDataParallel(
-            loss_module, device_ids=[device.index] if device.type == "cuda" else None)
+            loss_module, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
     use_bf16 = config.bf16 and device.type == "cuda"
 
     # 2. a fresh run, or the one a checkpoint folder left behind (a damaged one is reported and rebuilt)
@@ -331,7 +341,7 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
             warnings.warn(f"{ckpt}: damaged checkpoint, training starts again ({exc})", stacklevel=2)
             clear_training_state(ckpt)
             model.load_state_dict(initial)
-            seed_everything(config.seed)
+            seed_everything(config.seed + rank)
             optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
             scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * total_steps),
                                                         total_steps)
@@ -429,4 +439,4 @@ def _broadcast(metrics: dict[str, float], out_of_time: bool, distributed: bool) 
     return box[0]
 
 
-__all__ = ["History", "TrainConfig", "epoch_batches", "fit", "training_sequences", "validate"]
+__all__ = ["History", "TrainConfig", "epoch_batches", "fit", "rank_device", "training_sequences", "validate"]

@@ -45,8 +45,10 @@ def softmax_ce(states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
     if not keep.any():  # e.g. a batch whose next items are all context items (score_only(…, "scored"))
         return states.sum() * 0.0
     picked = states[keep] / temperature                  # (M, H): cheaper than dividing the (M, N) logits
-    logits = picked @ items.T                            # (M, N)
-    return F.cross_entropy(logits.float(), targets[keep] - 1)
+    # Logits in float32 even under bf16 autocast: cosine / 0.07 reaches ~14, where bf16 steps are 0.0625.
+    with torch.autocast(device_type=states.device.type, enabled=False):
+        logits = picked.float() @ items.float().T        # (M, N)
+    return F.cross_entropy(logits, targets[keep] - 1)
 
 
 NEGATIVES = ("all", "in_batch")

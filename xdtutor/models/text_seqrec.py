@@ -165,8 +165,8 @@ class TextSeqRec(nn.Module):
         return self.forward(item_seq)[:, -1]
 
     def _logits_parts(self, states: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
-        if self.similarity == "cos":
-            return F.normalize(states, dim=-1), F.normalize(items, dim=-1), self.temperature
+        if self.similarity == "cos":  # in float32: under bf16 autocast the unit vectors would carry bf16 error
+            return F.normalize(states.float(), dim=-1), F.normalize(items.float(), dim=-1), self.temperature
         return states, items, 1.0
 
     def score(self, item_seq: torch.Tensor) -> torch.Tensor:
