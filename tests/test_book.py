@@ -13,7 +13,9 @@ are not walls of training logs, and that every internal link (and its ``#anchor`
 from __future__ import annotations
 
 import functools
+import html
 import http.server
+import json
 import os
 import re
 import shutil
@@ -25,6 +27,7 @@ import urllib.error
 import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Callable, Sequence
 from urllib.parse import urldefrag, urljoin, urlparse
 
 import nbformat
@@ -118,26 +121,62 @@ def server(site: Path):
     httpd.server_close()
 
 
+#: A page served by the test server only: it opens ``?page=…`` in a 1280-pixel-wide frame and lists the
+#: code blocks (cell inputs and literal code, not outputs) wider than their box, i.e. that scroll sideways.
+OVERFLOW_PAGE = b"""<!DOCTYPE html><html><body><script>
+const frame = document.createElement("iframe");
+frame.style.width = "1280px"; frame.style.height = "900px";
+frame.src = new URLSearchParams(location.search).get("page");
+frame.onload = () => setTimeout(() => {
+  const found = [];
+  for (const pre of frame.contentDocument.querySelectorAll("div.cell_input pre, div.highlight pre")) {
+    if (pre.closest(".cell_output") || pre.scrollWidth <= pre.clientWidth + 1) continue;
+    const lines = pre.textContent.split("\\n");
+    found.push(lines.reduce((a, b) => (b.length > a.length ? b : a), ""));
+  }
+  const out = document.createElement("pre");
+  out.id = "overflow"; out.textContent = JSON.stringify(found);
+  document.body.appendChild(out);
+}, 1000);
+document.body.appendChild(frame);
+</script></body></html>"""
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):  # keep pytest output readable
         pass
 
+    def do_GET(self):
+        if urlparse(self.path).path == "/__overflow__.html":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(OVERFLOW_PAGE)))
+            self.end_headers()
+            self.wfile.write(OVERFLOW_PAGE)
+            return
+        super().do_GET()
 
-@pytest.fixture(scope="module")
-def dumps(server: str) -> dict[str, str]:
-    """doc name -> DOM of its page after Chromium ran the page's scripts."""
+
+def _dump_pages(server: str, url_of: Callable[[str], str], flags: Sequence[str] = ()) -> dict[str, str]:
+    """doc name -> DOM of ``url_of(doc)`` (relative to the server) after Chromium ran its scripts."""
     chromium = _chromium()
     if chromium is None:
         pytest.skip("headless Chromium not installed (Debian: apt-get install chromium chromium-driver)")
     out = {}
     with tempfile.TemporaryDirectory(prefix="xdtutor-chromium-") as profile:
         for doc in _toc_docs():
-            url = urljoin(server, doc + ".html")
-            proc = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
-                                  capture_output=True, text=True, timeout=120)
+            url = urljoin(server, url_of(doc))
+            proc = subprocess.run([chromium, *CHROMIUM_FLAGS, *flags, f"--user-data-dir={profile}", "--dump-dom",
+                                   url], capture_output=True, text=True, timeout=120)
             assert proc.returncode == 0, f"chromium failed on {url}: {proc.stderr[-2000:]}"
             out[doc] = proc.stdout
     return out
+
+
+@pytest.fixture(scope="module")
+def dumps(server: str) -> dict[str, str]:
+    """doc name -> DOM of its page after Chromium ran the page's scripts."""
+    return _dump_pages(server, lambda doc: doc + ".html")
 
 
 def _fetch(url: str) -> tuple[int, str]:
@@ -241,3 +280,17 @@ def test_math_renders_from_the_site_itself(dumps, site):
     for doc, dom in dumps.items():
         assert "cdn.jsdelivr.net/npm/mathjax" not in dom, f"{doc}: MathJax loaded from a CDN"
     assert "<mjx-container" in dumps["chapters/04_mathematics"], "chapter 4's formulas were not typeset"
+
+
+def test_code_does_not_scroll_sideways_on_a_1280_pixel_page(server):
+    """Every code block (cell inputs and literal code) fits its box in a 1280-pixel-wide window."""
+    pages = _dump_pages(server, lambda doc: f"__overflow__.html?page=/{doc}.html", ["--window-size=1400,1000"])
+    wide = {}
+    for doc, dom in pages.items():
+        found = re.search(r'<pre id="overflow">(.*?)</pre>', dom, re.S)
+        assert found, f"{doc}: the overflow check did not run"
+        lines = json.loads(html.unescape(found.group(1)))
+        if lines:
+            wide[doc] = lines
+    assert not wide, "code that scrolls sideways (longest line of each block):\n" + "\n".join(
+        f"  {doc}: {line!r}" for doc, lines in wide.items() for line in lines)

@@ -284,3 +284,39 @@ def test_run_yourself_is_in_the_toc_and_its_commands_exist():
     for section in ("venv", "conda", "Colab", "Binder", "GPU", "full scale", "XDTUTOR_SCALE=full", "TORCH_INDEX=cpu",
                     "{{ repository }}"):
         assert section in page, section
+
+
+#: Characters of code that fit the article column of a 1280-pixel window (code at 0.8rem,
+#: book/_static/code.css); tests/test_book.py measures the rendered pages in a browser.
+CODE_WIDTH = 84
+
+
+def _displayed_code_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, line) of the code a reader sees: bodies of code cells (not tagged remove-input or
+    remove-cell) and of plain ``` fences; directive bodies (notes, exercises) are prose."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    stack: list[tuple[str, bool]] = []  # (fence, shown code?)
+    found = []
+    for i, line in enumerate(lines, 1):
+        fence = re.match(r"^\s*(`{3,}|~{3,})(.*)$", line)
+        if fence:
+            ticks, info = fence.group(1), fence.group(2).strip()
+            if stack and stack[-1][0] == ticks and not info:
+                stack.pop()
+            elif info.startswith("{code-cell}"):
+                options = [o for o in lines[i:i + 5] if o.startswith(":")]
+                stack.append((ticks, not any(re.search(r"remove-(input|cell)", o) for o in options)))
+            else:
+                stack.append((ticks, not info.startswith("{")))
+            continue
+        if stack and stack[-1][1] and not line.startswith(":"):
+            found.append((i, line))
+    return found
+
+
+def test_code_lines_fit_a_1280_pixel_page():
+    pages = sorted(BOOK.glob("*.md")) + sorted((BOOK / "chapters").glob("*.md"))
+    assert len(pages) > 10
+    long = [f"{p.relative_to(ROOT)}:{i}: {len(line)} characters" for p in pages
+            for i, line in _displayed_code_lines(p) if len(line) > CODE_WIDTH]
+    assert not long, f"code lines over {CODE_WIDTH} characters scroll sideways:\n" + "\n".join(long)

@@ -135,3 +135,80 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     moved = max(float((single_state[k] - initial[k]).abs().max()) for k in initial)
     assert moved > 1e-3, f"weights barely moved ({moved:.2e}); the comparison would be vacuous"
     assert elapsed < 120, f"2-process run took {elapsed:.0f} s"
+
+
+# ----------------------------------------------------------------------------- the whole pipeline
+
+
+def _pipeline_config(folder: str | None = None):
+    """Full-batch steps (one per epoch in 1 or 2 processes), no dropout: 2 processes train what 1 does."""
+    from test_experiment import MICRO
+
+    from xdtutor.experiment import build_config
+
+    big = {"batch_size": 4096, "progress": False, "epochs": 3, "warmup_ratio": 0.0}
+    return build_config({**MICRO, "strategies": ["full_finetune"], "baselines": ["popularity", "sasrec", "text"],
+                         "cold_users": {"mappings": []}, "cold_start": {"fractions": []},
+                         "pretrain": {**MICRO["pretrain"], **big}, "train": {**MICRO["train"], **big}})
+
+
+def _pipeline(out_dir: str, rank: int) -> None:
+    from test_pipeline import micro_emb
+    from test_transfer import synthetic_dataset
+
+    from xdtutor import distributed
+    from xdtutor.pipeline import run_experiment
+    from xdtutor.run_folder import RunFolder
+
+    config = _pipeline_config()
+    folder = RunFolder(os.path.join(out_dir, "run"), config.to_dict(), writer=distributed.is_main())
+    results = run_experiment(config, dataset=synthetic_dataset(), text_emb=micro_emb(), log=None, folder=folder)
+    torch.save({"rows": [(r["method"], r["metrics"]) for r in results.rows]}, os.path.join(out_dir, f"pipe{rank}.pt"))
+
+
+def _pipeline_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))  # the helpers above live in the tests folder
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        _pipeline(out_dir, rank)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="torch.distributed with the gloo backend is not available")
+def test_the_whole_pipeline_under_two_processes_matches_one(tmp_path):
+    """Pretraining, baselines and a strategy under 2 gloo processes: sharded training with the loss
+    weighted to the mean over all targets, sharded evaluation gathered, rank 0 alone writing."""
+    import torch.multiprocessing as mp
+
+    from test_pipeline import micro_emb
+    from test_transfer import synthetic_dataset
+
+    from xdtutor.pipeline import run_experiment
+    from xdtutor.train import training_sequences
+
+    data = synthetic_dataset()
+    # DistributedSampler repeats rows to even out an odd count; equal row counts keep the runs comparable
+    assert len(training_sequences(data.target, 8)[0]) % 2 == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single = run_experiment(_pipeline_config(), dataset=data, text_emb=micro_emb(), log=None)
+    finally:
+        torch.set_num_threads(threads)
+    mp.spawn(_pipeline_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"pipe{r}.pt", weights_only=False)["rows"] for r in (0, 1)]
+    assert ranks[0] == ranks[1]                                   # every process holds the same results
+    expected = [(r["method"], r["metrics"]) for r in single.rows]
+    assert [m for m, _ in ranks[0]] == [m for m, _ in expected] == ["popularity", "sasrec", "text", "full_finetune"]
+    for (method, got), (_, want) in zip(ranks[0], expected):
+        assert got == pytest.approx(want, abs=1e-6), method
+    assert any(v > 0 for _, m in expected for v in m.values())   # not a vacuous comparison
+    written = sorted(p.name for p in (tmp_path / "run" / "progress" / "seed0").glob("*.json"))
+    assert written == ["full_finetune.json", "popularity.json", "sasrec.json", "text.json"]  # by rank 0

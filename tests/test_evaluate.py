@@ -13,6 +13,7 @@ import torch
 from xdtutor.data.types import EvalSet
 from xdtutor.evaluate import EvalResult, confidence_interval, evaluate, paired_test
 from xdtutor.protocol import Protocol
+from xdtutor.utils import pad_left
 
 
 class FixedScorer:
@@ -246,3 +247,103 @@ def test_cuda_matches_cpu():
         assert next(model.parameters()).device.type == "cuda"
         assert (cpu.per_user["rank"] - gpu.per_user["rank"]).abs().max() <= 1  # float reduction order
         model.cpu()
+
+
+# ----------------------------------------------------------------------------- sampled ranking
+
+
+def test_sample_negatives_are_distinct_seeded_and_never_the_target():
+    from xdtutor.evaluate import sample_negatives
+
+    targets = np.array([0, 5, 9, 9, 3])
+    neg = sample_negatives(targets, 10, 9, seed=1)  # every other item, in some order
+    assert neg.shape == (5, 9) and neg.dtype == np.int64
+    for row, t in zip(neg, targets):
+        assert sorted(row.tolist()) == [i for i in range(10) if i != t]
+    small = sample_negatives(targets, 10, 4, seed=1)
+    assert all(len(set(r)) == 4 and t not in r for r, t in zip(small.tolist(), targets))
+    np.testing.assert_array_equal(small, sample_negatives(targets, 10, 4, seed=1))
+    assert not np.array_equal(small, sample_negatives(targets, 10, 4, seed=2))
+    # uniform over the non-target items: each appears ~4/9 of the time over many users
+    many = sample_negatives(np.full(9000, 2), 10, 4, seed=0)
+    freq = np.bincount(many.ravel(), minlength=10) / 9000
+    assert freq[2] == 0 and np.allclose(np.delete(freq, 2), 4 / 9, atol=0.02)
+    with pytest.raises(ValueError, match=r"protocol.negatives=10 must be in \[1, 9\]"):
+        sample_negatives(targets, 10, 10, seed=0)
+
+
+def test_protocol_names_its_ranking_and_checks_negatives():
+    from xdtutor.config import ConfigError
+
+    p = _protocol(ranking="sampled", negatives=999, negatives_seed=42)
+    assert "sampled ranking (999 negatives per user, seed 42)" in p.describe()
+    assert "full ranking" in _protocol().describe()
+    with pytest.raises(ConfigError, match="sampled ranking needs negatives >= 1"):
+        _protocol(ranking="sampled")
+    with pytest.raises(ConfigError, match="only used with ranking='sampled'"):
+        _protocol(negatives=5)
+    with pytest.raises(ConfigError, match="ranking must be 'full' or 'sampled'"):
+        _protocol(ranking="popular")
+
+
+def test_sampled_ranking_matches_an_independent_count():
+    """Rank = 1 + negatives scoring above the target (+ ties, pessimistic), user by user."""
+    from xdtutor.evaluate import sample_negatives
+
+    rng = np.random.default_rng(3)
+    U, N = 40, 30
+    matrix = rng.integers(0, 6, size=(U, N)).astype(float)  # many ties on purpose
+    histories = [np.array([rng.integers(N), u % N]) for u in range(U)]
+    last = np.arange(U) % N
+    targets = rng.integers(0, N, size=U)
+    scorer = FixedScorer(matrix, last)
+    scorer.row_of_last = {}
+    rows_by_user = {u: u for u in range(U)}
+
+    def score(item_seq):  # users are in order; recover them from the call count
+        start = score.done
+        score.done += item_seq.shape[0]
+        return torch.as_tensor(matrix[[rows_by_user[u] for u in range(start, score.done)]], dtype=torch.float32)
+
+    score.done = 0
+    scorer.score = score
+    protocol = _protocol(ranking="sampled", negatives=7, negatives_seed=5, ks=(1, 3))
+    result = evaluate(scorer, EvalSet([f"u{u}" for u in range(U)], histories, targets), protocol, batch_size=16)
+    neg = sample_negatives(targets, N, 7, seed=5)
+    expected = [1 + int((matrix[u, neg[u]] >= matrix[u, targets[u]]).sum()) for u in range(U)]
+    np.testing.assert_array_equal(result.per_user["rank"].to_numpy(), expected)
+
+
+def test_sampled_ranking_with_every_other_item_is_full_ranking():
+    eval_set, model = _toy()
+    full = evaluate(model, eval_set, _protocol())
+    for mask in (False, True):
+        sampled = evaluate(model, eval_set, _protocol(ranking="sampled", negatives=model.n_items - 1,
+                                                      mask_history=mask))
+        masked = evaluate(model, eval_set, _protocol(mask_history=mask))
+        np.testing.assert_array_equal(masked.per_user["rank"], sampled.per_user["rank"])
+    assert full.per_user["rank"].tolist() == [2, 1, 5]
+
+
+def test_batches_are_cut_to_the_score_budget():
+    eval_set, model = _toy()
+    small = evaluate(model, eval_set, _protocol(), batch_size=1024, max_scores=2 * model.n_items)
+    assert [s[0] for s in model.seen_shapes] == [2, 1]  # 2 users × N items per batch at most
+    assert small.metrics == evaluate(_toy()[1], eval_set, _protocol()).metrics
+
+
+def test_text_model_items_are_computed_once_per_evaluation():
+    from xdtutor.models import TextSeqRec
+
+    torch.manual_seed(0)
+    model = TextSeqRec(torch.randn(12, 6), hidden=8, n_layers=1, n_heads=2, max_len=4).eval()
+    calls = []
+    model.adaptor.register_forward_hook(lambda *a: calls.append(1))
+    histories = [np.array([i % 12, (i + 1) % 12]) for i in range(10)]
+    result = evaluate(model, EvalSet([str(i) for i in range(10)], histories, np.arange(10) % 12), _protocol(),
+                      batch_size=3)
+    assert len(calls) == 1  # 4 batches, one adaptor pass
+    with torch.no_grad():
+        reference = torch.cat([model.score(pad_left(histories[s:s + 3], 4)) for s in range(0, 10, 3)])
+    ranks = (reference >= reference[torch.arange(10), torch.as_tensor(np.arange(10) % 12)][:, None]).sum(1)
+    np.testing.assert_array_equal(result.per_user["rank"].to_numpy(), ranks.numpy())

@@ -115,3 +115,20 @@ def test_source_eval_users_is_validated_and_set_by_the_full_scale_configs():
     assert full.source_eval_users == 20000 and full.pretrain.negatives == "in_batch"
     ci = load_config(CONFIGS / "kitchen_to_food.yaml", ["scale=ci"])
     assert ci.source_eval_users == 2000 and ci.pretrain.negatives == "all"
+
+
+def test_sampled_ranking_is_a_data_setting_stated_in_the_protocol():
+    from test_pipeline import micro_emb
+    from test_transfer import synthetic_dataset
+    from xdtutor.pipeline import collect
+
+    with pytest.raises(ConfigError, match="negatives must be >= 1 with ranking 'sampled'"):
+        build_config({**MICRO, "data": {**MICRO.get("data", {}), "ranking": "sampled"}})
+    with pytest.raises(ConfigError, match="ranking must be 'full' or 'sampled'"):
+        build_config({**MICRO, "data": {**MICRO.get("data", {}), "ranking": "top"}})
+    config = build_config({**MICRO, "data": {**MICRO.get("data", {}), "ranking": "sampled", "negatives": 5,
+                                            "negatives_seed": 42}})
+    dataset = synthetic_dataset()
+    prepared = collect(config, dataset=dataset, text_emb=micro_emb())
+    assert prepared.target.protocol.negatives == 5 and prepared.target.protocol.negatives_seed == 42
+    assert "sampled ranking (5 negatives per user, seed 42)" in prepared.target.protocol.describe()

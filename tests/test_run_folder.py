@@ -79,3 +79,16 @@ def test_a_damaged_progress_entry_is_reported_and_rebuilt(tmp_path):
     with pytest.warns(UserWarning, match="damaged progress entry"):
         assert folder.done("seed0/text") is None
     assert not (tmp_path / "run" / "progress" / "seed0" / "text.json").exists()
+
+
+def test_a_run_started_before_a_new_config_key_still_resumes(tmp_path):
+    config = build_config(SMALL).to_dict()
+    folder = tmp_path / "run"
+    older = json.loads(json.dumps(config))
+    for key in ("ranking", "negatives", "negatives_seed"):  # keys this version added to `data`
+        del older["data"][key]
+    RunFolder(folder, older)
+    RunFolder(folder, config)                                # the new keys at their defaults: the same run
+    sampled = {**config, "data": {**config["data"], "ranking": "sampled", "negatives": 9}}
+    with pytest.raises(ConfigError, match=r"differs in \['data.negatives', 'data.ranking'\]"):
+        RunFolder(folder, sampled)                           # a new key set to something else is a change

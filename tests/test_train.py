@@ -278,3 +278,41 @@ def test_training_logits_are_float32_under_bf16_autocast():
     naive = torch.nn.functional.cross_entropy(bf16_logits.float(), targets[targets > 0] - 1)
     assert bf16_logits.dtype == torch.bfloat16 and abs(naive.item() - exact.item()) > 1e-3  # the error is real
     assert amp.item() == pytest.approx(exact.item(), abs=1e-6)
+
+
+def test_logits_chunk_trains_the_same_model_and_is_validated():
+    with pytest.raises(ConfigError, match="logits_chunk must be >= 0"):
+        TrainConfig(logits_chunk=-1)
+    data = tiny_split()
+    plain, chunked = model(), model()
+    h1 = fit(plain, data, config(epochs=2))
+    h2 = fit(chunked, data, config(epochs=2, logits_chunk=16))
+    np.testing.assert_allclose(h1.train_loss, h2.train_loss, rtol=1e-5)
+    # Adam turns rounding noise on the key bias (whose true gradient is 0: softmax ignores it) into
+    # steps of ~1e-5; every other weight agrees to ~3e-8.
+    for (n, a), (_, b) in zip(plain.state_dict().items(), chunked.state_dict().items()):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=n)
+
+    class OldStyle(SASRec):  # a model whose loss has no logits_chunk argument
+        def loss(self, item_seq, targets):
+            return super().loss(item_seq, targets)
+
+    old = OldStyle(N_ITEMS, hidden=16, n_layers=1, n_heads=2, max_len=MAX_LEN)
+    with pytest.raises(ValueError, match="no 'logits_chunk' argument"):
+        fit(old, data, config(epochs=1, logits_chunk=8))
+
+
+def test_a_non_finite_loss_stops_training_naming_the_steps():
+    data = tiny_split()
+
+    class Exploding(SASRec):
+        calls = 0
+
+        def loss(self, item_seq, targets):
+            Exploding.calls += 1
+            value = super().loss(item_seq, targets)
+            return value * float("nan") if Exploding.calls == 4 else value
+
+    m = Exploding(N_ITEMS, hidden=16, n_layers=1, n_heads=2, max_len=MAX_LEN)
+    with pytest.raises(FloatingPointError, match=r"non-finite training loss at epoch 1, in steps 3-4"):
+        fit(m, data, config(epochs=2, check_every=2))  # checks after steps 2 and 4: NaN at 4

@@ -117,19 +117,23 @@ STRATEGIES = ["transductive", "mixed_history", "text_mixed", "sasrec_mixed", "jo
 
 
 def test_the_new_strategies_run_end_to_end_and_pair_users():
-    cfg = build_config({**MICRO, "strategies": STRATEGIES, "baselines": ["text"], "cold_users": {"mappings": []},
-                        "cold_start": {"fractions": []}})
+    cfg = build_config({**MICRO, "strategies": STRATEGIES, "baselines": ["text", "sasrec"],
+                        "cold_users": {"mappings": []}, "cold_start": {"fractions": []}})
     res = pipeline.run_experiment(cfg, dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
     rows = {r["method"]: r for r in res.rows}
-    assert set(rows) == {"text", *STRATEGIES} and all(rows[s]["kind"] == "transfer" for s in STRATEGIES)
+    assert set(rows) == {"text", "sasrec", *STRATEGIES} and all(rows[s]["kind"] == "transfer" for s in STRATEGIES)
     n_src, n_tgt = 30, 20
     assert rows["sasrec_mixed"]["total_params"] > rows["text"]["total_params"]  # IDs for both catalogues
     assert (n_src + n_tgt + 1) * 16 <= rows["sasrec_mixed"]["total_params"]
     assert rows["transductive"]["total_params"] == rows["text"]["total_params"] + n_tgt * 16
     users = res.per_user.groupby("method")["user"].apply(list)
     assert all(users[m] == users["text"] for m in STRATEGIES)  # the same users in the same order
-    assert {("mixed_history", "sasrec_mixed"), ("text_mixed", "sasrec_mixed")} <= {
-        (c["method"], c["vs"]) for c in res.comparisons}
+    pairs = {(c["method"], c["vs"]): c["about"] for c in res.comparisons}
+    assert {("mixed_history", "sasrec_mixed"), ("text_mixed", "sasrec_mixed")} <= set(pairs)
+    assert pairs[("sasrec_mixed", "sasrec")] == "main"  # the ID model with and without the source items
+    assert ("text_mixed", "text") in pairs and len(pairs) == len(res.comparisons)  # each pair once
+    # every transfer method against the text model and against the ID model, whichever is chosen as best
+    assert {(s, ref) for s in STRATEGIES for ref in ("text", "sasrec")} <= set(pairs)
 
 
 def test_cold_users_map_into_a_model_trained_on_the_target_split(monkeypatch):

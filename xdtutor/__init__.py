@@ -11,7 +11,9 @@ The pipeline, in the order the book tells it:
 7. validate       :mod:`xdtutor.train` (early stopping on validation NDCG@10)
 8. evaluate       :mod:`xdtutor.evaluate` / :mod:`xdtutor.metrics` (full ranking, Recall/NDCG/MRR/HR@K)
 
-:func:`xdtutor.pipeline.run_experiment` runs all of them from one config.
+:func:`xdtutor.pipeline.run_experiment` runs all of them from one config; under ``torchrun`` every
+process runs it, sharing training and evaluation (:mod:`xdtutor.distributed`).
+:mod:`xdtutor.sampled_metrics` reads full-ranking results under a sampled-negatives protocol.
 """
 
 __version__ = "0.1.0"

@@ -30,7 +30,7 @@ from .provenance import versions
 from .utils import atomic_write
 
 #: Trainer settings that may differ between a checkpoint and the run resuming it.
-RESUMABLE_DIFFERENCES = frozenset({"progress", "device", "eval_batch_size"})
+RESUMABLE_DIFFERENCES = frozenset({"progress", "device", "eval_batch_size", "logits_chunk", "check_every"})
 
 
 class CheckpointError(RuntimeError):

@@ -68,6 +68,19 @@ def _data_list(args) -> int:
     return 0
 
 
+def _data_export_recbole(args) -> int:
+    from .data.recbole import write_atomic
+
+    if (args.name is None) == (args.path is None):
+        print("error: give a dataset NAME or --path FOLDER (one of them)", file=sys.stderr)
+        return 2
+    ds = load_generic(args.path) if args.path is not None else load_dataset(args.name, data_dir=args.data_dir)
+    for domain in (ds.target.domain, *ds.sources):
+        inter, item = write_atomic(domain, args.out)
+        print(f"{domain.name}: {domain.n_users:,} users, {domain.n_items:,} items -> {inter}, {item}")
+    return 0
+
+
 def _data_stats(args) -> int:
     if (args.name is None) == (args.path is None):
         print("error: give a dataset NAME or --path FOLDER (one of them)", file=sys.stderr)
@@ -97,20 +110,39 @@ def _data_stats(args) -> int:
 
 
 def _run(args) -> int:
+    from . import distributed
     from .experiment import load_config
-    from .pipeline import run_experiment
+    from .pipeline import LOG, run_experiment
     from .report import text_table, write_run
     from .run_folder import RunFolder
 
     config = load_config(args.config, args.set or [])
     out = Path(args.out) if args.out else Path("runs") / f"{config.name}-{config.scale}"
-    folder = RunFolder(out, config.to_dict(), overwrite=args.overwrite)  # checked before anything trains
-    results = run_experiment(config, folder=folder)
-    results.info.update({"config_file": str(args.config), "overrides": list(args.set or [])})
-    write_run(results, out)
-    print(text_table(results))
-    print(f"wrote {out}/ (results.json, per_user.csv, report.md, figures, models/; wall time "
-          f"{results.info['wall_seconds']:.0f} s)")
+    started = distributed.init_from_env(config.device)  # under torchrun: join the job's processes
+    try:
+        # rank 0 checks and prepares the folder before anything trains; the others learn the outcome
+        problem = None
+        if distributed.is_main():
+            try:
+                folder = RunFolder(out, config.to_dict(), overwrite=args.overwrite)
+            except ConfigError as exc:
+                problem = str(exc)
+        problem = distributed.broadcast(problem)
+        if problem is not None:
+            raise ConfigError(problem)
+        if not distributed.is_main():
+            folder = RunFolder(out, config.to_dict(), writer=False)
+        results = run_experiment(config, folder=folder, log=LOG.info if distributed.is_main() else None)
+        if distributed.is_main():
+            results.info.update({"config_file": str(args.config), "overrides": list(args.set or []),
+                                 "processes": distributed.info()[2]})
+            write_run(results, out)
+            print(text_table(results))
+            print(f"wrote {out}/ (results.json, per_user.csv, report.md, figures, models/; wall time "
+                  f"{results.info['wall_seconds']:.0f} s)")
+    finally:
+        if started:
+            distributed.shutdown()
     return 0
 
 
@@ -146,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     dsub.add_parser("list", help="registered datasets").set_defaults(func=_data_list)
     st = dsub.add_parser("stats", help="statistics of a dataset, checked against the registry")
     st.add_argument("name", nargs="?", help="registered dataset (see `xdtutor data list`)")
-    st.add_argument("--path", help="a bring-your-own-data folder (items.csv, interactions.csv)")
+    st.add_argument("--path", help="a bring-your-own-data folder (items.csv, interactions.csv, or RecBole "
+                    "atomic files NAME.inter + NAME.item per domain)")
     st.add_argument("--data-dir", help="data root (default: $XDTUTOR_DATA_DIR, then the download cache)")
     st.add_argument("--target", help="target domain (e.g. kitchen for food_kitchen)")
     st.add_argument("--subsample", type=float, default=1.0,
@@ -154,6 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--seed", type=int, default=0, help="seed of the user subsample")
     st.add_argument("--json", action="store_true", help="print JSON")
     st.set_defaults(func=_data_stats)
+    ex = dsub.add_parser("export-recbole", help="write a dataset's domains as RecBole atomic files "
+                         "(NAME.inter, NAME.item per domain)")
+    ex.add_argument("name", nargs="?", help="registered dataset (see `xdtutor data list`)")
+    ex.add_argument("--path", help="a bring-your-own-data folder instead")
+    ex.add_argument("--data-dir", help="data root (default: $XDTUTOR_DATA_DIR, then the download cache)")
+    ex.add_argument("--out", required=True, help="folder for the atomic files")
+    ex.set_defaults(func=_data_export_recbole)
     run = sub.add_parser("run", help="run an experiment from a YAML config")
     run.add_argument("config", help="YAML config file")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")

@@ -67,8 +67,19 @@ def _findings(root: Path) -> str:
         early = int((stops["stop_reason"] == "patience").sum())
         lines.append(f"- **Trained to convergence** (`results/kitchen_to_food_converged.md`, {len(conv.config.seeds)} "
                      f"seed(s), no time cap; {early} of {len(stops)} target trainings stopped by early stopping): "
-                     + _gain(conv.gain(), f"{conv.best('transfer')[0]} vs {conv.best('baseline')[0]}") + "; "
-                     + _gain(conv.gain_vs("text"), "vs text-only") + ".")
+                     + _gain(conv.gain(), f"{conv.best('transfer')[0]} vs {conv.best('baseline')[0]} (the best "
+                             "baseline on validation)") + "; "
+                     + "; ".join(_gain(conv.gain_vs(ref), f"vs {ref}") for ref in ("text", "sasrec")
+                                 if ref != conv.best("baseline")[0]) + ".")
+    mixed = _latest(root, "kitchen_to_food_mixed")
+    if mixed is not None:
+        found = {(c["method"], c["vs"]): c for c in mixed.comparisons}
+        parts = [f"{a} vs {b} {_pct(found[(a, b)]['relative'])} ({interval_text(found[(a, b)])})"
+                 for a, b in (("text_mixed", "text"), ("text_mixed", "sasrec_mixed"), ("sasrec_mixed", "sasrec"))
+                 if (a, b) in found]
+        if parts:
+            lines.append(f"- **Kitchen items in the Food histories** (`results/kitchen_to_food_mixed.md`, "
+                         f"{len(mixed.config.seeds)} seed(s), no pretraining): " + "; ".join(parts) + ".")
     if cold is not None and cold.cold_start:
         fractions = sorted({r["fraction"] for r in cold.cold_start})
         lines.append(f"- **Cold-start curve** (`results/cold_start.md`, {len(cold.config.seeds)} seed(s)): "

@@ -263,16 +263,16 @@ class TextEncoder:
         if not texts:
             return out
         c = self.config
-        # Tokenise once for the lengths, then encode longest-first so each batch pads little.
-        lengths = self.tokenizer(texts, truncation=True, max_length=c.max_tokens,
-                                 return_length=True)["length"]
-        order = np.argsort(-np.asarray(lengths), kind="stable")
+        # Tokenise once, then encode longest-first so each batch pads little (``pad`` only pads
+        # the already tokenised rows of a batch to its longest one).
+        tokens = self.tokenizer(texts, truncation=True, max_length=c.max_tokens)
+        order = np.argsort(-np.asarray([len(ids) for ids in tokens["input_ids"]]), kind="stable")
         with torch.inference_mode(), tqdm(total=len(texts), desc="encode", unit="text",
                                           disable=not progress) as bar:
             for start in range(0, len(texts), c.batch_size):
                 idx = order[start:start + c.batch_size]
-                batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                       max_length=c.max_tokens, return_tensors="pt")
+                rows = [{k: tokens[k][i] for k in tokens.keys()} for i in idx]
+                batch = self.tokenizer.pad(rows, padding=True, return_tensors="pt")
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 with _autocast(self.device, self.precision):
                     hidden = self.model(**batch).last_hidden_state  # (B, T, D)

@@ -1,4 +1,5 @@
-"""Full-ranking evaluation: every catalogue item is a candidate for every user.
+"""Full-ranking evaluation: every catalogue item is a candidate for every user (or, as some papers
+do, only the target and a sample of negatives).
 
 :func:`evaluate` feeds users to ``model.score`` in batches, on the device: histories are
 left-padded (:func:`xdtutor.utils.pad_left`), the (B, N) score matrix is optionally masked and
@@ -15,6 +16,12 @@ never do that, because it punishes a model for a correct prediction. Users whose
 repeat are flagged in ``per_user["target_in_history"]`` so their share can be reported. RecBole
 and UniSRec do not mask for sequential models; their published numbers are unmasked.
 
+Sampled ranking (``protocol.ranking = "sampled"``, e.g. LLMCDSR's 999 negatives): the same (B, N)
+scores are computed, then only the target's and its ``protocol.negatives`` sampled items' columns are
+ranked (:func:`sample_negatives`). Memory: a batch holds at most ``max_scores`` scores (2^27 by
+default, 512 MiB in float32, plus a masked copy), so a 1 M-item catalogue is scored 134 users at a
+time; the result does not depend on the batch size.
+
 Ties follow ``protocol.ties`` (:func:`xdtutor.metrics.rank_of_target`; default pessimistic: the
 target ranks after every item with an equal score, so ties never flatter a model).
 ``per_user["ties"]`` counts the items tied with the target; :func:`evaluate` warns when more than
@@ -23,6 +30,7 @@ target ranks after every item with an equal score, so ties never flatter a model
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 import warnings
@@ -34,6 +42,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .data.types import EvalSet
 from .metrics import METRICS, count_ties, per_example, rank_of_target
 from .protocol import Protocol
@@ -93,9 +102,38 @@ def _module_device(model: Any) -> torch.device | None:
     return None
 
 
+def sample_negatives(targets: np.ndarray, n_items: int, negatives: int, seed: int) -> np.ndarray:
+    """Each user's sampled negatives: ``negatives`` distinct items other than the target.
+
+    Drawn uniformly without replacement from items ``0 … n_items-1`` minus the target, user by user
+    in order from one seeded generator (as LLMCDSR draws its fixed evaluation negatives once). The
+    user's own history may be drawn.
+
+    Args:
+        targets: (U,) 0-based target items.
+        n_items: Ranked catalogue size N.
+        negatives: Negatives per user (at most N − 1).
+        seed: Seed of the generator.
+
+    Returns:
+        (U, negatives) int64 item ids, none equal to its row's target.
+
+    Raises:
+        ValueError: If ``negatives`` is not in [1, N − 1].
+    """
+    if not 1 <= negatives <= n_items - 1:
+        raise ValueError(f"protocol.negatives={negatives} must be in [1, {n_items - 1}] for a catalogue of "
+                         f"{n_items:,} ranked items")
+    rng = np.random.default_rng(seed)
+    drawn = np.stack([rng.choice(n_items - 1, size=negatives, replace=False) for _ in range(len(targets))]) \
+        if len(targets) else np.zeros((0, negatives), dtype=np.int64)
+    targets = np.asarray(targets, dtype=np.int64)[:, None]
+    return (drawn + (drawn >= targets)).astype(np.int64)  # skip the target: ids >= target move up by one
+
+
 def evaluate(model: Any, eval_set: EvalSet, protocol: Protocol, *, device: str | torch.device | None = None,
-             batch_size: int = 1024, progress: bool = False) -> EvalResult:
-    """Full-ranking evaluation of ``model`` on ``eval_set``.
+             batch_size: int = 1024, progress: bool = False, max_scores: int = 2 ** 27) -> EvalResult:
+    """Full-ranking (or sampled-ranking) evaluation of ``model`` on ``eval_set``.
 
     Args:
         model: Anything with ``score(item_seq (B, L) LongTensor) -> (B, N)`` and ``n_items`` (or
@@ -104,12 +142,19 @@ def evaluate(model: Any, eval_set: EvalSet, protocol: Protocol, *, device: str |
             ``nn.Module`` is put in eval mode (its training flag is restored afterwards) and moved to
             ``device`` when one is given. A model with ``needs_users = True`` is called as
             ``score(item_seq, users=[user keys of the batch])`` (the EMCDR cold-user recommender).
+            A model with ``item_representations()`` whose ``score`` takes ``items=`` gets them
+            computed once for all batches.
         eval_set: Users, their histories (0-based item ids) and one 0-based target each.
-        protocol: Supplies ``max_len`` (history columns), ``mask_history`` and ``ks``.
+        protocol: Supplies ``max_len`` (history columns), ``mask_history``, ``ks`` and the ranking
+            (full, or sampled with its negatives).
         device: ``None`` = the module's own device (or :func:`~xdtutor.utils.select_device` for a
             model without tensors); otherwise the model is moved there.
-        batch_size: Users per batch; the result does not depend on it.
+        batch_size: Users per batch (at most; see ``max_scores``); the result does not depend on it.
+            Under ``torchrun`` each process ranks every world-th user and the ranks are gathered
+            (:mod:`xdtutor.distributed`): every process returns the same result.
         progress: Show a progress bar over batches.
+        max_scores: Most scores one batch may hold: batches are cut to ``max_scores // N`` users
+            when that is smaller than ``batch_size`` (a memory bound, not a result setting).
 
     Returns:
         :class:`EvalResult` with mean and per-user metrics.
@@ -120,8 +165,8 @@ def evaluate(model: Any, eval_set: EvalSet, protocol: Protocol, *, device: str |
     n = len(eval_set)
     if n == 0:
         raise ValueError("evaluate: the evaluation set has no users")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if batch_size < 1 or max_scores < 1:
+        raise ValueError(f"batch_size and max_scores must be >= 1, got {batch_size} and {max_scores}")
     if len(eval_set.histories) != n or len(eval_set.targets) != n:
         raise ValueError(f"evaluate: eval_set has {n} users, {len(eval_set.histories)} histories and "
                          f"{len(eval_set.targets)} targets")
@@ -137,27 +182,40 @@ def evaluate(model: Any, eval_set: EvalSet, protocol: Protocol, *, device: str |
         model.eval()
 
     needs_users = bool(getattr(model, "needs_users", False))
+    # A model on a joint catalogue ranks only its first n_scored items (the target's).
+    n_ranked = getattr(model, "n_scored", getattr(model, "n_items", None))
+    if n_ranked is not None:
+        batch_size = max(1, min(batch_size, max_scores // int(n_ranked)))
     targets_all = np.asarray(eval_set.targets, dtype=np.int64)
-    ranks = np.empty(n, dtype=np.float64 if protocol.ties == "average" else np.int64)
-    ties = np.empty(n, dtype=np.int64)
-    repeat = np.zeros(n, dtype=bool)
+    # Under torchrun each process ranks every world-th user; the ranks are gathered at the end.
+    _, rank, world = distributed.info()
+    mine = np.arange(rank, n, world)
+    ranks = np.empty(len(mine), dtype=np.float64 if protocol.ties == "average" else np.int64)
+    ties = np.empty(len(mine), dtype=np.int64)
+    repeat = np.zeros(len(mine), dtype=bool)
+    negatives = None
     try:
         # no_grad, not inference_mode: a model may rewrite its own parameters in forward (peft's
         # LoRA MultiheadAttention merges and unmerges in place); under inference_mode those become
         # inference tensors that training can no longer update or reload.
         with torch.no_grad():
-            for start in tqdm(range(0, n, batch_size), desc="evaluate", unit="batch", disable=not progress):
-                stop = min(start + batch_size, n)
-                histories = eval_set.histories[start:stop]
-                tgt_np = targets_all[start:stop]
+            score = model.score
+            if (hasattr(model, "item_representations") and not needs_users
+                    and "items" in inspect.signature(model.score).parameters):
+                items = model.item_representations()  # (N, H) once, not once per batch
+                score = lambda seq: model.score(seq, items=items)  # noqa: E731
+            for start in tqdm(range(0, len(mine), batch_size), desc="evaluate", unit="batch", disable=not progress):
+                stop = min(start + batch_size, len(mine))
+                rows_of = mine[start:stop]  # positions of this batch's users in eval_set
+                histories = [eval_set.histories[i] for i in rows_of]
+                tgt_np = targets_all[rows_of]
                 seq = pad_left(histories, protocol.max_len).to(dev)  # (B, L)
                 if needs_users:  # e.g. cold users scored from their source representation
-                    scores = model.score(seq, users=list(eval_set.users[start:stop]))
+                    scores = model.score(seq, users=[eval_set.users[i] for i in rows_of])
                 else:
-                    scores = model.score(seq)
+                    scores = score(seq)
                 scores = torch.as_tensor(scores).to(dev, torch.float32)  # (B, N)
-                # A model on a joint catalogue ranks only its first n_scored items (the target's).
-                n_items = getattr(model, "n_scored", getattr(model, "n_items", scores.shape[1]))
+                n_items = n_ranked if n_ranked is not None else scores.shape[1]
                 if scores.shape != (stop - start, n_items):
                     raise ValueError(f"model.score returned shape {tuple(scores.shape)}, "
                                      f"expected ({stop - start}, {n_items})")
@@ -165,24 +223,37 @@ def evaluate(model: Any, eval_set: EvalSet, protocol: Protocol, *, device: str |
 
                 # Flat (row, item) pairs of the full histories: masking without a loop over users.
                 lengths = np.fromiter((len(h) for h in histories), dtype=np.int64, count=stop - start)
-                items = (np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
-                         if lengths.sum() else np.zeros(0, dtype=np.int64))
+                items_np = (np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
+                            if lengths.sum() else np.zeros(0, dtype=np.int64))
                 rows = np.repeat(np.arange(stop - start), lengths)
-                ranked = items < n_items  # history items of another catalogue are never candidates
-                items, rows = items[ranked], rows[ranked]
-                repeat[start:stop] = np.bincount(rows[items == tgt_np[rows]], minlength=stop - start) > 0
-                if protocol.mask_history and len(items):
+                ranked = items_np < n_items  # history items of another catalogue are never candidates
+                items_np, rows = items_np[ranked], rows[ranked]
+                repeat[start:stop] = np.bincount(rows[items_np == tgt_np[rows]], minlength=stop - start) > 0
+                if protocol.mask_history and len(items_np):
                     target_scores = scores.gather(1, tgt[:, None])  # (B, 1)
-                    index = (torch.as_tensor(rows, device=dev), torch.as_tensor(items, device=dev))
+                    index = (torch.as_tensor(rows, device=dev), torch.as_tensor(items_np, device=dev))
                     scores = scores.index_put(index, torch.tensor(-math.inf, device=dev))  # (B, N), a copy
                     scores.scatter_(1, tgt[:, None], target_scores)  # the target is never masked
 
+                if protocol.ranking == "sampled":  # the target (column 0) against its sampled negatives
+                    if negatives is None:
+                        negatives = sample_negatives(targets_all, n_items, protocol.negatives,
+                                                     protocol.negatives_seed)
+                    candidates = torch.as_tensor(np.concatenate([tgt_np[:, None], negatives[rows_of]], axis=1),
+                                                 device=dev)                     # (B, 1 + negatives)
+                    scores, tgt = scores.gather(1, candidates), torch.zeros_like(tgt)  # (B, 1 + negatives)
                 ranks[start:stop] = rank_of_target(scores, tgt, ties=protocol.ties).cpu().numpy()
                 ties[start:stop] = count_ties(scores, tgt).cpu().numpy()
     finally:
         if was_training:
             model.train()
 
+    if world > 1:  # every process gets every user's rank, in eval_set order
+        parts = distributed.all_gather((mine, ranks, ties, repeat))
+        order = np.concatenate([p[0] for p in parts])
+        ranks, ties, repeat = (np.empty_like(a, shape=(n,)) for a in (ranks, ties, repeat))
+        for j, name in enumerate((ranks, ties, repeat), start=1):
+            name[order] = np.concatenate([p[j] for p in parts])
     values = per_example(ranks, protocol.ks)
     per_user = pd.DataFrame({"user": list(eval_set.users), "rank": ranks, "ties": ties,
                              "target_in_history": repeat, **values})
@@ -302,4 +373,4 @@ def confidence_interval(result: EvalResult, metric: str = "ndcg@10", level: floa
             "level": level, "n_boot": n_boot}
 
 
-__all__ = ["EvalResult", "evaluate", "paired_test", "confidence_interval"]
+__all__ = ["EvalResult", "confidence_interval", "evaluate", "paired_test", "sample_negatives"]

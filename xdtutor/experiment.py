@@ -61,6 +61,12 @@ class DataConfig:
         seed: Seed of the subsamples.
         data_dir: Data root; ``None`` = ``XDTUTOR_DATA_DIR`` / download cache.
         compact: Drop catalogue items that no kept user interacted with (:mod:`xdtutor.data.compact`).
+        ranking: ``"full"`` (every item a candidate; what the book reports) or ``"sampled"``: each
+            validation/test target against ``negatives`` items drawn per user with
+            ``negatives_seed`` (LLMCDSR's protocol is ``sampled``, 999, 42). Stated in the protocol
+            line; sampled numbers are not comparable with full ones (chapter 4, section 4.7).
+        negatives: Negatives per user under sampled ranking (0 under full ranking).
+        negatives_seed: Seed of the negatives.
     """
 
     dataset: str = "food_kitchen"
@@ -71,10 +77,17 @@ class DataConfig:
     seed: int = 0
     data_dir: str | None = None
     compact: bool = False
+    ranking: str = "full"
+    negatives: int = 0
+    negatives_seed: int = 0
 
     def __post_init__(self) -> None:
         check_types(self)
         check(0.0 < self.subsample <= 1.0, f"subsample must be in (0, 1], got {self.subsample}")
+        check(self.ranking in ("full", "sampled"), f"ranking must be 'full' or 'sampled', got {self.ranking!r}")
+        check((self.negatives >= 1) == (self.ranking == "sampled"),
+              f"negatives must be >= 1 with ranking 'sampled' and 0 with 'full', got {self.negatives} "
+              f"with {self.ranking!r}")
         check(0.0 < self.source_subsample <= 1.0, f"source_subsample must be in (0, 1], got {self.source_subsample}")
 
 
@@ -193,7 +206,8 @@ class ExperimentConfig:
 
 #: Dotted config keys that change what a run shows, not what it computes: a resumed run, or the seeds
 #: combined into one table, may differ in them.
-NOT_RESULTS = ("tracking", "encoder.progress", "pretrain.progress", "train.progress", "encoder.batch_size")
+NOT_RESULTS = ("tracking", "encoder.progress", "pretrain.progress", "train.progress", "encoder.batch_size",
+               "pretrain.logits_chunk", "train.logits_chunk", "pretrain.check_every", "train.check_every")
 
 SECTIONS = {"data": DataConfig, "encoder": EncoderConfig, "model": ModelConfig, "pretrain": TrainConfig,
             "train": TrainConfig, "transfer": TransferConfig, "cold_users": ColdUsersConfig,

@@ -226,8 +226,11 @@ def collect(config: ExperimentConfig, *, dataset: CrossDomainDataset | None = No
     if d.compact:
         dataset, sources = compact_catalogues(dataset, sources)
     t = dataset.target
-    if t.protocol.max_len != config.model.max_len:  # the protocol states the history length really used
-        t = SplitDomain(t.domain, t.train, t.valid, t.test, t.protocol.with_(max_len=config.model.max_len))
+    # the protocol states the history length really used, and the ranking the config asks for
+    protocol = t.protocol.with_(max_len=config.model.max_len, ranking=d.ranking, negatives=d.negatives,
+                                negatives_seed=d.negatives_seed)
+    if protocol != t.protocol:
+        t = SplitDomain(t.domain, t.train, t.valid, t.test, protocol)
         dataset = CrossDomainDataset(dataset.name, dataset.sources, t, dataset.overlap, dataset.source_positions)
 
     def embed(domain: Domain) -> np.ndarray:

@@ -248,10 +248,12 @@ class Results:
     def compare_all(self, metric: str = "ndcg@10") -> list[dict]:
         """The comparisons a reader needs, each with its interval (needs ``per_user``):
 
-        * every transfer method vs the best baseline (chosen on validation), and vs ``text`` (the
-          same architecture without the source) when that is not the best baseline;
+        * every transfer method vs the best baseline (chosen on validation), vs ``text`` (the same
+          architecture without the source) and vs ``sasrec`` (the classic ID model) when they are
+          not the best baseline;
         * on cross-domain histories: ``mixed_history`` and ``text_mixed`` vs ``sasrec_mixed`` (text
-          vs IDs on the same data);
+          vs IDs on the same data; ``sasrec_mixed`` vs ``sasrec`` and ``text_mixed`` vs ``text``
+          above say what the source items add to each model);
         * cold users: every mapping vs popularity (``cold:`` methods);
         * the cold-start curve: at every fraction, the strategy vs each baseline (``curve:`` methods).
         """
@@ -261,8 +263,9 @@ class Results:
         bb = self.best("baseline", metric)
         kinds = self.kinds()
         refs = [bb[0]] if bb else []
-        if "text" in kinds and "text" not in refs:
-            refs.append("text")
+        for name in ("text", "sasrec"):  # the same model without the source, and the classic ID model
+            if kinds.get(name) == "baseline" and name not in refs:
+                refs.append(name)
         for ref in refs:
             out += [{**self.compare(m, ref, metric), "about": "main"} for m, k in kinds.items() if k == "transfer"]
         for a, b in CROSS_DOMAIN_PAIRS:  # the language model vs IDs on the same cross-domain histories

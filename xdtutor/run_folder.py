@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from .config import ConfigError, flatten
-from .experiment import NOT_RESULTS
+from .experiment import NOT_RESULTS, build_config
 from .utils import atomic_write, write_json
 
 #: What a run writes into its folder (removed by ``overwrite``; anything else there is left alone).
@@ -42,14 +42,19 @@ class RunFolder:
         path: The folder (created if missing).
         config: The run's config as plain data (``ExperimentConfig.to_dict()``).
         overwrite: Replace a finished run, or a run of another config, instead of refusing.
+        writer: ``False`` for the other processes of a ``torchrun`` job: they read the folder
+            (finished models, checkpoints) and write nothing; rank 0 checks and prepares it.
 
     Raises:
         ConfigError: If the folder cannot be written, holds a finished run (without ``overwrite``), or
             holds an unfinished run of a different config (the differing keys are named).
     """
 
-    def __init__(self, path: str | Path, config: dict, *, overwrite: bool = False) -> None:
+    def __init__(self, path: str | Path, config: dict, *, overwrite: bool = False, writer: bool = True) -> None:
         self.path = Path(path)
+        self.writer = writer
+        if not writer:  # another process of a torchrun job checked and prepared the folder (rank 0)
+            return
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             with atomic_write(self.path / ".write-test", "w") as fh:
@@ -62,7 +67,7 @@ class RunFolder:
             raise ConfigError(f"--out {self.path} holds a finished run (results.json); pass --overwrite to "
                               "replace it, or choose another folder")
         if started.exists() and not overwrite:
-            previous = json.loads(started.read_text(encoding="utf-8"))
+            previous = _with_defaults(json.loads(started.read_text(encoding="utf-8")))
             diff = sorted(k for k in set(flatten(previous)) | set(flatten(config))
                           if flatten(previous).get(k) != flatten(config).get(k) and k not in NOT_RESULTS)
             if diff:
@@ -99,14 +104,27 @@ class RunFolder:
             per_user = pd.read_csv(frame, dtype={"user": str}) if frame.exists() else pd.DataFrame()
         except (OSError, ValueError, pd.errors.ParserError) as exc:
             warnings.warn(f"{meta}: damaged progress entry ({exc}); {key} is rebuilt", stacklevel=2)
-            meta.unlink(missing_ok=True)
+            if self.writer:
+                meta.unlink(missing_ok=True)
             return None
         return payload, per_user
 
     def save(self, key: str, payload: dict[str, Any], per_user: pd.DataFrame) -> None:
-        """Record ``key`` as finished: the per-user rows first, then the entry that marks it done."""
+        """Record ``key`` as finished: the per-user rows first, then the entry that marks it done
+        (only by the writing process)."""
+        if not self.writer:
+            return
         frame = self.progress / f"{key}.csv"
         frame.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(frame, "w") as fh:
             per_user.to_csv(fh, index=False)
         write_json(self.progress / f"{key}.json", payload)
+
+
+def _with_defaults(config: dict) -> dict:
+    """A stored config with the settings added since it was written filled in at their defaults
+    (so a run started before a new config key existed still resumes); as stored if it no longer parses."""
+    try:
+        return build_config(config).to_dict()
+    except (ConfigError, TypeError, ValueError):
+        return config

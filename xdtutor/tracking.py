@@ -21,6 +21,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from . import distributed
 from .config import ConfigError
 
 #: Tracking back-ends an experiment can ask for (``tracking:`` in a config).
@@ -69,6 +70,9 @@ def tracker(backend: str, log_dir: str | Path | None) -> Iterator[None]:
     if log_dir is None:
         raise TrackingError(f"tracking: {backend} writes into the run folder; give the run an output folder "
                             "(xdtutor run ... --out DIR)")
+    if not distributed.is_main():  # under torchrun rank 0 alone logs (xdtutor.train.fit)
+        yield
+        return
     summary_writer(Path(log_dir)).close()  # fail now, not after the first training
     dir_token, writers_token = _LOG_DIR.set(Path(log_dir)), _WRITERS.set({})
     try:

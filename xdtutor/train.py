@@ -34,6 +34,7 @@ from .checkpoints import (CheckpointError, CheckpointMismatch, clear_training_st
                           resume_training_state, save_training_state)
 from .config import check, check_types, to_dict
 from .data.types import SplitDomain
+from .distributed import info as dist_info
 from .models.sasrec import NEGATIVES
 from .utils import is_device_name, pad_left, seed_everything, select_device
 
@@ -76,6 +77,14 @@ class TrainConfig:
             benchmarks/results/negatives.json). Under torchrun each process draws its candidates from its
             own batch (nothing is gathered across ranks), so their number follows the per-process
             batch size. The model's ``loss`` must accept ``negatives=`` for ``"in_batch"``.
+        logits_chunk: Target rows per chunk of the training logits (0 = all at once, fastest).
+            A memory setting, not a result setting (same loss up to float rounding; see
+            :func:`xdtutor.models.sasrec.softmax_ce`): needed for catalogues whose (rows × items)
+            logits do not fit, e.g. 1,024 for a 1 M-item catalogue on a 16 GB card. The model's
+            ``loss`` must accept ``logits_chunk=``.
+        check_every: Steps between checks that the training loss is finite. Each check waits for
+            the device (a host sync), so it is not done every step; a NaN is still caught within
+            this many steps, naming them.
     """
 
     epochs: int = 50
@@ -94,6 +103,8 @@ class TrainConfig:
     max_train_minutes: float | None = None
     group_by_length: bool = False
     negatives: str = "all"
+    logits_chunk: int = 0
+    check_every: int = 50
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -110,6 +121,8 @@ class TrainConfig:
         check(self.max_train_minutes is None or self.max_train_minutes > 0,
               f"max_train_minutes must be positive or None, got {self.max_train_minutes}")
         check(self.negatives in NEGATIVES, f"negatives must be one of {NEGATIVES}, got {self.negatives!r}")
+        check(self.logits_chunk >= 0, f"logits_chunk must be >= 0 (0 = no chunking), got {self.logits_chunk}")
+        check(self.check_every >= 1, f"check_every must be >= 1, got {self.check_every}")
 
 
 @dataclass
@@ -186,14 +199,6 @@ def training_sequences(data: SplitDomain, max_len: int) -> tuple[torch.Tensor, t
 # ----------------------------------------------------------------------------- distributed helpers
 
 
-def _dist() -> tuple[bool, int, int]:
-    """(initialised, rank, world size) of torch.distributed."""
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return True, dist.get_rank(), dist.get_world_size()
-    return False, 0, 1
-
-
 def rank_device(device: torch.device, distributed: bool, env: Mapping[str, str] = os.environ) -> torch.device:
     """The device of this process: under ``torchrun`` a bare ``cuda`` becomes ``cuda:$LOCAL_RANK``
     (a launcher need not call ``torch.cuda.set_device``; without it every rank would use cuda:0)."""
@@ -207,14 +212,15 @@ def rank_device(device: torch.device, distributed: bool, env: Mapping[str, str] 
 class _LossModule(nn.Module):
     """Routes ``model.loss`` through ``forward`` so DistributedDataParallel sees (and syncs) it."""
 
-    def __init__(self, model: nn.Module, negatives: str = "all") -> None:
+    def __init__(self, model: nn.Module, negatives: str = "all", logits_chunk: int = 0) -> None:
         super().__init__()
-        self.model, self.negatives = model, negatives
+        self.model = model
+        # only the non-default settings are passed: models without these arguments keep working
+        self.options = {**({"negatives": negatives} if negatives != "all" else {}),
+                        **({"logits_chunk": logits_chunk} if logits_chunk else {})}
 
     def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        if self.negatives == "all":  # models without a ``negatives`` argument keep working
-            return self.model.loss(inputs, targets)
-        return self.model.loss(inputs, targets, negatives=self.negatives)
+        return self.model.loss(inputs, targets, **self.options)
 
 
 def epoch_order(n: int, epoch: int, seed: int, distributed: bool, rank: int, world: int) -> list[int]:
@@ -301,23 +307,26 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
         CheckpointError: If ``checkpoint_dir`` holds a run made with another config.
     """
     # 1. where, what and how much: device, trainable parameters, training windows, schedule
-    distributed, rank, world = _dist()
+    distributed, rank, world = dist_info()
     seed_everything(config.seed + rank)  # the same weights (DDP broadcasts rank 0's), rank-own dropout masks
     device = rank_device(select_device(config.device), distributed)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"{type(model).__name__} has no trainable parameters")
-    if config.negatives != "all" and "negatives" not in inspect.signature(model.loss).parameters:
-        raise ValueError(f"train.negatives={config.negatives!r} but {type(model).__name__}.loss has no "
-                         "'negatives' argument")
+    for key, default in (("negatives", "all"), ("logits_chunk", 0)):
+        if getattr(config, key) != default and key not in inspect.signature(model.loss).parameters:
+            raise ValueError(f"train.{key}={getattr(config, key)!r} but {type(model).__name__}.loss has no "
+                             f"{key!r} argument")
     inputs, targets = training_sequences(data, config.max_len)             # (S, L), (S, L)
     lengths = (inputs > 0).sum(dim=1)                                      # (S,)
+    # On the device once (a few MB): each step then indexes there, with no host-to-device copy.
+    inputs, targets = inputs.to(device), targets.to(device)
     steps_per_epoch = math.ceil(math.ceil(inputs.shape[0] / world) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps)
-    loss_module: nn.Module = _LossModule(model, config.negatives)
+    loss_module: nn.Module = _LossModule(model, config.negatives, config.logits_chunk)
     if distributed:
         # the buffers (the frozen text table) never change: broadcasting them every step is waste
         loss_module = nn.parallel.DistributedDataParallel(
@@ -361,32 +370,39 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
         order = epoch_order(inputs.shape[0], epoch, config.seed, distributed, rank, world)
-        loss_sum, n_steps, out_of_time = 0.0, 0, False
+        # The loss is summed on the device and read back every ``check_every`` steps and at the end
+        # of the epoch: reading it each step would make the host wait for the device each step.
+        loss_sum = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
+        n_steps, out_of_time = 0, False
         for rows in epoch_batches(order, lengths, config.batch_size, epoch, config.seed, config.group_by_length):
-            idx = torch.as_tensor(rows)
-            x, y = inputs[idx].to(device), targets[idx].to(device)         # (b, L), (b, L)
+            idx = torch.as_tensor(rows).to(device)
+            x, y = inputs[idx], targets[idx]                                # (b, L), (b, L)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = loss_module(x, y)
-                if penalty is not None:
-                    loss = loss + penalty(model)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite training loss {loss.item()} at epoch {epoch + 1}, "
-                                         f"step {n_steps + 1}")
+                data_loss = loss_module(x, y)                                # mean over this process's targets
+                extra = penalty(model) if penalty is not None else None
+            loss = data_loss if extra is None else data_loss + extra
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if distributed:  # gradients of the mean over *all* processes' targets (see _global_mean_weight)
+                weighted = data_loss * _global_mean_weight(model, y, world)
+                (weighted if extra is None else weighted + extra).backward()
+            else:
+                loss.backward()
             if config.grad_clip > 0:
                 nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()
             scheduler.step()
-            loss_sum += float(loss.detach())
+            loss_sum += loss.detach()
             n_steps += 1
+            if n_steps % config.check_every == 0:
+                _check_finite(loss_sum, epoch, n_steps, config.check_every)
             if (not distributed and limit_s is not None
                     and history.total_seconds + time.perf_counter() - t0 > limit_s):
                 out_of_time = True  # (under DDP only between epochs, decided by rank 0)
                 break
-        mean_loss = _mean_across_ranks(loss_sum, n_steps, distributed, device)
+        _check_finite(loss_sum, epoch, n_steps, n_steps % config.check_every or config.check_every)
+        mean_loss = _mean_across_ranks(float(loss_sum), n_steps, distributed, device)
 
-        metrics = validate(model, data, config, device) if rank == 0 else {}
+        metrics = validate(model, data, config, device)  # sharded over the processes, gathered
         out_of_time = out_of_time or (limit_s is not None
                                       and history.total_seconds + time.perf_counter() - t0 > limit_s)
         metrics, out_of_time = _broadcast(metrics, out_of_time, distributed)  # rank 0's on every rank
@@ -419,6 +435,31 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
     stopper.restore(model, device)
     model.eval()
     return history
+
+
+def _global_mean_weight(model: nn.Module, targets: torch.Tensor, world: int) -> torch.Tensor:
+    """Factor that turns this process's mean loss into its share of the mean over all processes.
+
+    DistributedDataParallel averages the processes' gradients, i.e. of their *mean* losses; when
+    processes hold different numbers of targets (sequences of different lengths) that is not the
+    mean over all targets. Weighting by ``world * n_here / n_all`` makes it exactly that, so two
+    processes train the model one process would (up to float rounding).
+    """
+    counted = targets > 0                                                  # (b, L) real next items
+    if getattr(model, "train_on", "all") == "scored":  # the loss ignores next items beyond n_scored
+        counted &= targets <= model.n_scored
+    n_here = counted.sum().to(torch.float64)
+    n_all = n_here.clone()
+    torch.distributed.all_reduce(n_all)
+    return (world * n_here / n_all.clamp(min=1)).to(torch.float32)
+
+
+def _check_finite(loss_sum: torch.Tensor, epoch: int, n_steps: int, window: int) -> None:
+    """Raise if the running loss sum went NaN/inf: one of the last ``window`` steps had a non-finite loss."""
+    if not bool(torch.isfinite(loss_sum)):
+        first = max(n_steps - window + 1, 1)
+        raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}, in steps {first}-{n_steps} "
+                                 f"(train.check_every checks every few steps; lower the lr or check the data)")
 
 
 def _mean_across_ranks(loss_sum: float, n_steps: int, distributed: bool, device: torch.device) -> float:

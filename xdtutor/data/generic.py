@@ -1,4 +1,5 @@
-"""Bring your own data: a folder with ``items.csv`` and ``interactions.csv`` -> CrossDomainDataset.
+"""Bring your own data: a folder with ``items.csv`` and ``interactions.csv`` (or RecBole atomic files,
+:mod:`xdtutor.data.recbole`) -> CrossDomainDataset.
 
 Format (UTF-8 CSV with a header row; extra columns are ignored):
 
@@ -44,6 +45,7 @@ from .errors import (DataError, EmptyDomainError, MalformedLineError, MissingTex
                      NotADatasetError, UnknownItemError)
 from .loaders import read_text
 from .preprocess import leave_one_out, sample_users
+from .recbole import atomic_names, read_atomic_events
 from .types import CrossDomainDataset, Domain
 
 ITEM_COLUMNS = ("item_id", "domain", "text")
@@ -98,11 +100,14 @@ def read_generic(path: str | os.PathLike) -> tuple[dict[str, Domain], dict[str, 
     """
     folder = Path(path)
     items_path, inter_path = folder / "items.csv", folder / "interactions.csv"
+    if folder.is_dir() and not items_path.exists() and atomic_names(folder):
+        return _read_atomic_folder(folder)
     if not folder.is_dir() or not items_path.is_file() or not inter_path.is_file():
         missing = [p.name for p in (items_path, inter_path) if not p.is_file()]
         raise NotADatasetError(folder, None, None,
                                f"not a generic dataset folder: missing {', '.join(missing) or 'folder'} "
-                               "(expected items.csv and interactions.csv)")
+                               "(expected items.csv and interactions.csv, or RecBole atomic files "
+                               "NAME.inter + NAME.item per domain)")
     catalogue: dict[str, dict[str, int]] = {}
     tables: dict[str, tuple[list[str], list[str]]] = {}
     for line, row in _rows(items_path, ITEM_COLUMNS):
@@ -157,6 +162,23 @@ def read_generic(path: str | os.PathLike) -> tuple[dict[str, Domain], dict[str, 
             raise EmptyDomainError(inter_path, None, "domain", f"domain {dom!r} has no interactions")
         items = pd.DataFrame({"item": np.arange(len(raw), dtype=np.int64), "raw_id": raw, "text": texts})
         domains[dom] = Domain(dom, items, {u: np.asarray(s, dtype=np.int64) for u, s in seqs[dom].items()})
+    return domains, events
+
+
+def _read_atomic_folder(folder: Path) -> tuple[dict[str, Domain], dict[str, list[tuple[float, int, str, int]]]]:
+    """:func:`read_generic` for a folder of RecBole atomic files, one ``.inter``/``.item`` pair per domain."""
+    domains: dict[str, Domain] = {}
+    events: dict[str, list[tuple[float, int, str, int]]] = {}
+    for name in atomic_names(folder):
+        items, by_user = read_atomic_events(folder, name)
+        if not by_user:
+            raise EmptyDomainError(folder / f"{name}.inter", None, None, f"domain {name!r} has no interactions")
+        for user, ev in by_user.items():
+            events.setdefault(user, []).extend((when, line, name, item) for when, line, item in ev)
+        domains[name] = Domain(name, items, {u: np.array([i for _, _, i in sorted(ev)], dtype=np.int64)
+                                             for u, ev in by_user.items()})
+    for ev in events.values():
+        ev.sort()
     return domains, events
 
 

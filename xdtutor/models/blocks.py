@@ -16,6 +16,10 @@ runs the transformer on chunks of ``chunk_rows`` rows, each cut to its own longe
 (leading columns that are padding in every row of a chunk are dropped; positions are counted from
 the right, so this changes no result: every row is encoded on its own). The batch itself — which
 rows train together — is unchanged. :func:`last_states` does the same for scoring.
+
+Both shortcuts read the data to choose shapes, which ``torch.compile(fullgraph=True)`` cannot
+trace. ``static_shapes = True`` (set by the models' ``use_static_shapes``) turns them off: every
+row is encoded over all ``L`` columns — more arithmetic on CPU, one graph for a compiler.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class SequenceEncoder(nn.Module):
                  dropout: float = 0.2, ffn_mult: int = 4, chunk_rows: int = 32) -> None:
         super().__init__()
         self.chunk_rows = chunk_rows
+        self.static_shapes = False  # True: no padding trim, no length-sorted chunks (see the module doc)
         if hidden % n_heads != 0:
             raise ValueError(f"hidden={hidden} must be divisible by n_heads={n_heads}")
         self.hidden, self.n_heads, self.max_len = hidden, n_heads, max_len
@@ -81,7 +86,7 @@ class SequenceEncoder(nn.Module):
         B, L, H = item_vectors.shape
         if L > self.max_len:
             raise ValueError(f"sequence length {L} exceeds max_len={self.max_len}")
-        if not self.chunk_rows or B <= self.chunk_rows:
+        if self.static_shapes or not self.chunk_rows or B <= self.chunk_rows:
             return self._encode(item_vectors, is_item)
         order = torch.argsort(is_item.sum(dim=1), stable=True)                 # (B,) short rows first
         parts = [self._encode(item_vectors[rows], is_item[rows]) for rows in order.split(self.chunk_rows)]
@@ -91,7 +96,10 @@ class SequenceEncoder(nn.Module):
         """(b, L, H) -> (b, L, H) for rows encoded together, cut to their longest history."""
         B, L, H = item_vectors.shape
         # Leading columns that are padding in every row: drop them, pad the output back at the end.
-        n_pad = int(is_item.any(dim=0).int().argmax()) if bool(is_item.any()) else L - 1
+        if self.static_shapes:
+            n_pad = 0
+        else:
+            n_pad = int(is_item.any(dim=0).int().argmax()) if bool(is_item.any()) else L - 1
         item_vectors, is_item = item_vectors[:, n_pad:], is_item[:, n_pad:]  # (B, L', H), (B, L')
         L = L - n_pad
         # Positions count from the right so the latest item always gets the same position vector.

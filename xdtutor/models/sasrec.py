@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .blocks import SequenceEncoder, last_states
 
@@ -29,7 +30,7 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
 
 
 def softmax_ce(states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
-               temperature: float = 1.0) -> torch.Tensor:
+               temperature: float = 1.0, logits_chunk: int = 0, static_shapes: bool = False) -> torch.Tensor:
     """Full-softmax cross-entropy of next-item targets, ignoring padding.
 
     Args:
@@ -37,18 +38,48 @@ def softmax_ce(states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
         items: (N, H) item representations of the N catalogue items.
         targets: (B, L) +1-shifted target ids, 0 = ignore.
         temperature: Logits are divided by it.
+        logits_chunk: 0 = all M target rows at once, holding the (M, N) logits and their gradient.
+            Otherwise the loss is summed over chunks of ``logits_chunk`` rows, each under activation
+            checkpointing: only one chunk's (logits_chunk, N) logits exist at a time, in the forward
+            and again in the backward pass (recomputed there). Same loss and gradients up to float
+            rounding; costs one more logits product per chunk. A 1 M-item catalogue with 12,800
+            target rows (batch 256 × 50) needs 51 GB of fp32 logits unchunked (and as much again for
+            their gradient), 4 GB per chunk of 1,024 rows.
+        static_shapes: Compute logits at every (B × L) position and let ``ignore_index`` drop the
+            padding, instead of selecting the M real targets first (a data-dependent shape that
+            ``torch.compile(fullgraph=True)`` cannot trace). Same loss; more work when rows are short.
 
     Returns:
         Scalar mean loss over the non-padding targets.
     """
+    if static_shapes:
+        picked = states.reshape(-1, states.shape[-1]) / temperature  # (B*L, H)
+        labels = targets.reshape(-1) - 1                             # (B*L,), -1 = padding
+        return _chunked(picked, items, labels, logits_chunk) / (labels >= 0).sum().clamp(min=1)
     keep = targets > 0                                   # (B, L)
     if not keep.any():  # e.g. a batch whose next items are all context items (score_only(…, "scored"))
         return states.sum() * 0.0
     picked = states[keep] / temperature                  # (M, H): cheaper than dividing the (M, N) logits
+    labels = targets[keep] - 1                           # (M,)
+    if logits_chunk <= 0 or picked.shape[0] <= logits_chunk:
+        return _cross_entropy(picked, items, labels, "mean")
+    return _chunked(picked, items, labels, logits_chunk) / labels.shape[0]
+
+
+def _chunked(picked: torch.Tensor, items: torch.Tensor, labels: torch.Tensor, logits_chunk: int) -> torch.Tensor:
+    """Summed cross-entropy, chunk by chunk under activation checkpointing (or at once when 0)."""
+    if logits_chunk <= 0 or picked.shape[0] <= logits_chunk:
+        return _cross_entropy(picked, items, labels, "sum")
+    return sum(checkpoint(_cross_entropy, rows, items, lab, "sum", use_reentrant=False)
+               for rows, lab in zip(picked.split(logits_chunk), labels.split(logits_chunk)))
+
+
+def _cross_entropy(picked: torch.Tensor, items: torch.Tensor, labels: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Cross-entropy of (m, H) states against (N, H) items, logits in float32."""
     # Logits in float32 even under bf16 autocast: cosine / 0.07 reaches ~14, where bf16 steps are 0.0625.
-    with torch.autocast(device_type=states.device.type, enabled=False):
-        logits = picked.float() @ items.float().T        # (M, N)
-    return F.cross_entropy(logits, targets[keep] - 1)
+    with torch.autocast(device_type=picked.device.type, enabled=False):
+        logits = picked.float() @ items.float().T        # (m, N)
+    return F.cross_entropy(logits, labels, reduction=reduction, ignore_index=-1)
 
 
 NEGATIVES = ("all", "in_batch")
@@ -105,6 +136,20 @@ class SASRec(nn.Module):
         self.apply(init_weights)
 
     @property
+    def static_shapes(self) -> bool:
+        return self.encoder.static_shapes
+
+    def use_static_shapes(self, on: bool = True) -> "SASRec":
+        """Shapes that never depend on the data (for ``torch.compile(fullgraph=True)``); returns ``self``.
+
+        Turns off the encoder's padding trim and length-sorted chunks and computes the loss at
+        every position; results are the same up to float rounding. ``negatives="in_batch"`` needs
+        the data (its catalogue is the batch's distinct items) and is refused in this mode.
+        """
+        self.encoder.static_shapes = on
+        return self
+
+    @property
     def position(self) -> nn.Embedding:
         """The learned position embedding (lives in ``encoder``; exposed by name for transfer code)."""
         return self.encoder.position
@@ -139,12 +184,19 @@ class SASRec(nn.Module):
         """(B, L) -> (B, H): the state at the last (most recent) position."""
         return self.forward(item_seq)[:, -1]
 
-    def score(self, item_seq: torch.Tensor) -> torch.Tensor:
-        """(B, L) -> (B, N) scores of every ranked item (``n_scored``, by default all) as the next item."""
-        user = last_states(self.forward, item_seq)                                 # (B, H)
-        return user @ self.item_representations()[: self.n_scored].T              # (B, N)
+    def score(self, item_seq: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) -> (B, N) scores of every ranked item (``n_scored``, by default all) as the next item.
 
-    def loss(self, item_seq: torch.Tensor, targets: torch.Tensor, negatives: str = "all") -> torch.Tensor:
+        ``items`` (N, H) may be passed in (as :meth:`TextSeqRec.score` allows); here it is just the
+        embedding table, so there is nothing to save.
+        """
+        if items is None:
+            items = self.item_representations()                                    # (N, H)
+        user = last_states(self.forward, item_seq)                                 # (B, H)
+        return user @ items[: self.n_scored].T                                     # (B, N)
+
+    def loss(self, item_seq: torch.Tensor, targets: torch.Tensor, negatives: str = "all",
+             logits_chunk: int = 0) -> torch.Tensor:
         """Softmax CE at every position.
 
         Args:
@@ -152,6 +204,7 @@ class SASRec(nn.Module):
             targets: (B, L) next items, +1-shifted, 0 = ignore.
             negatives: ``"all"`` ranks each target against the whole catalogue; ``"in_batch"``
                 only against the distinct items of the batch (see :func:`batch_catalogue`).
+            logits_chunk: Target rows per logits chunk (see :func:`softmax_ce`; 0 = no chunking).
 
         Returns:
             Scalar mean loss over the non-padding targets.
@@ -161,6 +214,9 @@ class SASRec(nn.Module):
             items = self.item_representations()                                    # (N, H)
             if self.train_on == "scored":  # next items beyond the ranked ones are context only
                 items, targets = items[: self.n_scored], targets.masked_fill(targets > self.n_scored, 0)
-            return softmax_ce(states, items, targets)
+            return softmax_ce(states, items, targets, logits_chunk=logits_chunk, static_shapes=self.static_shapes)
+        if self.static_shapes:
+            raise ValueError("negatives='in_batch' has data-dependent shapes; use_static_shapes(False) for it")
         ids, _, local_targets = batch_catalogue(item_seq, targets, negatives)
-        return softmax_ce(states, self.item_embedding.weight[ids + 1], local_targets)  # (U, H) candidates
+        return softmax_ce(states, self.item_embedding.weight[ids + 1], local_targets,  # (U, H) candidates
+                          logits_chunk=logits_chunk)

@@ -96,6 +96,16 @@ class TextSeqRec(nn.Module):
         return self.text_emb.shape[0]
 
     @property
+    def static_shapes(self) -> bool:
+        return self.encoder.static_shapes
+
+    def use_static_shapes(self, on: bool = True) -> "TextSeqRec":
+        """Shapes that never depend on the data (for ``torch.compile(fullgraph=True)``); returns
+        ``self``. As :meth:`SASRec.use_static_shapes <xdtutor.models.SASRec.use_static_shapes>`."""
+        self.encoder.static_shapes = on
+        return self
+
+    @property
     def position(self) -> nn.Embedding:
         """The learned position embedding (lives in ``encoder``)."""
         return self.encoder.position
@@ -169,14 +179,23 @@ class TextSeqRec(nn.Module):
             return F.normalize(states.float(), dim=-1), F.normalize(items.float(), dim=-1), self.temperature
         return states, items, 1.0
 
-    def score(self, item_seq: torch.Tensor) -> torch.Tensor:
-        """(B, L) -> (B, N) next-item scores over the ranked items (``n_scored``, by default all)."""
-        items = self.item_representations()                                    # (N, H)
+    def score(self, item_seq: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) -> (B, N) next-item scores over the ranked items (``n_scored``, by default all).
+
+        Args:
+            item_seq: (B, L) left-padded +1-shifted ids.
+            items: (N, H) :meth:`item_representations`, when the caller computed them once for many
+                batches (evaluation does: the adaptor over the whole catalogue is then not rerun per
+                batch). ``None`` = computed here.
+        """
+        if items is None:
+            items = self.item_representations()                                # (N, H)
         user = last_states(lambda seq: self._encode(seq, items), item_seq)    # (B, H)
         user, items, t = self._logits_parts(user, items[: self.n_scored])
         return user @ items.T / t                                              # (B, N)
 
-    def loss(self, item_seq: torch.Tensor, targets: torch.Tensor, negatives: str = "all") -> torch.Tensor:
+    def loss(self, item_seq: torch.Tensor, targets: torch.Tensor, negatives: str = "all",
+             logits_chunk: int = 0) -> torch.Tensor:
         """Softmax CE at every position; ``targets`` (B, L) are +1-shifted, 0 = ignore.
 
         Args:
@@ -186,9 +205,12 @@ class TextSeqRec(nn.Module):
                 ``"in_batch"`` — softmax over the distinct items of the batch (inputs and
                 targets), UniSRec's pretraining objective: the adaptor then runs on those U rows
                 only, so a step costs O(U) instead of O(N) on a large source catalogue.
+            logits_chunk: Target rows per logits chunk (see :func:`~.sasrec.softmax_ce`; 0 = none).
         """
         if negatives == "all":
             items = self.item_representations()                                # (N, H)
+        elif self.static_shapes:
+            raise ValueError("negatives='in_batch' has data-dependent shapes; use_static_shapes(False) for it")
         else:  # the batch re-indexed into its own small catalogue of U items
             ids, item_seq, targets = batch_catalogue(item_seq, targets, negatives)
             items = self.item_representations(ids)                             # (U, H)
@@ -196,4 +218,5 @@ class TextSeqRec(nn.Module):
         if negatives == "all" and self.train_on == "scored":  # next items beyond the ranked ones are context
             items, targets = items[: self.n_scored], targets.masked_fill(targets > self.n_scored, 0)  # (n, H)
         states, items, t = self._logits_parts(states, items)
-        return softmax_ce(states, items, targets, temperature=t)
+        return softmax_ce(states, items, targets, temperature=t, logits_chunk=logits_chunk,
+                          static_shapes=self.static_shapes)
