@@ -148,12 +148,17 @@ def test_folder_that_is_not_a_dataset(tmp_path, fixture_data):
         load_generic(fixture_data)
 
 
-def test_checksum_mismatch_and_verification_cache(fixture_copy, tmp_cache):
-    folder = _sc(fixture_copy)
-    spec = DatasetSpec(name="sci", folder=folder.name, description="", repo="o/r", commit="0" * 40,
+def _spec_of(folder):
+    """A registry entry whose checksums are those of ``folder``'s files as they are now."""
+    return DatasetSpec(name="sci", folder=folder.name, description="", repo="o/r", commit="0" * 40,
                        files=tuple(FileSpec(p.name, sha256_file(p), p.stat().st_size, p.name)
                                    for p in sorted(folder.iterdir())),
                        parser="load_scientific_folder", domains=("scientific",))
+
+
+def test_checksum_mismatch_and_verification_cache(fixture_copy, tmp_cache):
+    folder = _sc(fixture_copy)
+    spec = _spec_of(folder)
     verify_folder(spec, folder)
     cache = tmp_cache / "data" / "verified.json"
     assert len(json.loads(cache.read_text())) == 6
@@ -167,10 +172,7 @@ def test_checksum_mismatch_and_verification_cache(fixture_copy, tmp_cache):
 
 def test_a_stale_verification_cache_is_reported_as_such_not_blamed_on_the_file(fixture_copy, tmp_cache):
     folder = _sc(fixture_copy)
-    spec = DatasetSpec(name="sci", folder=folder.name, description="", repo="o/r", commit="0" * 40,
-                       files=tuple(FileSpec(p.name, sha256_file(p), p.stat().st_size, p.name)
-                                   for p in sorted(folder.iterdir())),
-                       parser="load_scientific_folder", domains=("scientific",))
+    spec = _spec_of(folder)
     verify_folder(spec, folder)
     cache = tmp_cache / "data" / "verified.json"
     entries = json.loads(cache.read_text())

@@ -15,23 +15,12 @@ import pytest
 import yaml
 from myst_parser.mdit_to_docutils.base import default_slugify
 
+from test_notebooks import _toc_files
+
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 PAGES = ("syllabus", "notation", "glossary")
 HEADING_ANCHORS = 3  # myst_heading_anchors in book/_config.yml
-
-
-def _toc_files(node) -> list[str]:
-    out = []
-    if isinstance(node, dict):
-        if "file" in node:
-            out.append(node["file"])
-        for v in node.values():
-            out += _toc_files(v)
-    elif isinstance(node, list):
-        for v in node:
-            out += _toc_files(v)
-    return out
 
 
 def toc_docs() -> list[str]:

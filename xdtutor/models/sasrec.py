@@ -85,6 +85,16 @@ def _cross_entropy(picked: torch.Tensor, items: torch.Tensor, labels: torch.Tens
 NEGATIVES = ("all", "in_batch")
 
 
+def set_scored(model: nn.Module, n: int, train_on: str) -> nn.Module:
+    """Validate and set ``model.n_scored`` / ``model.train_on`` (the models' ``score_only``); returns ``model``."""
+    if not 1 <= n <= model.n_items:
+        raise ValueError(f"score_only needs 1 <= n <= n_items={model.n_items}, got {n}")
+    if train_on not in ("all", "scored"):
+        raise ValueError(f"train_on must be 'all' or 'scored', got {train_on!r}")
+    model.n_scored, model.train_on = n, train_on
+    return model
+
+
 def batch_catalogue(item_seq: torch.Tensor, targets: torch.Tensor,
                     negatives: str = "in_batch") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The distinct items of a batch, and the batch re-indexed into that small catalogue.
@@ -164,12 +174,7 @@ class SASRec(nn.Module):
                 catalogue (multi-domain training); ``"scored"`` — only next items among the first
                 ``n``, ranked against those ``n`` (the others are context).
         """
-        if not 1 <= n <= self.n_items:
-            raise ValueError(f"score_only needs 1 <= n <= n_items={self.n_items}, got {n}")
-        if train_on not in ("all", "scored"):
-            raise ValueError(f"train_on must be 'all' or 'scored', got {train_on!r}")
-        self.n_scored, self.train_on = n, train_on
-        return self
+        return set_scored(self, n, train_on)
 
     def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
         """(B, L) left-padded +1-shifted ids -> (B, L, H) causal states."""

@@ -17,7 +17,7 @@ from torch import nn
 
 from .adaptors import ADAPTORS, make_adaptor
 from .blocks import SequenceEncoder, last_states
-from .sasrec import batch_catalogue, init_weights, softmax_ce
+from .sasrec import batch_catalogue, init_weights, set_scored, softmax_ce
 
 SIMILARITIES = ("dot", "cos")
 
@@ -120,12 +120,7 @@ class TextSeqRec(nn.Module):
                 (multi-domain training); ``"scored"`` — only next items among the first ``n``,
                 ranked against those ``n`` (source items are context, and a step costs O(n)).
         """
-        if not 1 <= n <= self.n_items:
-            raise ValueError(f"score_only needs 1 <= n <= n_items={self.n_items}, got {n}")
-        if train_on not in ("all", "scored"):
-            raise ValueError(f"train_on must be 'all' or 'scored', got {train_on!r}")
-        self.n_scored, self.train_on = n, train_on
-        return self
+        return set_scored(self, n, train_on)
 
     def set_catalogue(self, text_emb: torch.Tensor) -> "TextSeqRec":
         """Switch to another catalogue (e.g. the target domain); returns ``self``.
