@@ -62,12 +62,6 @@ def shutdown() -> None:
         torch.distributed.destroy_process_group()
 
 
-def barrier() -> None:
-    """Wait for every process (no-op in one process)."""
-    if info()[0]:
-        torch.distributed.barrier()
-
-
 def all_gather(obj: Any) -> list[Any]:
     """``[obj of rank 0, obj of rank 1, …]`` on every process (``[obj]`` in one process)."""
     distributed, _, world = info()
@@ -87,4 +81,4 @@ def broadcast(obj: Any) -> Any:
     return box[0]
 
 
-__all__ = ["all_gather", "barrier", "broadcast", "info", "init_from_env", "is_main", "shutdown"]
+__all__ = ["all_gather", "broadcast", "info", "init_from_env", "is_main", "shutdown"]

@@ -34,8 +34,9 @@ from .checkpoints import (CheckpointError, CheckpointMismatch, clear_training_st
                           resume_training_state, save_training_state)
 from .config import check, check_types, to_dict
 from .data.types import SplitDomain
+from .distributed import broadcast as dist_broadcast
 from .distributed import info as dist_info
-from .models.sasrec import NEGATIVES
+from .models.sasrec import NEGATIVES, loss_targets
 from .utils import is_device_name, pad_left, seed_everything, select_device
 
 MONITOR = "ndcg@10"
@@ -383,7 +384,7 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
             loss = data_loss if extra is None else data_loss + extra
             optimizer.zero_grad(set_to_none=True)
             if distributed:  # gradients of the mean over *all* processes' targets (see _global_mean_weight)
-                weighted = data_loss * _global_mean_weight(model, y, world)
+                weighted = data_loss * _global_mean_weight(model, y, config.negatives, world)
                 (weighted if extra is None else weighted + extra).backward()
             else:
                 loss.backward()
@@ -405,7 +406,8 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
         metrics = validate(model, data, config, device)  # sharded over the processes, gathered
         out_of_time = out_of_time or (limit_s is not None
                                       and history.total_seconds + time.perf_counter() - t0 > limit_s)
-        metrics, out_of_time = _broadcast(metrics, out_of_time, distributed)  # rank 0's on every rank
+        # every rank computed the same metrics; its own clock may differ: rank 0 decides for all
+        metrics, out_of_time = dist_broadcast((metrics, out_of_time))
         improved = stopper.update(model, history, epoch + 1, metrics[MONITOR])
         history.epochs.append(epoch + 1)
         history.train_loss.append(mean_loss)
@@ -437,7 +439,7 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
     return history
 
 
-def _global_mean_weight(model: nn.Module, targets: torch.Tensor, world: int) -> torch.Tensor:
+def _global_mean_weight(model: nn.Module, targets: torch.Tensor, negatives: str, world: int) -> torch.Tensor:
     """Factor that turns this process's mean loss into its share of the mean over all processes.
 
     DistributedDataParallel averages the processes' gradients, i.e. of their *mean* losses; when
@@ -445,10 +447,7 @@ def _global_mean_weight(model: nn.Module, targets: torch.Tensor, world: int) -> 
     mean over all targets. Weighting by ``world * n_here / n_all`` makes it exactly that, so two
     processes train the model one process would (up to float rounding).
     """
-    counted = targets > 0                                                  # (b, L) real next items
-    if getattr(model, "train_on", "all") == "scored":  # the loss ignores next items beyond n_scored
-        counted &= targets <= model.n_scored
-    n_here = counted.sum().to(torch.float64)
+    n_here = (loss_targets(model, targets, negatives) > 0).sum().to(torch.float64)  # the loss's own targets
     n_all = n_here.clone()
     torch.distributed.all_reduce(n_all)
     return (world * n_here / n_all.clamp(min=1)).to(torch.float32)
@@ -469,15 +468,6 @@ def _mean_across_ranks(loss_sum: float, n_steps: int, distributed: bool, device:
                      device=device if device.type == "cuda" else "cpu")
     torch.distributed.all_reduce(t)
     return float(t[0] / t[1].clamp(min=1))
-
-
-def _broadcast(metrics: dict[str, float], out_of_time: bool, distributed: bool) -> tuple[dict[str, float], bool]:
-    """Rank 0's validation metrics and time-limit flag on every rank, so all ranks stop together."""
-    if not distributed:
-        return metrics, out_of_time
-    box = [(metrics, out_of_time)]
-    torch.distributed.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 __all__ = ["History", "TrainConfig", "epoch_batches", "fit", "rank_device", "training_sequences", "validate"]

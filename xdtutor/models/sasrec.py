@@ -61,8 +61,8 @@ def softmax_ce(states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
         return states.sum() * 0.0
     picked = states[keep] / temperature                  # (M, H): cheaper than dividing the (M, N) logits
     labels = targets[keep] - 1                           # (M,)
-    if logits_chunk <= 0 or picked.shape[0] <= logits_chunk:
-        return _cross_entropy(picked, items, labels, "mean")
+    if logits_chunk <= 0 or picked.shape[0] <= logits_chunk:  # "mean", not sum / M: bit-identical to
+        return _cross_entropy(picked, items, labels, "mean")   # the committed results' loss
     return _chunked(picked, items, labels, logits_chunk) / labels.shape[0]
 
 
@@ -83,6 +83,16 @@ def _cross_entropy(picked: torch.Tensor, items: torch.Tensor, labels: torch.Tens
 
 
 NEGATIVES = ("all", "in_batch")
+
+
+def loss_targets(model: nn.Module, targets: torch.Tensor, negatives: str = "all") -> torch.Tensor:
+    """The (B, L) next items ``model.loss`` predicts: with ``train_on="scored"`` and the full softmax,
+    next items beyond the ``n_scored`` ranked ones are context only (set to 0, ignored). The models'
+    losses and the training loop's count of targets (:func:`xdtutor.train.fit` under torchrun) both
+    use it, so they cannot disagree."""
+    if negatives == "all" and getattr(model, "train_on", "all") == "scored":
+        return targets.masked_fill(targets > model.n_scored, 0)
+    return targets
 
 
 def set_scored(model: nn.Module, n: int, train_on: str) -> nn.Module:
@@ -218,7 +228,7 @@ class SASRec(nn.Module):
         if negatives == "all":
             items = self.item_representations()                                    # (N, H)
             if self.train_on == "scored":  # next items beyond the ranked ones are context only
-                items, targets = items[: self.n_scored], targets.masked_fill(targets > self.n_scored, 0)
+                items, targets = items[: self.n_scored], loss_targets(self, targets)
             return softmax_ce(states, items, targets, logits_chunk=logits_chunk, static_shapes=self.static_shapes)
         if self.static_shapes:
             raise ValueError("negatives='in_batch' has data-dependent shapes; use_static_shapes(False) for it")

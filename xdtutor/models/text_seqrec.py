@@ -17,7 +17,7 @@ from torch import nn
 
 from .adaptors import ADAPTORS, make_adaptor
 from .blocks import SequenceEncoder, last_states
-from .sasrec import batch_catalogue, init_weights, set_scored, softmax_ce
+from .sasrec import batch_catalogue, init_weights, loss_targets, set_scored, softmax_ce
 
 SIMILARITIES = ("dot", "cos")
 
@@ -211,7 +211,7 @@ class TextSeqRec(nn.Module):
             items = self.item_representations(ids)                             # (U, H)
         states = self._encode(item_seq, items)                                 # (B, L, H)
         if negatives == "all" and self.train_on == "scored":  # next items beyond the ranked ones are context
-            items, targets = items[: self.n_scored], targets.masked_fill(targets > self.n_scored, 0)  # (n, H)
+            items, targets = items[: self.n_scored], loss_targets(self, targets)  # (n, H)
         states, items, t = self._logits_parts(states, items)
         return softmax_ce(states, items, targets, temperature=t, logits_chunk=logits_chunk,
                           static_shapes=self.static_shapes)
