@@ -106,6 +106,23 @@ def test_source_checkpoint_is_reused(tmp_path):
     assert len(list((tmp_path / "ckpt").iterdir())) == 2
 
 
+def test_source_checkpoint_folder_is_named_by_what_changes_theta_s(tmp_path):
+    """Settings that leave θ_s alone (how the target is ranked, loop settings in NOT_RESULTS) share the
+    folder — a key added later must not orphan the source models made before it; a real change doesn't."""
+    prepared = collect(build_config({**MICRO, "checkpoint_dir": str(tmp_path)}), dataset=synthetic_dataset(),
+                       text_emb=micro_emb())
+
+    def folder(*sets):
+        config = build_config({**MICRO, "checkpoint_dir": str(tmp_path)}, sets)
+        pretrain(config, prepared, seed=0)
+        return sorted(p.name for p in tmp_path.iterdir())
+
+    first = folder()
+    assert folder("data.ranking=sampled", "data.negatives=5", "pretrain.logits_chunk=4",
+                  "pretrain.check_every=3") == first
+    assert len(folder("pretrain.lr=0.002")) == 2
+
+
 def test_seeds_run_apart_combine_to_the_joint_run(tmp_path):
     """Seeds can run as separate processes: save, load and combine == one run over both seeds."""
     small = {**MICRO, "strategies": ["zero_shot", "frozen_adaptor"], "baselines": ["popularity", "text"],
@@ -241,3 +258,21 @@ def test_cold_users_stay_cold(monkeypatch):
     assert len(chosen) == 1 and chosen[0]["valid_ndcg@10"] == max(r["valid_ndcg@10"] for r in rows)
     assert res.cold_user_gain()["best_mapping"] == chosen[0]["method"]
     assert {c["about"] for c in res.comparisons} >= {"main", "cold users"}
+
+
+def test_target_only_run_does_not_encode_the_sources(monkeypatch):
+    """A run that reads no source (no strategy, no cold users, no curve) never encodes a source catalogue:
+    with a 110 M-parameter encoder Kitchen alone costs half an hour of CPU for nothing."""
+    import xdtutor.pipeline as pipeline
+
+    encoded = []
+    monkeypatch.setattr(pipeline, "encode_texts", lambda texts, *a, **k: encoded.append(len(texts)) or
+                        np.zeros((len(texts), 8), dtype=np.float32))
+    data = synthetic_dataset()
+    only = build_config({**MICRO, "strategies": [], "baselines": ["text"], "cold_start": {"fractions": []},
+                         "cold_users": {"mappings": []}})
+    prepared = collect(only, dataset=data)
+    assert encoded == [data.target.n_items] and prepared.source_emb == []
+    encoded.clear()
+    collect(build_config(MICRO), dataset=data)  # with strategies: every catalogue
+    assert sorted(encoded) == sorted([data.target.n_items, data.sources[0].n_items])

@@ -204,6 +204,9 @@ class ExperimentConfig:
         return d
 
 
+#: ``data`` keys that only say how the target is ranked at evaluation; source pretraining ignores them.
+TARGET_RANKING_KEYS = ("ranking", "negatives", "negatives_seed")
+
 #: Dotted config keys that change what a run shows, not what it computes: a resumed run, or the seeds
 #: combined into one table, may differ in them.
 NOT_RESULTS = ("tracking", "encoder.progress", "pretrain.progress", "train.progress", "encoder.batch_size",

@@ -40,7 +40,7 @@ from .diagnostics import diagnose
 from .encoders import encode_texts, model_id
 from .evaluate import EvalResult
 from .evaluate import evaluate as evaluate_model
-from .experiment import ExperimentConfig
+from .experiment import NOT_RESULTS, TARGET_RANKING_KEYS, ExperimentConfig
 from .extract_knowledge import Knowledge, extract_knowledge
 from .finetune_target import TrainedModel, finetune_target
 from .models import count_parameters
@@ -239,7 +239,9 @@ def collect(config: ExperimentConfig, *, dataset: CrossDomainDataset | None = No
         return encode_texts(domain.texts, config.encoder, progress=config.encoder.progress)
 
     encoder_id = model_id(config.encoder.model) if text_emb is None else "given"
-    return Prepared(dataset, sources, [embed(s) for s in sources], embed(dataset.target.domain), encoder_id)
+    # a source catalogue is encoded only when something reads it (a target-only run skips the cost)
+    source_emb = [embed(s) for s in sources] if config.needs_source else []
+    return Prepared(dataset, sources, source_emb, embed(dataset.target.domain), encoder_id)
 
 
 # ============================================================================ stages 3–4
@@ -251,9 +253,13 @@ def pretrain(config: ExperimentConfig, prepared: Prepared, seed: int, folder: Ru
     pre = config.train_config(seed, "pretrain")
     ckpt = folder.model_dir(f"seed{seed}/source") if folder is not None else None
     if config.checkpoint_dir:  # a folder per source model: same data, encoder, model and loop = same folder
-        encoder = {k: v for k, v in to_dict(config.encoder).items() if k not in ("batch_size", "progress")}  # no effect
-        key = json.dumps({"data": to_dict(config.data), "encoder": encoder, "model": to_dict(config.model),
-                          "pretrain": {**to_dict(pre), "progress": False, "device": "any"},
+        # only what changes θ_s names the folder: not how the target is ranked, not loop settings that
+        # leave results alone (a key added later would otherwise orphan every folder made before it)
+        encoder = {k: v for k, v in to_dict(config.encoder).items() if k not in ("batch_size", "progress")}
+        data = {k: v for k, v in to_dict(config.data).items() if k not in TARGET_RANKING_KEYS}
+        loop = {k: v for k, v in to_dict(pre).items() if f"pretrain.{k}" not in NOT_RESULTS}
+        key = json.dumps({"data": data, "encoder": encoder, "model": to_dict(config.model),
+                          "pretrain": {**loop, "progress": False, "device": "any"},
                           "source_items": [int(s.n_items) for s in prepared.sources],
                           "eval_users": config.source_eval_users}, sort_keys=True)
         ckpt = Path(config.checkpoint_dir) / f"source-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
