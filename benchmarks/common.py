@@ -226,8 +226,11 @@ def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> 
 
 
 def write_result(name: str, args: argparse.Namespace, env: dict, rows: list[dict],
-                 summary: dict, columns: Sequence[str] | None = None, title: str = "") -> Path:
-    """Print the table and write ``<out>/<name>.json`` atomically; returns the path."""
+                 summary: dict, columns: Sequence[str] | None = None, title: str = "",
+                 details: dict | None = None) -> Path:
+    """Print the table and write ``<out>/<name>.json`` atomically; returns the path.
+
+    ``details`` (settings, per-epoch series) is stored in the file but not printed or rendered."""
     from xdtutor.utils import atomic_write
 
     env = dict(env, load_avg_1min_end=load_average())
@@ -239,6 +242,7 @@ def write_result(name: str, args: argparse.Namespace, env: dict, rows: list[dict
         "columns": list(columns or (rows[0].keys() if rows else [])),
         "rows": rows,
         "summary": summary,
+        **({"details": details} if details else {}),
     }
     print(f"\n## {payload['title']}  ({env['device']} {env.get('device_name', '')}, {env['date_utc']})")
     print(format_table(rows, payload["columns"]))
@@ -262,7 +266,7 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-ORDER = ["encoding", "evaluation", "training", "training_food", "scaling", "end_to_end", "gpu_matmul"]
+ORDER = ["encoding", "evaluation", "training", "training_food", "recbole", "scaling", "end_to_end", "gpu_matmul"]
 
 
 def write_markdown(folder: str | Path = RESULTS_DIR, path: str | Path | None = None) -> Path:

@@ -163,3 +163,26 @@ def test_time_steps_of_the_negatives_benchmark_trains_and_times():
         s = time_steps(model, rows[:, :-1], rows[:, 1:], negatives, steps=2, batch_size=8)
         assert s > 0
     assert any(not torch.equal(before[n], p) for n, p in model.named_parameters())
+
+
+def test_recbole_rows_and_ratios():
+    """The RecBole comparison's table: throughput from the median epoch, ratios RecBole/xdtutor of the
+    means over seeds, and the NDCG difference as xdtutor − RecBole with a Welch interval over seeds."""
+    from benchmarks.bench_recbole import row, summarise
+
+    def raw(fit_s, epoch_s, eval_s, ndcg, rows):
+        return {"params": 1, "train_rows": rows, "train_targets": 300, "epochs": 3, "best_epoch": 2,
+                "fit_s": fit_s, "train_epoch_s": [epoch_s, 100 * epoch_s, epoch_s], "valid_epoch_s": [1.0],
+                "eval_test_median_s": eval_s, "test_ndcg@10": ndcg, "test_recall@10": 0.1}
+
+    rows = []
+    for seed, (a, b) in enumerate([(0.060, 0.050), (0.062, 0.052), (0.061, 0.051)]):
+        rows.append(row("xdtutor", seed, raw(10.0, 2.0, 1.0, a, rows=100)))
+        rows.append(row("RecBole", seed, raw(60.0, 10.0, 4.0, b, rows=300)))
+    assert rows[0]["train_epoch_s"] == 2.0 and rows[0]["train_seq_per_s"] == 50.0  # median, not mean
+    assert rows[1]["train_targets_per_s"] == 30.0
+    s = summarise(rows)
+    assert (s["time_to_converged_ratio"], s["train_epoch_ratio"], s["eval_speed_ratio"]) == (6.0, 5.0, 4.0)
+    d = s["test_ndcg@10_diff"]
+    assert d["diff"] == pytest.approx(0.010) and 0 < d["diff_low"] < 0.010 < d["diff_high"]  # unpaired runs
+    assert s["test_ndcg@10_mean_sd"]["RecBole"] == (0.051, 0.001)
