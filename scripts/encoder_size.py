@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -58,7 +59,8 @@ def encoding_cost(encoder: EncoderConfig, texts: list[str]) -> dict:
     seconds = time.perf_counter() - t0
     return {"encoder": model_id(encoder.model), "params": sum(p.numel() for p in enc.model.parameters()),
             "dim": enc.dim, "items": len(texts), "seconds": seconds,
-            "seconds_per_1000_items": seconds * 1000 / len(texts)}
+            "seconds_per_1000_items": seconds * 1000 / len(texts),
+            "load_avg_1min": round(os.getloadavg()[0], 2)}  # a shared machine: the ratio is the robust number
 
 
 def summary(runs: list[dict]) -> dict:
@@ -76,10 +78,12 @@ def markdown(payload: dict) -> str:
     lines = ["# A bigger item encoder: all-MiniLM-L6-v2 vs all-mpnet-base-v2", "",
              "The same text model, config and seeds; only the frozen item-text encoder differs. "
              "Test NDCG@10 mean ± sample std over seeds; the difference has a "
-             "two-level bootstrap interval (seeds, then users, paired). Encoding: one CPU thread, no cache.", ""]
+             "two-level bootstrap interval (seeds, then users, paired). Encoding: one CPU thread, no cache, "
+             "on a shared machine (the JSON keeps the load average): read the ratio of the two, not the "
+             "seconds.", ""]
     for target, sec in payload["targets"].items():
         d = sec["difference"]
-        lines += [f"## {target}", "", f"Protocol: {sec['protocol_line']}", "",
+        lines += [f"## {target}", "", sec["protocol_line"], "",
                   "| encoder | params | dim | encode s / 1,000 items | seeds | N@10 | R@10 | best epochs | "
                   "trainable params | train s |", "|---|---|---|---|---|---|---|---|---|---|"]
         for key in ("small", "large"):
