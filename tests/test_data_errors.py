@@ -133,9 +133,13 @@ def test_movielens_bad_rows(fixture_copy):
 
 
 def test_not_downloadable_dataset_says_so(tmp_cache, monkeypatch):
+    """A file with no origin (derived locally) and no downloadable alternative cannot be fetched: the
+    error says where to put it instead (every registered dataset can be downloaded today)."""
     monkeypatch.delenv("XDTUTOR_DATA_DIR", raising=False)
+    spec = DatasetSpec(name="local", folder="local_only", description="", repo="o/r", commit="c" * 40,
+                       files=(FileSpec("derived.json", "0" * 64, 1),), parser="", domains=("a",))
     with pytest.raises(NotADatasetError, match="cannot be downloaded.*set XDTUTOR_DATA_DIR"):
-        load_dataset("movielens")
+        dataset_dir(spec)
 
 
 def test_folder_that_is_not_a_dataset(tmp_path, fixture_data):
