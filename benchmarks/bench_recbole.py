@@ -135,7 +135,16 @@ def row(library: str, seed: int, r: dict) -> dict:
             "test_ndcg@10": round(r["test_ndcg@10"], 4), "test_recall@10": round(r["test_recall@10"], 4)}
 
 
-def summarise(rows: list[dict]) -> dict:
+def seconds_at_patience(row: dict, train_epochs: list[float], patience: int) -> float:
+    """Training + validation seconds until a stopping rule with ``patience`` fires: epochs through
+    ``best_epoch + patience`` (per-epoch training times, the median validation time per epoch). Puts
+    runs made with different stopping rules on one footing (RecBole's ``stopping_step`` counts one
+    epoch more than its name says; the peer now corrects for it, older results did not)."""
+    n = min(len(train_epochs), row["best_epoch"] + patience)
+    return sum(train_epochs[:n]) + n * row["valid_s"]
+
+
+def summarise(rows: list[dict], per_epoch: dict | None = None, patience: int = 5) -> dict:
     """Ratios RecBole/xdtutor of the means over seeds, and the test NDCG@10 difference with its interval."""
     from xdtutor.stats import seed_difference
 
@@ -148,7 +157,7 @@ def summarise(rows: list[dict]) -> dict:
     diff = seed_difference(ndcg["xdtutor"], ndcg["RecBole"])
     spread = {lib: (round(statistics.fmean(v), 4), round(statistics.stdev(v), 4) if len(v) > 1 else None)
               for lib, v in ndcg.items()}
-    return {
+    out = {
         "seeds": len(by["xdtutor"]),
         "time_to_converged_ratio": round(mean("RecBole", "converged_s") / mean("xdtutor", "converged_s"), 2),
         "train_epoch_ratio": round(mean("RecBole", "train_epoch_s") / mean("xdtutor", "train_epoch_s"), 2),
@@ -157,6 +166,20 @@ def summarise(rows: list[dict]) -> dict:
         "test_ndcg@10_diff": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in diff.items()},
         "reading": "ratios > 1: xdtutor is faster; test_ndcg@10_diff = xdtutor − RecBole",
     }
+    if per_epoch:  # the same stopping rule on both sides, from the per-epoch times
+        at = {lib: statistics.fmean(seconds_at_patience(r, per_epoch[f"{lib}/{r['seed']}"]["train_epoch_s"],
+                                                        patience) for r in by[lib]) for lib in by}
+        out["time_to_converged_ratio_same_patience"] = round(at["RecBole"] / at["xdtutor"], 2)
+    return out
+
+
+def resummarise(path: Path, patience: int = 5) -> dict:
+    """Recompute ``summary`` of a written result from its rows and per-epoch details (no training)."""
+    payload = json.loads(path.read_text())
+    extra = {k: v for k, v in payload["summary"].items() if k == "protocol"}
+    payload["summary"] = summarise(payload["rows"], payload["details"]["per_epoch"], patience) | extra
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return payload["summary"]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -166,7 +189,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--patience", type=int, default=5)
     p.add_argument("--eval-repeats", type=int, default=3)
     p.add_argument("--venv", default=None, help="RecBole's virtual environment (created when missing)")
+    p.add_argument("--resummarise", type=Path, default=None,
+                   help="recompute the summary of this result file from its rows and details, then exit")
     args = p.parse_args(argv)
+    if args.resummarise:
+        return {"summary": resummarise(args.resummarise, args.patience)}
     if not args.threads:
         args.threads = 1
     device = common.setup(args)
@@ -186,7 +213,8 @@ def main(argv: list[str] | None = None) -> dict:
         rows.append(row("RecBole", seed, raw[f"RecBole/{seed}"]))
         print(rows[-2], rows[-1], sep="\n", flush=True)
     env["recbole"] = raw[f"RecBole/{args.seeds[0]}"]["library"]
-    summary = summarise(rows) | {
+    per_epoch = {k: {"train_epoch_s": v["train_epoch_s"]} for k, v in raw.items()}
+    summary = summarise(rows, per_epoch, args.patience) | {
         "protocol": "released Scientific split, full ranking, history not masked, test read once at the "
                     "best validation epoch"}
     details = {"recbole_settings": raw[f"RecBole/{args.seeds[0]}"]["settings"],

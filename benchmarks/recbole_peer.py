@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> dict:
         "layer_norm_eps": 1e-12, "initializer_range": 0.02, "loss_type": "CE", "train_neg_sample_args": None,
         # training: Adam at 1e-3, batch 256, early stopping on validation NDCG@10
         "learning_rate": 1e-3, "train_batch_size": args.batch_size, "epochs": args.epochs,
-        "stopping_step": args.patience, "eval_step": 1, "valid_metric": "NDCG@10",
+        # RecBole stops when the count of epochs without improvement *exceeds* stopping_step:
+        # patience - 1 makes it wait `patience` epochs, as xdtutor does
+        "stopping_step": args.patience - 1, "eval_step": 1, "valid_metric": "NDCG@10",
         "metrics": ["Recall", "NDCG"], "topk": [10], "eval_batch_size": args.eval_batch_size,
         "eval_args": {"mode": "full", "order": "TO", "group_by": "user"},
         "device": "cpu", "use_gpu": False, "seed": args.seed, "reproducibility": True, "worker": 0,
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         trainer.evaluate(test_data, load_best_model=False, show_progress=False)
         eval_s.append(time.perf_counter() - t0)
-    best = max(range(len(valid_scores)), key=lambda i: (valid_scores[i], -i))
+    best = max(range(len(valid_scores)), key=lambda i: (valid_scores[i], i))  # RecBole keeps the latest tie
     result = {
         "library": f"RecBole {recbole.__version__}", "torch": torch.__version__, "seed": args.seed,
         "threads": torch.get_num_threads(), "python": sys.version.split()[0],

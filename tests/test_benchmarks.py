@@ -186,3 +186,12 @@ def test_recbole_rows_and_ratios():
     d = s["test_ndcg@10_diff"]
     assert d["diff"] == pytest.approx(0.010) and 0 < d["diff_low"] < 0.010 < d["diff_high"]  # unpaired runs
     assert s["test_ndcg@10_mean_sd"]["RecBole"] == (0.051, 0.001)
+
+
+def test_seconds_at_patience_puts_two_stopping_rules_on_one_footing():
+    from benchmarks.bench_recbole import seconds_at_patience
+
+    row = {"best_epoch": 5, "valid_s": 1.0}
+    epochs = [10.0] * 11  # a run that waited 6 epochs after its best
+    assert seconds_at_patience(row, epochs, patience=5) == 10 * 10.0 + 10 * 1.0
+    assert seconds_at_patience(row, epochs[:7], patience=5) == 7 * 10.0 + 7 * 1.0  # stopped earlier: as run

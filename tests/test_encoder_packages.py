@@ -29,7 +29,8 @@ def _fake_packages(tmp_path: Path, monkeypatch, weights: bytes, *, installed=(Tr
         path.write_bytes(chunk)
         pieces[f"tiny-part-{i + 1}"] = path if installed[i] else None
     spec = ep.WeightsPackages(hub="test/tiny", revision="0" * 40, parts=tuple(pieces), folder="tiny",
-                              safetensors_sha256=hashlib.sha256(pinned or weights).hexdigest())
+                              safetensors_sha256=hashlib.sha256(pinned or weights).hexdigest(),
+                              archive_sha256=hashlib.sha256(blob if pinned is None else b"other").hexdigest())
     monkeypatch.setitem(ep.PACKAGES, "test/tiny", spec)
     monkeypatch.setattr(ep, "_piece", lambda name: pieces[name])
     monkeypatch.setenv("XDTUTOR_CACHE_DIR", str(tmp_path / "cache"))
@@ -43,11 +44,21 @@ def test_pieces_are_joined_checked_and_unpacked(tmp_path, monkeypatch):
     assert (folder / "model.safetensors").read_bytes() == b"weights" * 1000
     assert (folder / "config.json").is_file() and not (folder / "desktop.ini").exists()
     assert [p.name for p in folder.parent.iterdir()] == ["tiny"]  # no temporary folder left
+    (folder / "config.json").write_text("changed")  # a cache hit is the unpacked folder, not a re-unpack
+    assert ep.packaged_model_dir("test/tiny") == folder and (folder / "config.json").read_text() == "changed"
+
+
+def test_an_old_unpack_without_the_archive_marker_is_replaced(tmp_path, monkeypatch):
+    _fake_packages(tmp_path, monkeypatch, b"weights")
+    stale = tmp_path / "cache" / "encoders" / "tiny"
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_bytes(b"from an older, unchecked unpack")
+    assert (ep.packaged_model_dir("test/tiny") / "model.safetensors").read_bytes() == b"weights"
 
 
 def test_weights_that_are_not_the_pinned_ones_are_refused(tmp_path, monkeypatch):
     _fake_packages(tmp_path, monkeypatch, b"tampered", pinned=b"genuine")
-    with pytest.raises(ep.PackagedWeightsError, match="sha256"):
+    with pytest.raises(ep.PackagedWeightsError, match="not the pinned"):
         ep.packaged_model_dir("test/tiny")
     assert list((tmp_path / "cache" / "encoders").iterdir()) == []  # nothing half-written
 

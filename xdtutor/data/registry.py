@@ -355,8 +355,6 @@ def download_dataset(spec: DatasetSpec, folder: str | os.PathLike, *, base_url: 
         dest = folder / f.path
         if dest.is_file() and file_digest(dest) == f.sha256:
             continue
-        if f.alternative is not None and (folder / f.alternative).is_file():
-            continue  # fetched a moment ago as the other file's alternative
         if f.origin_path is None and f.alternative is not None and spec.file(f.alternative).origin_path:
             continue  # derived here; its downloadable alternative is needed too and comes from the origin
         if f.origin_path is None:
