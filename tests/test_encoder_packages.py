@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from xdtutor import encoder_packages as ep
+from xdtutor.data.download import sha256_file
 from xdtutor.encoders import model_dir
 
 
@@ -83,7 +84,7 @@ def test_installed_mpnet_packages_hold_the_hubs_weights():
     if ep._piece(spec.parts[0]) is None:
         pytest.skip("all-mpnet-base-v2 weight packages not installed (constraints/mpnet.txt)")
     folder = ep.packaged_model_dir(spec.hub)
-    assert ep.file_sha256(folder / "model.safetensors") == spec.safetensors_sha256
+    assert sha256_file(folder / "model.safetensors") == spec.safetensors_sha256
     import json
 
     config = json.loads((folder / "config.json").read_text())

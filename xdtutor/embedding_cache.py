@@ -18,7 +18,7 @@ from safetensors import safe_open
 from safetensors.numpy import save as save_safetensors
 
 from .paths import cache_dir
-from .utils import atomic_write
+from .utils import atomic_write, sha256_file
 
 #: Cache file format version; bump it when the layout of cache entries changes.
 CACHE_FORMAT = 1
@@ -40,11 +40,7 @@ def _hash_file(path: Path) -> str:
     st = path.stat()
     memo_key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if memo_key not in _HASH_MEMO:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                h.update(chunk)
-        _HASH_MEMO[memo_key] = h.hexdigest()
+        _HASH_MEMO[memo_key] = sha256_file(path)
     return _HASH_MEMO[memo_key]
 
 

