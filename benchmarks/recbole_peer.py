@@ -106,8 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     trainer.fit(train_data, valid_data, saved=True, show_progress=False)
     fit_s = time.perf_counter() - t0
-    test = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
-    trainer.evaluate(test_data, load_best_model=False, show_progress=False)  # warm-up
+    test = trainer.evaluate(test_data, load_best_model=True, show_progress=False)  # also the warm-up
     eval_s = []
     for _ in range(args.eval_repeats):
         t0 = time.perf_counter()

@@ -351,6 +351,7 @@ def download_dataset(spec: DatasetSpec, folder: str | os.PathLike, *, base_url: 
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    archive = None  # fetched (and its sha256 checked) once, on the first member needed
     for f in needed_files(spec, folder):
         dest = folder / f.path
         if dest.is_file() and file_digest(dest) == f.sha256:
@@ -363,7 +364,8 @@ def download_dataset(spec: DatasetSpec, folder: str | os.PathLike, *, base_url: 
                                    f"{spec.commit}); put its files in <data dir>/{spec.folder}/ and set "
                                    "XDTUTOR_DATA_DIR")
         if spec.archive is not None:
-            _extract(spec, f, dest, base_url)
+            archive = archive or _fetch_archive(spec, base_url)
+            _extract(archive, f, dest)
             continue
         url = spec.url(f)
         if base_url is not None:
@@ -372,14 +374,19 @@ def download_dataset(spec: DatasetSpec, folder: str | os.PathLike, *, base_url: 
     return folder
 
 
-def _extract(spec: DatasetSpec, f: FileSpec, dest: Path, base_url: str | None) -> None:
-    """``f`` from ``spec``'s archive: the archive is fetched once into the cache (pinned sha256), the
-    member written atomically and checked against ``f.sha256``."""
+def _fetch_archive(spec: DatasetSpec, base_url: str | None) -> Path:
+    """``spec``'s archive in the cache (downloaded when missing or corrupt; pinned sha256)."""
     url, sha = spec.archive
     name = url.rsplit("/", 1)[-1]
     if base_url is not None:
         url = base_url.rstrip("/") + "/" + name
-    archive = fetch(url, paths.cache_dir("downloads") / name, sha)
+    return fetch(url, paths.cache_dir("downloads") / name, sha)
+
+
+def _extract(archive: Path, f: FileSpec, dest: Path) -> None:
+    """Member ``f.origin_path`` of ``archive`` to ``dest``, written atomically and checked against
+    ``f.sha256``."""
+    name = archive.name
     try:
         with zipfile.ZipFile(archive) as zf, atomic_write(dest, "wb") as out:
             with zf.open(f.origin_path) as src:
