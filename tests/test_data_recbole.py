@@ -44,18 +44,20 @@ def test_recbole_files_are_sorted_by_timestamp_and_texts_joined(tmp_path):
 
 def test_bad_atomic_files_name_file_line_and_field(tmp_path):
     (tmp_path / "m.item").write_text("item_id:token\ttitle:token_seq\na\tAlien\n")
-    (tmp_path / "m.inter").write_text("user_id:token\titem_id:token\n1\tz\n")
-    with pytest.raises(UnknownItemError, match=r"m.inter:2: field 'item_id': item 'z' is not in m.item"):
-        read_atomic(tmp_path, "m")
-    (tmp_path / "m.inter").write_text("user_id:token\titem_id\n1\ta\n")
-    with pytest.raises(MalformedLineError, match=r"m.inter:1: field 'item_id': a RecBole header field is name:type"):
-        read_atomic(tmp_path, "m")
-    (tmp_path / "m.inter").write_text("user_id:token\titem_id:token\n1\ta\textra\n")
-    with pytest.raises(MalformedLineError, match=r"m.inter:2: 3 fields, the header has 2"):
-        read_atomic(tmp_path, "m")
-    (tmp_path / "m.item").write_text("item_id:token\ttitle:token_seq\na\t \n")
-    with pytest.raises(MissingTextError, match=r"m.item:2: field 'title': item 'a' has no text"):
-        read_atomic(tmp_path, "m")
+    cases = [  # (file rewritten, its text, error, message); each case keeps the files before it
+        ("m.inter", "user_id:token\titem_id:token\n1\tz\n",
+         UnknownItemError, r"m.inter:2: field 'item_id': item 'z' is not in m.item"),
+        ("m.inter", "user_id:token\titem_id\n1\ta\n",
+         MalformedLineError, r"m.inter:1: field 'item_id': a RecBole header field is name:type"),
+        ("m.inter", "user_id:token\titem_id:token\n1\ta\textra\n",
+         MalformedLineError, r"m.inter:2: 3 fields, the header has 2"),
+        ("m.item", "item_id:token\ttitle:token_seq\na\t \n",
+         MissingTextError, r"m.item:2: field 'title': item 'a' has no text"),
+    ]
+    for name, text, error, message in cases:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(error, match=message):
+            read_atomic(tmp_path, "m")
     with pytest.raises(DataError, match="no such file"):
         read_atomic(tmp_path, "missing")
 
