@@ -6,11 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from test_results import fake
+from test_results import ROOT, fake
 from xdtutor.experiment import DataConfig
 from xdtutor.published import published_table, published_value
-from xdtutor.report import (budget_note, gain_line, gain_vs_line, interval_text, keep_notes, markdown, mean_std,
-                            publish)
+from xdtutor.report import (budget_note, comparison_text, comparisons_frame, curve_comparisons, curve_points, gain_line,
+                            gain_vs_line, interval_text, keep_notes, markdown, mean_std, publish)
+from xdtutor.results import Results, curve_key
 
 
 def test_mean_std_says_n_1_instead_of_a_zero_spread():
@@ -37,6 +38,53 @@ def test_interval_text_says_no_detectable_difference_when_the_interval_holds_zer
     assert interval_text(None) == "no interval computed"
     zero_reference = {**c, "diff_low": 0.001, "relative_low": None, "relative_high": None}
     assert "no relative interval (the reference is 0)" in interval_text(zero_reference)
+
+
+def test_comparison_text_never_falls_back_to_a_p_value():
+    """A file without per-user rows (format 1) gets the Welch interval over its seeds, not its stored p-value."""
+    old = Results.load(ROOT / "results" / "kitchen_to_food_long.json")
+    assert old.comparison("full_finetune", "sasrec")["p_value"] > 0.05  # what the README used to quote
+    text = comparison_text(old, "full_finetune", "sasrec")
+    c = old.seed_difference("full_finetune", "sasrec")
+    assert text == (f"older file without per-user rows: 95 % interval over 3 seeds (seed variation only) "
+                    f"[{c['diff_low']:+.4f}, {c['diff_high']:+.4f}]: no detectable difference")
+    assert "p =" not in comparison_text(old, "full_finetune", "text") and "higher" in comparison_text(
+        old, "full_finetune", "text")
+    new = Results.load(ROOT / "results" / "kitchen_to_food_converged.json")  # per-user rows: the stored two-level interval
+    assert comparison_text(new, "full_finetune", "text") == interval_text(new.comparison("full_finetune", "text"))
+    frame = comparisons_frame(old).set_index("method")  # the table too: the seeds' interval, not "p = 0.85"
+    assert (frame.loc["full_finetune", "diff_low"], frame.loc["full_finetune", "diff_high"]) == (c["diff_low"],
+                                                                                                 c["diff_high"])
+    assert frame.loc["full_finetune", "verdict"] == "no detectable difference (interval over seeds only: older file)"
+
+
+def test_cold_start_curve_ends_at_the_main_run_and_picks_its_reference_on_validation():
+    """The 100 % point comes from the main run's rows and comparisons; at each point the baseline with the
+    better *validation* score is marked best, even where the other one is better on test."""
+    cold, full = fake(name="cold_start"), fake(seeds=(0, 1))
+    cold.config = replace(cold.config, cold_start=replace(cold.config.cold_start, strategy="lora",
+                                                          baselines=("popularity", "text")))
+    # at 5 %: text better on validation, popularity better on test
+    for method, valid, test in (("lora", .02, .03), ("text", .015, .01), ("popularity", .01, .02)):
+        cold.cold_start.append({"fraction": 0.05, "method": method, "seed": 0, "train_users": 7,
+                                "metrics": {"ndcg@10": test}, "valid": {"ndcg@10": valid}})
+    for base, mean_b in (("text", .01), ("popularity", .02)):
+        cold.comparisons.append({"method": curve_key(0.05, "lora"), "vs": curve_key(0.05, base), "mean_a": .03,
+                                 "mean_b": mean_b, "diff": .03 - mean_b, "diff_low": .001, "diff_high": .02})
+    full.comparisons = [{"method": "lora", "vs": b, "mean_a": .0405, "mean_b": m, "diff": .0405 - m,
+                         "diff_low": -.001, "diff_high": .02} for b, m in (("text", .0305), ("popularity", .0205))]
+    full.info["dataset_stats"] = {"split": {"train_users": 140}}
+    points = curve_points(cold, full)
+    assert sorted({(p["fraction"], p["method"]) for p in points}) == [
+        (0.05, "lora"), (0.05, "popularity"), (0.05, "text"), (1.0, "lora"), (1.0, "popularity"), (1.0, "text")]
+    assert {p["train_users"] for p in points if p["fraction"] == 1.0} == {140}
+    assert len([p for p in points if p["fraction"] == 1.0]) == 6  # both seeds of the main run
+    table = curve_comparisons(cold, full).set_index(["fraction", "vs"])
+    assert table.loc[(0.05, "text"), "best"] and not table.loc[(0.05, "popularity"), "best"]
+    assert table.loc[(0.05, "text"), "verdict"] == "higher"
+    assert table.loc[(1.0, "text"), "best"] and table.loc[(1.0, "text"), "verdict"] == "no detectable difference"
+    assert table.loc[(1.0, "text"), "reference"] == .0305
+    assert curve_points(cold) == cold.cold_start  # without a main run: the curve as measured
 
 
 def test_budget_note_only_when_a_cap_fired():

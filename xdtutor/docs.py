@@ -18,7 +18,7 @@ import json
 import re
 from pathlib import Path
 
-from .report import interval_text
+from .report import comparison_text, curve_comparisons, interval_text
 from .results import Results, find_results
 
 PAGES = ("README.md", "book/10_faq.md")
@@ -34,10 +34,12 @@ def _pct(x: float) -> str:
     return f"{x:+.1%}".replace("%", " %")
 
 
-def _gain(g: dict | None, what: str) -> str:
+def _gain(res: Results, g: dict | None, what: str) -> str:
+    """``what`` with the relative gain of a :meth:`Results.gain` / :meth:`Results.gain_vs` result and its interval."""
     if not g:
         return f"{what}: not computed"
-    return f"{what} {_pct(g['relative_gain'])} ({interval_text(g.get('comparison'))})"
+    vs = g.get("best_baseline", g.get("baseline"))  # gain() names it best_baseline, gain_vs() baseline
+    return f"{what} {_pct(g['relative_gain'])} ({comparison_text(res, g['best_transfer'], vs)})"
 
 
 def _findings(root: Path) -> str:
@@ -50,26 +52,22 @@ def _findings(root: Path) -> str:
         caps = k2f.time_caps()
         lines.append(f"- **Kitchen → Food** (`results/kitchen_to_food.md`, {len(k2f.config.seeds)} seed(s), "
                      f"{caps['train'] or 'no'}-min cap per model, {k2f.info.get('device_name')}): "
-                     + _gain(k2f.gain_vs("text"), f"best transfer ({k2f.best('transfer')[0]}) vs the same model "
+                     + _gain(k2f, k2f.gain_vs("text"), f"best transfer ({k2f.best('transfer')[0]}) vs the same model "
                              "trained on Food only") + "; "
-                     + _gain(k2f.gain(), f"vs the best target-only baseline ({k2f.best('baseline')[0]})") + ".")
-        cg = k2f.cold_user_gain()
-        if cg:
-            lines.append(f"- **Cold users** (no Food history): {cg['best_mapping']} vs popularity "
-                         f"{_pct(cg['relative_gain'])} ({interval_text(cg.get('comparison'))}).")
+                     + _gain(k2f, k2f.gain(), f"vs the best target-only baseline ({k2f.best('baseline')[0]})") + ".")
     if long is not None:
         lines.append(f"- **Longer budget** (`results/kitchen_to_food_long.md`, {long.time_caps()['train']}-min cap): "
-                     + _gain(long.gain(), f"{long.best('transfer')[0]} vs {long.best('baseline')[0]}") + "; "
-                     + _gain(long.gain_vs("text"), "vs text-only") + ".")
+                     + _gain(long, long.gain(), f"{long.best('transfer')[0]} vs {long.best('baseline')[0]}") + "; "
+                     + _gain(long, long.gain_vs("text"), "vs text-only") + ".")
     if conv is not None:
         stops = conv.stop_reasons()
         stops = stops[stops["what"] != "source"]
         early = int((stops["stop_reason"] == "patience").sum())
         lines.append(f"- **Trained to convergence** (`results/kitchen_to_food_converged.md`, {len(conv.config.seeds)} "
                      f"seed(s), no time cap; {early} of {len(stops)} target trainings stopped by early stopping): "
-                     + _gain(conv.gain(), f"{conv.best('transfer')[0]} vs {conv.best('baseline')[0]} (the best "
+                     + _gain(conv, conv.gain(), f"{conv.best('transfer')[0]} vs {conv.best('baseline')[0]} (the best "
                              "baseline on validation)") + "; "
-                     + "; ".join(_gain(conv.gain_vs(ref), f"vs {ref}") for ref in ("text", "sasrec")
+                     + "; ".join(_gain(conv, conv.gain_vs(ref), f"vs {ref}") for ref in ("text", "sasrec")
                                  if ref != conv.best("baseline")[0]) + ".")
     mixed = _latest(root, "kitchen_to_food_mixed")
     if mixed is not None:
@@ -81,15 +79,34 @@ def _findings(root: Path) -> str:
             lines.append(f"- **Kitchen items in the Food histories** (`results/kitchen_to_food_mixed.md`, "
                          f"{len(mixed.config.seeds)} seed(s), no pretraining): " + "; ".join(parts) + ".")
     if cold is not None and cold.cold_start:
-        fractions = sorted({r["fraction"] for r in cold.cold_start})
-        lines.append(f"- **Cold-start curve** (`results/cold_start.md`, {len(cold.config.seeds)} seed(s)): "
-                     f"{cold.config.cold_start.strategy} and the baselines retrained on "
-                     + ", ".join(f"{f:.0%}" for f in fractions) + " of the Food training users.")
+        lines.append(_curve_line(cold, conv))
+    cold_users = next((r for r in (cold, k2f) if r is not None and r.cold_user_gain()), None)
+    if cold_users is not None:
+        cg = cold_users.cold_user_gain()
+        lines.append(f"- **Cold users** (no Food history, none of their Food interactions in any model; "
+                     f"{cg['seeds']} seed(s)): {cg['best_mapping']} (chosen on validation) vs popularity "
+                     f"{_pct(cg['relative_gain'])} ({interval_text(cg.get('comparison'))}).")
     if sci is not None:
         lines.append(f"- **Kitchen + Food → Scientific** (`results/sources_to_scientific.md`, "
-                     f"{len(sci.config.seeds)} seed(s)): " + _gain(sci.gain_vs("text"), "best transfer vs text-only")
+                     f"{len(sci.config.seeds)} seed(s)): " + _gain(sci, sci.gain_vs("text"), "best transfer vs text-only")
                      + ".")
     return "\n".join(lines) if lines else "No full-scale results are committed yet."
+
+
+def _curve_line(cold: Results, conv: Results | None) -> str:
+    """The cold-start curve: at each point, the strategy vs the best target-only model on validation."""
+    head = f"- **Cold-start curve** (`results/cold_start.md`, {len(cold.config.seeds)} seed(s)"
+    best = curve_comparisons(cold, conv)
+    best = best[best["best"].astype(bool)]
+    if best.empty:  # an older file: no validation scores and no intervals to report
+        fractions = sorted({r["fraction"] for r in cold.cold_start})
+        return (f"{head}): {cold.config.cold_start.strategy} and the baselines retrained on "
+                + ", ".join(f"{f:.0%}" for f in fractions) + " of the Food training users.")
+    return (f"{head}; 100 % = `results/kitchen_to_food_converged.md`): {cold.config.cold_start.strategy} vs "
+            "the best target-only model on validation, by share of the Food training users: "
+            + "; ".join(f"{r.fraction:.0%} vs {r.vs} {_pct(r.diff / r.reference)} ({r.verdict}, 95 % interval "
+                        f"of the difference [{r.diff_low:+.4f}, {r.diff_high:+.4f}])" for r in best.itertuples())
+            + ".")
 
 
 def _pretraining_speed(root: Path) -> str:

@@ -63,6 +63,16 @@ def interval_text(c: dict | None) -> str:
     return f"{verdict(c)}; {span}"
 
 
+def comparison_text(res: Results, a: str, b: str, metric: str = "ndcg@10") -> str:
+    """How sure ``a − b`` is, in words: the stored interval over seeds and users, or — for a file
+    without per-user rows (format 1) — the Welch interval over the seeds' test means, said as such
+    (never a bare p-value)."""
+    c = res.comparison(a, b, metric)
+    if c and c.get("diff_low") is not None:
+        return interval_text(c)
+    return "older file without per-user rows: " + seed_interval_text(res.seed_difference(a, b, metric))
+
+
 def gain_line(res: Results) -> str:
     """Markdown: best transfer vs best target-only baseline on NDCG@10 (both chosen on validation)."""
     g = res.gain()
@@ -90,8 +100,16 @@ def comparisons_frame(res: Results) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=cols)
     df = df.reindex(columns=cols)
-    df["verdict"] = [verdict(c) if c.get("diff_low") is not None else f"format 1: p = {c['p_value']:.2g}, no interval"
-                     for c in res.comparisons]
+    verdicts = []
+    for i, c in enumerate(res.comparisons):
+        if c.get("diff_low") is not None:
+            verdicts.append(verdict(c))
+            continue
+        # a format-1 file kept a p-value over users, no per-user rows: the interval its seeds allow
+        sd = res.seed_difference(c["method"], c["vs"], c.get("metric", "ndcg@10"))
+        df.loc[i, ["diff", "diff_low", "diff_high", "seeds"]] = [sd["diff"], sd["diff_low"], sd["diff_high"], sd["seeds"]]
+        verdicts.append(f"{verdict(sd)} (interval over seeds only: older file)")
+    df["verdict"] = verdicts
     return df
 
 
@@ -156,6 +174,60 @@ def cold_start_frame(res: Results) -> pd.DataFrame:
                           "train users": r["train_users"], "ndcg@10": r["metrics"]["ndcg@10"],
                           "recall@10": r["metrics"]["recall@10"]} for r in res.cold_start],
                         columns=["fraction", "method", "seed", "train users", "ndcg@10", "recall@10"])
+
+
+def curve_points(cold: Results, full: Results | None = None) -> list[dict]:
+    """The cold-start curve's rows, with a 100 % point from ``full`` when ``cold`` has none.
+
+    ``full`` is the same experiment trained on all the target's training users (e.g. the converged
+    main run): its rows of the curve's strategy and baselines are the point at fraction 1.0, so the
+    curve ends where the main table is, without training those models twice.
+    """
+    rows = [dict(r) for r in cold.cold_start]
+    if full is None or any(r["fraction"] == 1.0 for r in rows):
+        return rows
+    cs = cold.config.cold_start
+    train_users = full.info.get("dataset_stats", {}).get("split", {}).get("train_users")
+    return rows + [{"fraction": 1.0, "method": r["method"], "seed": r["seed"], "train_users": train_users,
+                    "metrics": r["metrics"], "valid": r.get("valid", {}), "stop_reason": r.get("stop_reason"),
+                    "epochs": None, "best_epoch": r.get("best_epoch")}
+                   for r in full.rows if r["method"] in (cs.strategy, *cs.baselines)]
+
+
+def curve_comparisons(cold: Results, full: Results | None = None, metric: str = "ndcg@10") -> pd.DataFrame:
+    """At every point of the cold-start curve: the strategy against each baseline, with its interval.
+
+    The comparisons at the curve's fractions are ``cold``'s stored ones; the 100 % point's are
+    ``full``'s (see :func:`curve_points`). ``best`` marks the baseline with the higher mean validation
+    ``metric`` at that fraction — the reference a reader would have picked without seeing test.
+
+    Returns:
+        One row per (fraction, baseline): ``fraction, vs, best, strategy, reference, diff, diff_low,
+        diff_high, relative_low, relative_high, verdict``.
+    """
+    from .results import curve_key  # here: the results module imports this one
+
+    strategy, baselines = cold.config.cold_start.strategy, cold.config.cold_start.baselines
+    points = pd.DataFrame([{"fraction": r["fraction"], "method": r["method"], "valid": r.get("valid", {}).get(metric)}
+                           for r in curve_points(cold, full)])
+    out = []
+    for fraction in sorted(points["fraction"].unique()):
+        valid = points[points["fraction"] == fraction].groupby("method")["valid"].mean()
+        valid = valid.reindex(list(baselines)).astype(float)
+        best = valid.idxmax() if valid.notna().any() else None  # older files kept no validation score
+        for base in baselines:
+            if fraction == 1.0 and not any(r["fraction"] == 1.0 for r in cold.cold_start):
+                c = full.comparison(strategy, base, metric)
+            else:
+                c = cold.comparison(curve_key(fraction, strategy), curve_key(fraction, base), metric)
+            if c is None:
+                continue
+            out.append({"fraction": fraction, "vs": base, "best": base == best, "strategy": c["mean_a"],
+                        "reference": c["mean_b"], "diff": c["diff"], "diff_low": c["diff_low"],
+                        "diff_high": c["diff_high"], "relative_low": c.get("relative_low"),
+                        "relative_high": c.get("relative_high"), "verdict": verdict(c)})
+    return pd.DataFrame(out, columns=["fraction", "vs", "best", "strategy", "reference", "diff", "diff_low",
+                                      "diff_high", "relative_low", "relative_high", "verdict"])
 
 
 def published_markdown(dataset: str) -> list[str]:
@@ -223,13 +295,21 @@ def markdown(res: Results, overrides: list[str] = ()) -> str:
                   f"{r['metrics']['ndcg@10']:.4f} | "
                   f"{'-' if r.get('valid_ndcg@10') is None else format(r['valid_ndcg@10'], '.4f')} | "
                   f"{'yes' if r.get('selected') else ''} | {r['trainable_params']:,} |" for r in res.cold_users]
+        bases = {r["seed"]: r["base"] for r in res.cold_users if r.get("base")}
+        if bases:  # the base model the mappings score with, retrained without the cold users
+            lines += ["", "Base model, retrained without the cold users: " + "; ".join(
+                f"seed {s} {b['method']} ({b['stop_reason']}, best epoch {b['best_epoch']} of {b['epochs']})"
+                for s, b in sorted(bases.items()))]
         lines.append("")
     if res.cold_start:
         lines += ["Cold start (fraction of target training users kept; valid/test unchanged):", "",
-                  "| fraction | method | seed | train users | R@10 | N@10 |", "|---|---|---|---|---|---|"]
+                  "| fraction | method | seed | train users | R@10 | N@10 | stop (best / epochs) |",
+                  "|---|---|---|---|---|---|---|"]
         lines += [f"| {r['fraction']:.0%}{' (' + r['from'] + ')' if r.get('from') else ''} | {r['method']} | "
                   f"{r['seed']} | {r['train_users']} | "
-                  f"{r['metrics']['recall@10']:.4f} | {r['metrics']['ndcg@10']:.4f} |" for r in res.cold_start]
+                  f"{r['metrics']['recall@10']:.4f} | {r['metrics']['ndcg@10']:.4f} | "
+                  + (f"{r['stop_reason']} ({r['best_epoch']} / {r['epochs']}) |" if r.get("stop_reason")
+                     else "not recorded |") for r in res.cold_start]
         lines.append("")
     diag = {k: v for k, v in res.diagnostics.items() if k != "matrix"}
     if diag:
