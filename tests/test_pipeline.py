@@ -68,6 +68,10 @@ def test_micro_run_end_to_end(tmp_path):
     assert [r["method"] for r in results.cold_users][0] == "popularity"
     assert {r["method"].split("<-")[0] for r in results.cold_users} == {"popularity", "mapping[ridge]", "mapping[mlp]"}
     assert {r["fraction"] for r in results.cold_start} == {0.5}
+    for r in results.cold_start:  # each curve point says how its training ended (a clock-stopped one is no result)
+        assert r["stop_reason"] in {"patience", "max_epochs", "time_limit"} and 1 <= r["best_epoch"] <= r["epochs"]
+    for r in results.cold_users:  # and so does the cold users' retrained base
+        assert r["base"]["method"] in methods and r["base"]["stop_reason"] and r["base"]["epochs"] >= 1
     assert "src->tgt" in results.diagnostics
     out = write_run(results, tmp_path / "run")
     saved = json.loads((out / "results.json").read_text())
@@ -276,3 +280,31 @@ def test_target_only_run_does_not_encode_the_sources(monkeypatch):
     encoded.clear()
     collect(build_config(MICRO), dataset=data)  # with strategies: every catalogue
     assert sorted(encoded) == sorted([data.target.n_items, data.sources[0].n_items])
+
+
+def test_cold_start_curve_trains_with_its_own_patience(monkeypatch):
+    """``cold_start.patience`` reaches every training of the curve (baselines and strategy), and only them:
+    the main models keep ``train.patience``."""
+    from xdtutor import pipeline
+
+    seen = []
+    real_finetune, real_baseline = pipeline.finetune, pipeline.train_baseline
+
+    def spy_finetune(config, target, transferred, seed, checkpoint_dir=None):
+        seen.append((transferred.name, len(target.train), config.train_config(seed).patience))
+        return real_finetune(config, target, transferred, seed, checkpoint_dir)
+
+    def spy_baseline(name, target, train_config, **kwargs):
+        seen.append((name, len(target.train), train_config.patience))
+        return real_baseline(name, target, train_config, **kwargs)
+
+    monkeypatch.setattr(pipeline, "finetune", spy_finetune)
+    monkeypatch.setattr(pipeline, "train_baseline", spy_baseline)
+    cfg = build_config({**MICRO, "strategies": ["full_finetune"], "baselines": ["text"], "cold_users": {},
+                        "train": {**MICRO["train"], "patience": 3},
+                        "cold_start": {"fractions": [0.5], "strategy": "full_finetune", "baselines": ["text"],
+                                       "patience": 9}})
+    run_experiment(cfg, dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+    full = max(n for _, n, _ in seen)
+    assert sorted((name, p) for name, n, p in seen if n == full) == [("full_finetune", 3), ("text", 3)]
+    assert sorted((name, p) for name, n, p in seen if n < full) == [("full_finetune", 9), ("text", 9)]

@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -349,20 +349,26 @@ def cold_users(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledg
                      count_parameters(base.model)[0] + mapping.n_params_))
     chosen = max(scores, key=scores.get) if scores else None  # no selection users: nothing is chosen
     cold_set = cold_eval_set(target, reps, "test", cold)
+    h = base.history  # the retrained base: how its training ended
+    base_info = {"method": base_name, "stop_reason": h.stop_reason, "epochs": len(h.epochs),
+                 "best_epoch": int(h.best_epoch), "train_seconds": float(h.total_seconds)}
     for name, model, trainable, total in runs:
         ev = evaluate_model(model, cold_set, target.protocol)
         results.add_cold_user({"method": name, "seed": seed, "metrics": dict(ev.metrics), "users": ev.n_users,
                                "trainable_params": int(trainable), "total_params": int(total),
                                "valid_ndcg@10": scores.get(name), "selected": name == chosen,
-                               "select_users": len(select_set)}, ev)
+                               "select_users": len(select_set), "base": base_info}, ev)
         log(f"[cold users seed {seed}] {name:<28} test N@10 {ev.metrics['ndcg@10']:.4f} ({ev.n_users} cold users)"
             + (f"; selection N@10 {scores[name]:.4f}{' (chosen)' if name == chosen else ''}" if name in scores else ""))
 
 
 def cold_start_point(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledge | None, seed: int,
                      fraction: float, results: Results, log: Log, checkpoint_dir: Path | None = None) -> None:
-    """One point of the feature-scarcity curve: the models retrained on ``fraction`` of the training users."""
+    """One point of the feature-scarcity curve: the models retrained on ``fraction`` of the training users
+    (with the curve's own early-stopping patience when ``cold_start.patience`` is set)."""
     part = keep_train_users(prepared.target, fraction, seed)
+    if config.cold_start.patience is not None:
+        config = replace(config, train=replace(config.train, patience=config.cold_start.patience))
     runs = []
     for name in (*config.cold_start.baselines, config.cold_start.strategy):
         seed_everything(seed)
@@ -375,8 +381,13 @@ def cold_start_point(config: ExperimentConfig, prepared: Prepared, knowledge: Kn
                 runs.append(finetune(config, part, transfer(config, prepared, knowledge, name), seed, ckpt))
     for t in runs:
         valid, ev = validate(config, part, t), evaluate(config, part, t)
+        h = t.history  # how the training ended: a curve point stopped by a clock is not converged
         results.add_curve_point({"fraction": fraction, "method": t.name, "seed": seed, "train_users": len(part.train),
-                                 "metrics": dict(ev.metrics), "valid": dict(valid.metrics)}, ev)
+                                 "metrics": dict(ev.metrics), "valid": dict(valid.metrics),
+                                 "stop_reason": None if h is None else h.stop_reason,
+                                 "epochs": None if h is None else len(h.epochs),
+                                 "best_epoch": None if h is None else int(h.best_epoch),
+                                 "train_seconds": 0.0 if h is None else float(h.total_seconds)}, ev)
         log(f"[cold start {fraction:.0%} seed {seed}] {t.name:<15} N@10 {ev.metrics['ndcg@10']:.4f}")
 
 
