@@ -85,6 +85,10 @@ def test_cold_start_curve_ends_at_the_main_run_and_picks_its_reference_on_valida
     assert table.loc[(1.0, "text"), "best"] and table.loc[(1.0, "text"), "verdict"] == "no detectable difference"
     assert table.loc[(1.0, "text"), "reference"] == .0305
     assert curve_points(cold) == cold.cold_start  # without a main run: the curve as measured
+    cold.cold_start[0].update(stop_reason="patience", best_epoch=12, epochs=32)
+    cold.comparisons = []
+    md = markdown(cold)  # each point says how its training ended
+    assert "| 5% | lora | 0 | 7 | " in md and "| patience (12 / 32) |" in md and "| not recorded |" in md
 
 
 def test_budget_note_only_when_a_cap_fired():
