@@ -67,7 +67,7 @@ def test_cold_start_curve_ends_at_the_main_run_and_picks_its_reference_on_valida
     # at 5 %: text better on validation, popularity better on test
     for method, valid, test in (("lora", .02, .03), ("text", .015, .01), ("popularity", .01, .02)):
         cold.cold_start.append({"fraction": 0.05, "method": method, "seed": 0, "train_users": 7,
-                                "metrics": {"ndcg@10": test}, "valid": {"ndcg@10": valid}})
+                                "metrics": {"ndcg@10": test, "recall@10": 2 * test}, "valid": {"ndcg@10": valid}})
     for base, mean_b in (("text", .01), ("popularity", .02)):
         cold.comparisons.append({"method": curve_key(0.05, "lora"), "vs": curve_key(0.05, base), "mean_a": .03,
                                  "mean_b": mean_b, "diff": .03 - mean_b, "diff_low": .001, "diff_high": .02})
