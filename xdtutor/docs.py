@@ -96,8 +96,9 @@ def _findings(root: Path) -> str:
 def _curve_line(cold: Results, conv: Results | None) -> str:
     """The cold-start curve: at each point, the strategy vs the best target-only model on validation."""
     head = f"- **Cold-start curve** (`results/cold_start.md`, {len(cold.config.seeds)} seed(s)"
-    best = curve_comparisons(cold, conv)
-    best = best[best["best"].astype(bool)]
+    table = curve_comparisons(cold, conv)
+    best = table[table["best"].astype(bool)]
+    others = table[~table["best"].astype(bool)]
     if best.empty:  # an older file: no validation scores and no intervals to report
         fractions = sorted({r["fraction"] for r in cold.cold_start})
         return (f"{head}): {cold.config.cold_start.strategy} and the baselines retrained on "
@@ -106,7 +107,8 @@ def _curve_line(cold: Results, conv: Results | None) -> str:
             "the best target-only model on validation, by share of the Food training users: "
             + "; ".join(f"{r.fraction:.0%} vs {r.vs} {_pct(r.diff / r.reference)} ({r.verdict}, 95 % interval "
                         f"of the difference [{r.diff_low:+.4f}, {r.diff_high:+.4f}])" for r in best.itertuples())
-            + ".")
+            + "; against the other baseline: " + "; ".join(f"{r.fraction:.0%} vs {r.vs} {r.verdict}"
+                                                          for r in others.itertuples()) + ".")
 
 
 def _pretraining_speed(root: Path) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -90,6 +91,9 @@ def cold_start_curve(rows: Sequence[Mapping] | pd.DataFrame, metric: str = "ndcg
         agg = g.groupby("fraction")[metric].agg(["mean", "std"]).sort_index()
         ax.errorbar(agg.index * 100, agg["mean"], yerr=agg["std"].fillna(0), marker="o", capsize=3, label=method)
     ax.set_xscale("log")
+    points = sorted(df["fraction"].unique() * 100)  # ticks at the measured shares, not at powers of ten
+    ax.set_xticks(points, [f"{p:g}" for p in points])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel("target training users (%)")
     ax.set_ylabel(metric)
     ax.legend(fontsize=8)

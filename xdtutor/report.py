@@ -80,7 +80,7 @@ def gain_line(res: Results) -> str:
         return "no gain computed"
     return (f"best transfer **{g['best_transfer']}** vs best baseline **{g['best_baseline']}** (both chosen on "
             f"validation): test NDCG@10 {g['transfer']:.4f} vs {g['baseline']:.4f} (**{g['relative_gain']:+.1%}**; "
-            f"{interval_text(g['comparison'])})")
+            f"{comparison_text(res, g['best_transfer'], g['best_baseline'])})")
 
 
 def gain_vs_line(res: Results, baseline: str = "text") -> str:
@@ -89,7 +89,8 @@ def gain_vs_line(res: Results, baseline: str = "text") -> str:
     if g is None:
         return f"no {baseline} baseline in this run"
     return (f"best transfer **{g['best_transfer']}** NDCG@10 {g['transfer']:.4f} vs {baseline} target-only "
-            f"{g['baseline_value']:.4f} (**{g['relative_gain']:+.1%}**; {interval_text(g['comparison'])})")
+            f"{g['baseline_value']:.4f} (**{g['relative_gain']:+.1%}**; "
+            f"{comparison_text(res, g['best_transfer'], baseline)})")
 
 
 def comparisons_frame(res: Results) -> pd.DataFrame:
