@@ -349,9 +349,10 @@ def cold_users(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledg
                      count_parameters(base.model)[0] + mapping.n_params_))
     chosen = max(scores, key=scores.get) if scores else None  # no selection users: nothing is chosen
     cold_set = cold_eval_set(target, reps, "test", cold)
-    h = base.history  # the retrained base: how its training ended
-    base_info = {"method": base_name, "stop_reason": h.stop_reason, "epochs": len(h.epochs),
-                 "best_epoch": int(h.best_epoch), "train_seconds": float(h.total_seconds)}
+    h = base.history  # the retrained base: how its training ended (a zero-shot base trains nothing)
+    base_info = {"method": base_name, "stop_reason": None if h is None else h.stop_reason,
+                 "epochs": 0 if h is None else len(h.epochs), "best_epoch": None if h is None else int(h.best_epoch),
+                 "train_seconds": 0.0 if h is None else float(h.total_seconds)}
     for name, model, trainable, total in runs:
         ev = evaluate_model(model, cold_set, target.protocol)
         results.add_cold_user({"method": name, "seed": seed, "metrics": dict(ev.metrics), "users": ev.n_users,

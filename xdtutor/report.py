@@ -299,7 +299,8 @@ def markdown(res: Results, overrides: list[str] = ()) -> str:
         bases = {r["seed"]: r["base"] for r in res.cold_users if r.get("base")}
         if bases:  # the base model the mappings score with, retrained without the cold users
             lines += ["", "Base model, retrained without the cold users: " + "; ".join(
-                f"seed {s} {b['method']} ({b['stop_reason']}, best epoch {b['best_epoch']} of {b['epochs']})"
+                f"seed {s} {b['method']} " + (f"({b['stop_reason']}, best epoch {b['best_epoch']} of {b['epochs']})"
+                                              if b.get("stop_reason") else "(not trained)")
                 for s, b in sorted(bases.items()))]
         lines.append("")
     if res.cold_start:
