@@ -80,9 +80,8 @@ def _findings(root: Path) -> str:
                          f"{len(mixed.config.seeds)} seed(s), no pretraining): " + "; ".join(parts) + ".")
     if cold is not None and cold.cold_start:
         lines.append(_curve_line(cold, conv))
-    cold_users = next((r for r in (cold, k2f) if r is not None and r.cold_user_gain()), None)
-    if cold_users is not None:
-        cg = cold_users.cold_user_gain()
+    cg = next((g for g in (r.cold_user_gain() for r in (cold, k2f) if r is not None) if g), None)
+    if cg is not None:
         lines.append(f"- **Cold users** (no Food history, none of their Food interactions in any model; "
                      f"{cg['seeds']} seed(s)): {cg['best_mapping']} (chosen on validation) vs popularity "
                      f"{_pct(cg['relative_gain'])} ({interval_text(cg.get('comparison'))}).")

@@ -349,10 +349,7 @@ def cold_users(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledg
                      count_parameters(base.model)[0] + mapping.n_params_))
     chosen = max(scores, key=scores.get) if scores else None  # no selection users: nothing is chosen
     cold_set = cold_eval_set(target, reps, "test", cold)
-    h = base.history  # the retrained base: how its training ended (a zero-shot base trains nothing)
-    base_info = {"method": base_name, "stop_reason": None if h is None else h.stop_reason,
-                 "epochs": 0 if h is None else len(h.epochs), "best_epoch": None if h is None else int(h.best_epoch),
-                 "train_seconds": 0.0 if h is None else float(h.total_seconds)}
+    base_info = {"method": base_name, **how_it_ended(base)}  # the retrained base (a zero-shot base trains nothing)
     for name, model, trainable, total in runs:
         ev = evaluate_model(model, cold_set, target.protocol)
         results.add_cold_user({"method": name, "seed": seed, "metrics": dict(ev.metrics), "users": ev.n_users,
@@ -382,14 +379,19 @@ def cold_start_point(config: ExperimentConfig, prepared: Prepared, knowledge: Kn
                 runs.append(finetune(config, part, transfer(config, prepared, knowledge, name), seed, ckpt))
     for t in runs:
         valid, ev = validate(config, part, t), evaluate(config, part, t)
-        h = t.history  # how the training ended: a curve point stopped by a clock is not converged
+        # how the training ended: a curve point stopped by a clock is not converged
         results.add_curve_point({"fraction": fraction, "method": t.name, "seed": seed, "train_users": len(part.train),
-                                 "metrics": dict(ev.metrics), "valid": dict(valid.metrics),
-                                 "stop_reason": None if h is None else h.stop_reason,
-                                 "epochs": None if h is None else len(h.epochs),
-                                 "best_epoch": None if h is None else int(h.best_epoch),
-                                 "train_seconds": 0.0 if h is None else float(h.total_seconds)}, ev)
+                                 "metrics": dict(ev.metrics), "valid": dict(valid.metrics), **how_it_ended(t)}, ev)
         log(f"[cold start {fraction:.0%} seed {seed}] {t.name:<15} N@10 {ev.metrics['ndcg@10']:.4f}")
+
+
+def how_it_ended(trained: TrainedModel) -> dict:
+    """Stop reason, epochs run, best epoch and seconds of a training (``None`` / 0 for a model that trains nothing)."""
+    h = trained.history
+    if h is None:
+        return {"stop_reason": None, "epochs": 0, "best_epoch": None, "train_seconds": 0.0}
+    return {"stop_reason": h.stop_reason, "epochs": len(h.epochs), "best_epoch": int(h.best_epoch),
+            "train_seconds": float(h.total_seconds)}
 
 
 def run_info(config: ExperimentConfig, prepared: Prepared, device: torch.device, wall_seconds: float) -> dict:

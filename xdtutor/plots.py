@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -93,7 +92,7 @@ def cold_start_curve(rows: Sequence[Mapping] | pd.DataFrame, metric: str = "ndcg
     ax.set_xscale("log")
     points = sorted(df["fraction"].unique() * 100)  # ticks at the measured shares, not at powers of ten
     ax.set_xticks(points, [f"{p:g}" for p in points])
-    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.minorticks_off()
     ax.set_xlabel("target training users (%)")
     ax.set_ylabel(metric)
     ax.legend(fontsize=8)

@@ -211,13 +211,14 @@ def curve_comparisons(cold: Results, full: Results | None = None, metric: str = 
     strategy, baselines = cold.config.cold_start.strategy, cold.config.cold_start.baselines
     points = pd.DataFrame([{"fraction": r["fraction"], "method": r["method"], "valid": r.get("valid", {}).get(metric)}
                            for r in curve_points(cold, full)])
+    full_point_from_main = not any(r["fraction"] == 1.0 for r in cold.cold_start)  # see curve_points
     out = []
     for fraction in sorted(points["fraction"].unique()):
         valid = points[points["fraction"] == fraction].groupby("method")["valid"].mean()
         valid = valid.reindex(list(baselines)).astype(float)
         best = valid.idxmax() if valid.notna().any() else None  # older files kept no validation score
         for base in baselines:
-            if fraction == 1.0 and not any(r["fraction"] == 1.0 for r in cold.cold_start):
+            if fraction == 1.0 and full_point_from_main:
                 c = full.comparison(strategy, base, metric)
             else:
                 c = cold.comparison(curve_key(fraction, strategy), curve_key(fraction, base), metric)
