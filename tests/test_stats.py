@@ -8,7 +8,7 @@ import pytest
 
 from xdtutor.evaluate import EvalResult, paired_test
 from xdtutor.protocol import Protocol
-from xdtutor.stats import paired_difference, verdict, within_margin
+from xdtutor.stats import paired_difference, per_user_frame, verdict, within_margin
 
 
 def frame(values: dict[tuple[str, int], np.ndarray]) -> pd.DataFrame:
@@ -70,3 +70,18 @@ def test_seed_difference_is_welchs_interval():
     one = seed_difference([0.05], [0.04])
     assert np.isnan(one["diff_low"]) and verdict(one) == "no detectable difference"  # one seed: no interval
     assert verdict(seed_difference([0.04, 0.05, 0.06], [0.05, 0.05, 0.05])) == "no detectable difference"
+
+
+def test_per_user_frame_pairs_evaluations_by_method_and_seed():
+    """Evaluations stacked by ``per_user_frame`` give the same interval as rows written by hand."""
+    proto = Protocol(dataset="x", split="y")
+    rng = np.random.default_rng(2)
+    values = {("a", s): rng.random(50) for s in (0, 1)} | {("b", s): rng.random(50) for s in (0, 1)}
+    evals = {key: EvalResult({}, pd.DataFrame({"user": [f"u{i}" for i in range(50)], "rank": 1, "ties": 0,
+                                               "target_in_history": False, "ndcg@10": v}), proto)
+             for key, v in values.items()}
+    stacked = per_user_frame(evals)
+    assert list(stacked.columns) == ["method", "seed", "user", "rank", "ndcg@10"]
+    assert paired_difference(stacked, "a", "b", n_boot=300) == paired_difference(frame(values), "a", "b", n_boot=300)
+    with pytest.raises(ValueError, match="no evaluations"):
+        per_user_frame({})

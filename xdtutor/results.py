@@ -27,7 +27,7 @@ from .evaluate import EvalResult
 from .experiment import NOT_RESULTS, ExperimentConfig, build_config
 from .finetune_target import TrainedModel
 from .protocol import Protocol
-from .stats import paired_difference, seed_difference
+from .stats import paired_difference, per_user_frame, seed_difference
 from .results_upgrade import FORMAT, upgrade
 from .train import History
 from .utils import atomic_write, write_json
@@ -133,9 +133,7 @@ class Results:
             self.per_user = per_user if self.per_user.empty else pd.concat([self.per_user, per_user], ignore_index=True)
 
     def _add_per_user(self, method: str, seed: int, test: EvalResult, user_type) -> None:
-        frame = test.per_user.drop(columns=["ties", "target_in_history"], errors="ignore").copy()
-        frame.insert(0, "seed", seed)
-        frame.insert(0, "method", method)
+        frame = per_user_frame({(method, seed): test})
         frame.insert(3, "user_type", user_type)
         self.per_user = frame if self.per_user.empty else pd.concat([self.per_user, frame], ignore_index=True)
 

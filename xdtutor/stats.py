@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
+
+if TYPE_CHECKING:
+    from xdtutor.evaluate import EvalResult
 
 METHOD = "two-level percentile bootstrap (seeds, then users, paired)"
 
@@ -84,6 +87,29 @@ def paired_difference(per_user: pd.DataFrame, a: str, b: str, metric: str = "ndc
             "relative": mean_a / mean_b - 1.0 if mean_b else float("nan"),
             "relative_low": float(rel_lo), "relative_high": float(rel_hi), "level": level, "n_boot": n_boot,
             "interval": METHOD if n_seeds > 1 else "paired percentile bootstrap over users (one seed)"}
+
+
+def per_user_frame(evals: Mapping[tuple[str, int], "EvalResult"]) -> pd.DataFrame:
+    """Stack the per-user rows of several evaluations into the frame :func:`paired_difference` reads.
+
+    Args:
+        evals: ``{(method, seed): EvalResult}``, e.g. ``{("transfer", 0): ev0, ("text", 0): ev1}``.
+
+    Returns:
+        Rows ``method, seed, user, rank, <metric columns>`` — one per user and evaluation.
+
+    Raises:
+        ValueError: If ``evals`` is empty.
+    """
+    if not evals:
+        raise ValueError("per_user_frame: no evaluations given")
+    frames = []
+    for (method, seed), result in evals.items():
+        frame = result.per_user.drop(columns=["ties", "target_in_history"], errors="ignore").copy()
+        frame.insert(0, "seed", seed)
+        frame.insert(0, "method", method)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
 
 
 def _matrix(per_user: pd.DataFrame, method: str, metric: str) -> pd.DataFrame:
