@@ -132,3 +132,20 @@ def test_sampled_ranking_is_a_data_setting_stated_in_the_protocol():
     prepared = collect(config, dataset=dataset, text_emb=micro_emb())
     assert prepared.target.protocol.negatives == 5 and prepared.target.protocol.negatives_seed == 42
     assert "sampled ranking (5 negatives per user, seed 42)" in prepared.target.protocol.describe()
+
+
+def test_per_method_settings_apply_to_their_method_only():
+    config = build_config({**MICRO, "per_method": {"text": {"train.lr": 3e-4, "model.dropout": 0.3},
+                                                   "lora": {"transfer.lora_rank": 4}}})
+    text, lora = config.for_method("text"), config.for_method("lora")
+    assert (text.train.lr, text.model.dropout, text.transfer.lora_rank) == (3e-4, 0.3, 2)
+    assert (lora.train.lr, lora.model.dropout, lora.transfer.lora_rank) == (1e-3, 0.0, 4)
+    assert config.for_method("sasrec") is config and text.per_method == {}
+    errors = {"per_method.lora.model.dropout: 'lora' may set train.\\*, transfer.\\* only": {"lora": {"model.dropout": 0.1}},
+              "per_method.text: unknown config key.*train.lrr": {"text": {"train.lrr": 1.0}},
+              "per_method.text: train.lr must be positive": {"text": {"train.lr": -1.0}},
+              "per_method: unknown method 'magic'": {"magic": {"train.lr": 1.0}},
+              "per_method.text must map config keys to values": {"text": 3}}
+    for message, bad in errors.items():
+        with pytest.raises(ConfigError, match=message):
+            build_config({**MICRO, "per_method": bad})

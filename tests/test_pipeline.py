@@ -308,3 +308,34 @@ def test_cold_start_curve_trains_with_its_own_patience(monkeypatch):
     full = max(n for _, n, _ in seen)
     assert sorted((name, p) for name, n, p in seen if n == full) == [("full_finetune", 3), ("text", 3)]
     assert sorted((name, p) for name, n, p in seen if n < full) == [("full_finetune", 9), ("text", 9)]
+
+
+def test_each_method_trains_with_its_own_settings(monkeypatch):
+    """``per_method`` reaches the method's main training and its cold-start curve point; the curve's
+    patience still wins there; the other methods keep the shared settings."""
+    from xdtutor import pipeline
+
+    seen = []
+    real_finetune, real_baseline = pipeline.finetune, pipeline.train_baseline
+
+    def spy_finetune(config, target, transferred, seed, checkpoint_dir=None):
+        loop = config.train_config(seed)
+        seen.append((transferred.name, len(target.train), loop.lr, loop.patience))
+        return real_finetune(config, target, transferred, seed, checkpoint_dir)
+
+    def spy_baseline(name, target, train_config, **kwargs):
+        seen.append((name, len(target.train), train_config.lr, train_config.patience))
+        return real_baseline(name, target, train_config, **kwargs)
+
+    monkeypatch.setattr(pipeline, "finetune", spy_finetune)
+    monkeypatch.setattr(pipeline, "train_baseline", spy_baseline)
+    cfg = build_config({**MICRO, "strategies": ["full_finetune", "l2sp"], "baselines": ["text"], "cold_users": {},
+                        "per_method": {"text": {"train.lr": 3e-4, "train.patience": 2},
+                                       "full_finetune": {"train.lr": 5e-4}},
+                        "cold_start": {"fractions": [0.5], "strategy": "full_finetune", "baselines": ["text"],
+                                       "patience": 9}})
+    run_experiment(cfg, dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+    full = max(n for _, n, _, _ in seen)
+    assert sorted((m, lr, p) for m, n, lr, p in seen if n == full) == [
+        ("full_finetune", 5e-4, 5), ("l2sp", 1e-3, 5), ("text", 3e-4, 2)]
+    assert sorted((m, lr, p) for m, n, lr, p in seen if n < full) == [("full_finetune", 5e-4, 9), ("text", 3e-4, 9)]

@@ -166,6 +166,21 @@ def _publish(args) -> int:
     return 0
 
 
+def _tune(args) -> int:
+    from .pipeline import LOG
+    from .tune import load_tune_config, search
+
+    tune = load_tune_config(args.search)
+    out = Path(args.out) if args.out else Path("runs") / f"tune-{tune.name}"
+    found = search(tune, out, log=LOG.info)
+    print(found.markdown())
+    written = [out / "tune.json"]
+    if args.publish:
+        written.append(found.write_to(args.publish))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xdtutor", description="Cross-domain transfer for sequential "
                                 "recommendation with pretrained language models.")
@@ -209,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("run", metavar="RUN_DIR")
     pub.add_argument("--to", default="results", help="folder of committed results (default: results)")
     pub.set_defaults(func=_publish)
+    tune = sub.add_parser("tune", help="choose a method's hyper-parameters on validation (Optuna search)")
+    tune.add_argument("search", help="YAML file of the search (experiment, method, space, trials)")
+    tune.add_argument("--out", help="folder of the search (default runs/tune-<name>); a stopped search there continues")
+    tune.add_argument("--publish", metavar="FOLDER",
+                      help="also write <name>.json and <name>.md there (e.g. results)")
+    tune.set_defaults(func=_tune)
     return p
 
 

@@ -150,6 +150,10 @@ class ExperimentConfig:
         tracking: ``"none"`` or ``"tensorboard"``: every training's per-epoch loss, validation metrics
             and time as TensorBoard scalars in ``<run folder>/tensorboard/<seed>/<model>``
             (:mod:`xdtutor.tracking`; needs an output folder and ``pip install "xdtutor[track]"``).
+        per_method: Settings of one method over the shared ones, e.g. ``{"text": {"train.lr": 3e-4,
+            "model.dropout": 0.3}}`` — what a validation search chose for it (:mod:`xdtutor.tune`).
+            A strategy that starts from θ_s may set ``train.*`` and ``transfer.*`` (its model is
+            θ_s's); a baseline ``train.*`` and ``model.*``. :meth:`for_method` applies them.
     """
 
     name: str = "experiment"
@@ -170,6 +174,7 @@ class ExperimentConfig:
     source_eval_users: int | None = 2000
     checkpoint_dir: str | None = None
     tracking: str = "none"
+    per_method: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -185,6 +190,28 @@ class ExperimentConfig:
         check(self.tracking in TRACKING_BACKENDS, f"tracking must be one of {TRACKING_BACKENDS}, got {self.tracking!r}")
         check(self.source_eval_users is None or self.source_eval_users > 0,
               f"source_eval_users must be positive or null, got {self.source_eval_users}")
+        for method, sets in self.per_method.items():
+            check(method in STRATEGIES or method in BASELINES,
+                  f"per_method: unknown method {method!r}; choose from {(*BASELINES, *STRATEGIES)}")
+            check(isinstance(sets, dict) and sets, f"per_method.{method} must map config keys to values")
+            allowed = method_sections(method)
+            for key in sets:
+                check(key.split(".")[0] in allowed, f"per_method.{method}.{key}: {method!r} may set "
+                      f"{', '.join(s + '.*' for s in allowed)} only"
+                      + (" (its model is θ_s's)" if allowed == ("train", "transfer") else ""))
+            self.for_method(method)  # an unknown key or a bad value is an error now, not when it trains
+
+    def for_method(self, name: str) -> "ExperimentConfig":
+        """The config method ``name`` trains with: its :attr:`per_method` settings over the shared ones."""
+        sets = self.per_method.get(name)
+        if not sets:
+            return self
+        raw = {**self.to_dict(), "per_method": {}}
+        try:
+            return build_config(raw, list(sets.items()), where=f"per_method.{name}")
+        except ConfigError as exc:
+            message = str(exc)
+            raise ConfigError(message if message.startswith("per_method") else f"per_method.{name}: {message}") from None
 
     @property
     def needs_source(self) -> bool:
@@ -209,6 +236,14 @@ class ExperimentConfig:
             for key in DERIVED:
                 d[section].pop(key, None)
         return d
+
+
+def method_sections(method: str) -> tuple[str, ...]:
+    """The config sections one method's own settings may change: not ``model`` for a strategy that
+    starts from θ_s (its model is θ_s's, pretrained once for every strategy)."""
+    if method in BASELINES:
+        return ("train", "model")
+    return ("train", "transfer") if USES_THETA[method] else ("train", "transfer", "model")
 
 
 #: ``data`` keys that only say how the target is ranked at evaluation; source pretraining ignores them.

@@ -136,7 +136,9 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, knowledge: 
                        seed: int, results: Results, log: Log, checkpoint_dir: Path | None = None) -> None:
     """One model: a baseline, or a strategy's transfer (5) and fine-tuning (6); then validate (7) and
     evaluate (8). Every model starts from the same random state, so a resumed run equals an
-    uninterrupted one."""
+    uninterrupted one. The model trains with its own settings where the config has them
+    (``per_method``)."""
+    config = config.for_method(name)
     seed_everything(seed)
     train = config.train_config(seed)
     if name in BASELINES:
@@ -332,7 +334,8 @@ def cold_users(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledg
         return
     base_name = max(candidates, key=lambda r: r["valid_ndcg@10"])["method"]
     seed_everything(seed)
-    base = finetune(config, rest, transfer(config, prepared, knowledge, base_name), seed, checkpoint_dir)  # never saw them
+    own = config.for_method(base_name)
+    base = finetune(own, rest, transfer(own, prepared, knowledge, base_name), seed, checkpoint_dir)  # never saw them
     popularity = train_baseline("popularity", rest, config.train_config(seed))
     known = knowledge.user_index()
     fit_users, select_users = select_split([u for u in rest.train if u in known], cc.select_fraction, seed)
@@ -365,18 +368,19 @@ def cold_start_point(config: ExperimentConfig, prepared: Prepared, knowledge: Kn
     """One point of the feature-scarcity curve: the models retrained on ``fraction`` of the training users
     (with the curve's own early-stopping patience when ``cold_start.patience`` is set)."""
     part = keep_train_users(prepared.target, fraction, seed)
-    if config.cold_start.patience is not None:
-        config = replace(config, train=replace(config.train, patience=config.cold_start.patience))
     runs = []
     for name in (*config.cold_start.baselines, config.cold_start.strategy):
+        own = config.for_method(name)  # patience is the curve's, the rest the method's own settings
+        if config.cold_start.patience is not None:
+            own = replace(own, train=replace(own.train, patience=config.cold_start.patience))
         seed_everything(seed)
         ckpt = checkpoint_dir / name if checkpoint_dir is not None else None
         with tracking.run(f"{tracking.current_name() or f'seed{seed}/curve-{fraction:g}'}/{name}"):
             if name in BASELINES:
-                runs.append(train_baseline(name, part, config.train_config(seed), model_config=config.model,
+                runs.append(train_baseline(name, part, own.train_config(seed), model_config=own.model,
                                            text_emb=prepared.target_emb, checkpoint_dir=ckpt))
             else:
-                runs.append(finetune(config, part, transfer(config, prepared, knowledge, name), seed, ckpt))
+                runs.append(finetune(own, part, transfer(own, prepared, knowledge, name), seed, ckpt))
     for t in runs:
         valid, ev = validate(config, part, t), evaluate(config, part, t)
         # how the training ended: a curve point stopped by a clock is not converged

@@ -1,0 +1,118 @@
+"""The validation-only hyper-parameter search (xdtutor.tune) on the micro experiment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_experiment import MICRO
+from test_pipeline import micro_emb
+from test_transfer import synthetic_dataset
+from xdtutor import cli, pipeline
+from xdtutor.config import ConfigError, flatten
+from xdtutor.tune import experiment_config, load_tune_config, search
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*tied with their target")
+SEARCHES = Path(__file__).resolve().parents[1] / "configs" / "tune"
+
+
+def write_search(tmp_path, **over) -> object:
+    (tmp_path / "micro.yaml").write_text(yaml.safe_dump({**MICRO, "train": {**MICRO["train"], "epochs": 2}}))
+    raw = {"experiment": "micro.yaml", "method": "full_finetune", "trials": 3, "seed": 0,
+           "space": {"train.lr": {"log_float": [1e-4, 1e-2]}, "train.weight_decay": {"choice": [0.0, 0.01]}},
+           **over}
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_tune_config(path)
+
+
+@pytest.mark.parametrize("path", sorted(SEARCHES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_searches_load_and_name_keys_of_their_experiment(path):
+    tune = load_tune_config(path)
+    assert tune.name == path.stem or tune.name.endswith(path.stem)
+    current = flatten(experiment_config(tune).for_method(tune.method).to_dict())
+    for p in tune.space:
+        assert p.key in current and p.contains(current[p.key]), p.key  # the experiment's values are trial 0
+
+
+def test_a_bad_search_file_is_a_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmethod: text\nexperiment: none.yaml\nspace: {train.lr: {float: [0.1]}}\n")
+    assert cli.main(["tune", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.yaml" in err and "space.train.lr: float needs [low, high]" in err
+
+
+def test_bad_searches_are_errors_naming_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key.*trails"):
+        write_search(tmp_path, trails=3)
+    with pytest.raises(ConfigError, match="space.model.dropout.*train.\\*, transfer.\\* only.*θ_s"):
+        write_search(tmp_path, space={"model.dropout": {"float": [0.0, 0.5]}})
+    with pytest.raises(ConfigError, match="space.train.lr: log_float needs low > 0"):
+        write_search(tmp_path, space={"train.lr": {"log_float": [0.0, 0.1]}})
+    with pytest.raises(ConfigError, match="space.train.lr must be one of"):
+        write_search(tmp_path, space={"train.lr": [0.001, 0.01]})
+    with pytest.raises(ConfigError, match="nothing to tune"):
+        write_search(tmp_path, method="popularity")
+    # a baseline has no θ_s: its model keys may be searched
+    assert write_search(tmp_path, method="sasrec", space={"model.dropout": {"float": [0.0, 0.5]}}).method == "sasrec"
+    pytest.importorskip("optuna")
+    tune = write_search(tmp_path, space={"train.lr_typo": {"float": [0.1, 0.2]}})
+    with pytest.raises(ConfigError, match="space.train.lr_typo: not a key"):
+        search(tune, tmp_path / "out", dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+
+
+@pytest.mark.slow
+def test_search_tries_the_experiments_values_first_and_never_reads_test(tmp_path, monkeypatch):
+    pytest.importorskip("optuna")
+    def no_test(*args, **kwargs):
+        raise AssertionError("the search evaluated test users")
+
+    monkeypatch.setattr(pipeline, "evaluate", no_test)
+    tune = write_search(tmp_path)
+    found = search(tune, tmp_path / "out", dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+    assert [t["state"] for t in found.trials] == ["COMPLETE"] * 3
+    first = found.trials[0]
+    assert first["experiment_values"] and first["params"] == {"train.lr": 1e-3, "train.weight_decay": 0.0}
+    assert found.best["value"] == max(t["value"] for t in found.trials)
+    assert all(t["stop_reason"] and t["epochs"] >= 1 for t in found.trials)
+    saved = json.loads((tmp_path / "out" / "tune.json").read_text())
+    assert saved["overrides"] == [f"{k}={json.dumps(v)}" for k, v in found.best["params"].items()]
+    assert saved["metric"] == "valid ndcg@10" and saved["budget"]["trials"] == 3
+    assert "| 0 (experiment's values) |" in (tmp_path / "out" / "tune.md").read_text()
+    again = type(found).load(tmp_path / "out" / "tune.json")
+    assert again.trials == found.trials and again.best == found.best and again.config == found.config
+    table = again.frame()
+    assert list(table.index) == [0, 1, 2] and table.loc[0, "experiment's values"]
+    assert table["valid ndcg@10"].max() == found.best["value"]
+
+
+@pytest.mark.slow
+def test_a_stopped_search_continues_and_reruns_the_interrupted_trial(tmp_path):
+    optuna = pytest.importorskip("optuna")
+
+    tune = write_search(tmp_path, trials=2)
+    out = tmp_path / "out"
+    first = search(tune, out, dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+    study = optuna.load_study(study_name=tune.name, storage=f"sqlite:///{(out / 'study.db').resolve()}")
+    stopped = study.ask({"train.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
+                         "train.weight_decay": optuna.distributions.CategoricalDistribution([0.0, 0.01])})
+    more = search(write_search(tmp_path, trials=3), out, dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+    assert more.trials[:2] == first.trials                      # finished trials are kept, not retrained
+    assert more.trials[2]["state"] == "FAIL"                    # the trial a stopped process left running
+    rerun = more.trials[3]
+    assert rerun["state"] == "COMPLETE" and rerun["rerun_of"] == stopped.number
+    assert rerun["params"] == stopped.params and len(more.finished) == 3
+
+
+@pytest.mark.parametrize("path", sorted((SEARCHES.parents[1] / "results").glob("tune_*.json")), ids=lambda p: p.stem)
+def test_committed_searches_load_and_name_their_best_trial(path):
+    from xdtutor.tune import Search
+
+    found = Search.load(path)
+    assert found.best["value"] == max(t["value"] for t in found.finished)
+    assert any(t.get("experiment_values") for t in found.trials)  # the experiment's own values were tried
+    assert json.loads(path.read_text())["overrides"] == found.overrides

@@ -1,0 +1,373 @@
+"""Choose hyper-parameters on validation: a small, seeded Optuna search for one method of an experiment.
+
+A search trains one method (a transfer strategy or a target-only baseline) of an experiment config
+again and again, each time with other values of a few config keys, and keeps the values with the best
+**validation** NDCG@10. Test users are never evaluated here: the chosen values go into a config, and
+that config's run reads test once (``xdtutor run``).
+
+* The first trial uses the experiment's own values (where they lie inside the space), so the search
+  reports what it gained over them on validation.
+* The sampler is Optuna's TPE, seeded; every trial trains with the same seed, so two trials differ
+  only in the values searched.
+* θ_s is pretrained once and shared by every trial: a strategy that starts from θ_s may search
+  ``train.*`` and ``transfer.*`` keys (``model.*`` would change θ_s); a baseline, which has no θ_s,
+  may search ``train.*`` and ``model.*``.
+* The budget is the number of trials (and optionally minutes); the trials live in
+  ``<out>/study.db``. A search that was stopped continues where it stopped: finished trials are kept,
+  an interrupted one is run again with its values from its checkpoints. Later proposals may differ
+  from those of an uninterrupted search (the sampler's random state is not saved).
+
+Files in ``out``: ``tune.json`` (space, budget, every trial with its value, stop reason and epochs,
+the best values as ``--set`` overrides, provenance) and ``tune.md`` (the same as a table).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import yaml
+
+from .baselines import BASELINES, train_baseline
+from .config import ConfigError, check, check_types, flatten
+from .experiment import ExperimentConfig, load_config, method_sections
+from .provenance import provenance
+from .transfer import STRATEGIES, VIEWS
+from .utils import atomic_write, seed_everything, select_device
+
+LOG = logging.getLogger("xdtutor")
+KINDS = ("float", "log_float", "int", "choice")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched config key.
+
+    Attributes:
+        key: Dotted config key, e.g. ``"train.lr"``.
+        kind: ``"float"``, ``"log_float"`` (sampled on a log scale), ``"int"`` or ``"choice"``.
+        low, high: Range of the numeric kinds (both ends included).
+        choices: Values of ``"choice"``.
+    """
+
+    key: str
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple = ()
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        check(self.kind in KINDS, f"space.{self.key}: kind must be one of {KINDS}, got {self.kind!r}")
+        if self.kind == "choice":
+            check(len(self.choices) >= 2, f"space.{self.key}: choice needs at least 2 values")
+        else:
+            check(self.low is not None and self.high is not None and self.low < self.high,
+                  f"space.{self.key}: {self.kind} needs [low, high] with low < high")
+            check(self.kind != "log_float" or self.low > 0, f"space.{self.key}: log_float needs low > 0")
+            check(self.kind != "int" or (float(self.low).is_integer() and float(self.high).is_integer()),
+                  f"space.{self.key}: int needs whole-number bounds")
+
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is one the search can propose."""
+        if self.kind == "choice":
+            return value in self.choices
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and self.low <= value <= self.high
+
+    def suggest(self, trial) -> Any:
+        """Optuna's proposal for this key in ``trial``."""
+        if self.kind == "choice":
+            return trial.suggest_categorical(self.key, list(self.choices))
+        if self.kind == "int":
+            return trial.suggest_int(self.key, int(self.low), int(self.high))
+        return trial.suggest_float(self.key, float(self.low), float(self.high), log=self.kind == "log_float")
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """A search. Built from YAML by :func:`load_tune_config`.
+
+    Attributes:
+        name: Name of the search (file names).
+        experiment: The experiment config file whose method is tuned (relative to the tune file).
+        method: The strategy or baseline tuned.
+        space: The searched keys.
+        trials: Trials in the budget (the first is the experiment's own values).
+        seed: Seed of the sampler and of every trial's training.
+        sets: Overrides applied to the experiment before the search, e.g. ``["scale=full"]``.
+        timeout_minutes: Stop starting new trials after this many minutes (``None`` = no limit).
+        metric: Validation metric maximised.
+    """
+
+    name: str
+    experiment: str
+    method: str
+    space: tuple[Param, ...]
+    trials: int = 12
+    seed: int = 0
+    sets: tuple[str, ...] = ()
+    timeout_minutes: float | None = None
+    metric: str = "ndcg@10"
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        check(self.method in STRATEGIES or self.method in BASELINES,
+              f"method must be a strategy {tuple(STRATEGIES)} or a baseline {BASELINES}, got {self.method!r}")
+        check(self.method != "popularity" and self.method != "zero_shot",
+              f"method: {self.method!r} trains nothing, so there is nothing to tune")
+        check(len(self.space) >= 1, "space must list at least one key")
+        check(self.trials >= 1, f"trials must be >= 1, got {self.trials}")
+        check(self.timeout_minutes is None or self.timeout_minutes > 0,
+              f"timeout_minutes must be positive or null, got {self.timeout_minutes}")
+        allowed = method_sections(self.method)  # θ_s is pretrained once for every trial
+        for p in self.space:
+            check(p.key.split(".")[0] in allowed, f"space.{p.key}: {self.method!r} may search "
+                  f"{', '.join(s + '.*' for s in allowed)} only"
+                  + (" (its model is θ_s's, pretrained once for every trial)" if "model" not in allowed else ""))
+
+
+def load_tune_config(path: str | Path) -> TuneConfig:
+    """Read a search from YAML; ``space`` maps each key to one ``{kind: [low, high]}`` or
+    ``{choice: [values…]}``.
+
+    Raises:
+        ConfigError: Unknown keys, a malformed space entry or invalid values (the key named).
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(f"{path}{f', line {mark.line + 1}' if mark else ''}: invalid YAML ({exc})") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the search ({exc.strerror})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    known = {"name", "experiment", "method", "space", "trials", "seed", "sets", "timeout_minutes", "metric"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+    space = raw.get("space")
+    if not isinstance(space, dict) or not space:
+        raise ConfigError(f"{path}: space must map config keys to {{kind: [low, high]}} or {{choice: [...]}}")
+    params = []
+    for key, spec in space.items():
+        if not (isinstance(spec, dict) and len(spec) == 1 and isinstance(next(iter(spec.values())), list)):
+            raise ConfigError(f"{path}: space.{key} must be one of {KINDS} with a list, e.g. {{log_float: [1e-4, 1e-2]}}")
+        (kind, values), = spec.items()
+        try:
+            if kind == "choice":
+                params.append(Param(str(key), kind, choices=tuple(values)))
+            else:
+                if len(values) != 2:
+                    raise ConfigError(f"space.{key}: {kind} needs [low, high], got {values}")
+                low, high = (float(v) if isinstance(v, (int, float)) else v for v in values)
+                params.append(Param(str(key), str(kind), low, high))
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k != "space"}
+    fields.setdefault("name", path.stem)
+    if "experiment" in fields and isinstance(fields["experiment"], str):
+        fields["experiment"] = str(path.parent / fields["experiment"])
+    try:
+        return TuneConfig(space=tuple(params), **fields)
+    except TypeError as exc:  # a required key is missing
+        raise ConfigError(f"{path}: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+@dataclass
+class Search:
+    """What a search found (:func:`search`)."""
+
+    config: TuneConfig
+    trials: list[dict] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def finished(self) -> list[dict]:
+        return [t for t in self.trials if t["state"] == "COMPLETE"]
+
+    @property
+    def best(self) -> dict:
+        """The finished trial with the highest validation metric (the earliest on ties)."""
+        if not self.finished:
+            raise ValueError(f"search {self.config.name!r} has no finished trial")
+        return max(self.finished, key=lambda t: (t["value"], -t["number"]))
+
+    @property
+    def overrides(self) -> list[str]:
+        """The best values as ``--set key=value`` overrides."""
+        return [f"{k}={json.dumps(v)}" for k, v in self.best["params"].items()]
+
+    def to_dict(self) -> dict:
+        base = next((t for t in self.trials if t.get("experiment_values")), None)
+        return {"name": self.config.name, "experiment": self.config.experiment, "method": self.config.method,
+                "metric": f"valid {self.config.metric}", "sets": list(self.config.sets),
+                "space": [{"key": p.key, "kind": p.kind, "low": p.low, "high": p.high, "choices": list(p.choices)}
+                          for p in self.config.space],
+                "budget": {"trials": self.config.trials, "timeout_minutes": self.config.timeout_minutes},
+                "sampler": f"optuna TPESampler(seed={self.config.seed})", "seed": self.config.seed,
+                "trials": self.trials, "best": self.best if self.finished else None,
+                "experiment_values": base, "overrides": self.overrides if self.finished else [],
+                "info": self.info}
+
+    def frame(self):
+        """The trials as a table: one row per trial, a column per searched key, the validation metric,
+        epochs run, best epoch and stop reason."""
+        import pandas as pd
+
+        rows = [{"trial": t["number"], **{p.key: t["params"].get(p.key) for p in self.config.space},
+                 f"valid {self.config.metric}": t["value"], "epochs": t.get("epochs"),
+                 "best epoch": t.get("best_epoch"), "stop": t.get("stop_reason") or t["state"].lower(),
+                 "experiment's values": bool(t.get("experiment_values"))} for t in self.trials]
+        return pd.DataFrame(rows).set_index("trial")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Search":
+        """A search written by :meth:`write` or :meth:`write_to` (``tune.json`` / ``results/<name>.json``)."""
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+        space = tuple(Param(p["key"], p["kind"], p["low"], p["high"], tuple(p["choices"])) for p in d["space"])
+        config = TuneConfig(name=d["name"], experiment=d["experiment"], method=d["method"], space=space,
+                            trials=d["budget"]["trials"], seed=d["seed"], sets=tuple(d["sets"]),
+                            timeout_minutes=d["budget"]["timeout_minutes"], metric=d["metric"].removeprefix("valid "))
+        return cls(config, d["trials"], d["info"])
+
+    def markdown(self) -> str:
+        keys = [p.key for p in self.config.space]
+        lines = [f"# Search `{self.config.name}`: {self.config.method}, valid {self.config.metric}", "",
+                 f"Experiment `{self.config.experiment}` {' '.join(self.config.sets)}; "
+                 f"{len(self.finished)} of {self.config.trials} trials finished; sampler TPE, seed {self.config.seed}.",
+                 "", "| trial | " + " | ".join(keys) + f" | valid {self.config.metric} | epochs (best) | stop |",
+                 "|---" * (len(keys) + 4) + "|"]
+        for t in self.trials:
+            value = f"{t['value']:.4f}" if t["value"] is not None else t["state"].lower()
+            mark = " (experiment's values)" if t.get("experiment_values") else ""
+            lines.append(f"| {t['number']}{mark} | " + " | ".join(_fmt(t["params"].get(k)) for k in keys)
+                         + f" | {value} | {t.get('epochs', '')} ({t.get('best_epoch', '')}) | {t.get('stop_reason', '')} |")
+        if self.finished:
+            lines += ["", f"Best: trial {self.best['number']}, `" + " ".join(f"--set {o}" for o in self.overrides) + "`"]
+        return "\n".join(lines) + "\n"
+
+    def write(self, out: str | Path) -> Path:
+        """``tune.json`` and ``tune.md`` in the search's folder ``out``."""
+        return self._write(Path(out), "tune")
+
+    def write_to(self, folder: str | Path) -> Path:
+        """``<name>.json`` and ``<name>.md`` in ``folder`` (e.g. the committed ``results/``)."""
+        return self._write(Path(folder), self.config.name)
+
+    def _write(self, folder: Path, stem: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_write(folder / f"{stem}.json", "w") as fh:
+            json.dump(self.to_dict(), fh, indent=1)
+        with atomic_write(folder / f"{stem}.md", "w") as fh:
+            fh.write(self.markdown())
+        return folder / f"{stem}.json"
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def experiment_config(tune: TuneConfig, values: Mapping[str, Any] = {}, extra: Iterable[str] = ()) -> ExperimentConfig:
+    """The experiment with only ``tune.method`` on the menu and one seed; ``values`` become the
+    method's own settings (``per_method``), over any the experiment already gives it."""
+    only = (["strategies=[]", f"baselines=[{tune.method}]"] if tune.method in BASELINES
+            else [f"strategies=[{tune.method}]", "baselines=[]"])
+    sets = [*tune.sets, *only, f"seeds=[{tune.seed}]", "cold_users.mappings=[]", "cold_start.fractions=[]", *extra]
+    config = load_config(tune.experiment, sets)
+    if not values:
+        return config
+    own = {**config.per_method.get(tune.method, {}), **values}
+    return load_config(tune.experiment, [*sets, ("per_method", {**config.per_method, tune.method: own})])
+
+
+def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None = LOG.info,
+           dataset=None, text_emb: Mapping[str, Any] | None = None) -> Search:
+    """Run (or continue) the search and write ``tune.json`` / ``tune.md`` into ``out``.
+
+    Args:
+        tune: The search.
+        out: Its folder (``study.db``, checkpoints, ``tune.json``, ``tune.md``).
+        log: Where one line per trial goes (``None`` = silent).
+        dataset / text_emb: In-memory data and embeddings instead of the experiment's (tests).
+    """
+    import optuna
+
+    from . import pipeline
+
+    log = log or (lambda *a, **k: None)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    base = experiment_config(tune, extra=[] if load_config(tune.experiment, tune.sets).checkpoint_dir
+                             else [f"checkpoint_dir={out / 'checkpoints'}"])
+    flat = flatten(base.for_method(tune.method).to_dict())  # the values the experiment trains it with
+    for p in tune.space:
+        if p.key not in flat:
+            raise ConfigError(f"space.{p.key}: not a key of the experiment {tune.experiment}")
+    device = select_device(base.device)
+    prepared = pipeline.collect(base, dataset=dataset, text_emb=text_emb)
+    knowledge = None
+    if base.needs_source_model:
+        log(f"[tune] pretraining θ_s once for every trial (seed {tune.seed})")
+        knowledge = pipeline.extract(base, prepared, pipeline.pretrain(base, prepared, tune.seed))
+
+    def objective(trial) -> float:
+        values = {p.key: p.suggest(trial) for p in tune.space}
+        config = experiment_config(tune, values, extra=[f"checkpoint_dir={base.checkpoint_dir}"]).for_method(tune.method)
+        ckpt = out / "trials" / hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+        seed_everything(tune.seed)
+        train = config.train_config(tune.seed)
+        t0 = time.perf_counter()
+        if tune.method in BASELINES:
+            target = prepared.target
+            trained = train_baseline(tune.method, target, train, model_config=config.model,
+                                     text_emb=prepared.target_emb, checkpoint_dir=ckpt)
+        else:
+            target = prepared.view(VIEWS[tune.method])[0]
+            trained = pipeline.finetune(config, target, pipeline.transfer(config, prepared, knowledge, tune.method),
+                                        tune.seed, ckpt)
+        value = pipeline.validate(config, target, trained).metrics[tune.metric]
+        for k, v in {**pipeline.how_it_ended(trained), "seconds": time.perf_counter() - t0}.items():
+            trial.set_user_attr(k, v)
+        log(f"[tune {tune.name}] trial {trial.number}: "
+            + ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+            + f" -> valid {tune.metric} {value:.4f} ({trial.user_attrs['epochs']} epochs, "
+              f"{trial.user_attrs['stop_reason']})")
+        return float(value)
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=tune.name, direction="maximize", load_if_exists=True,
+                                storage=f"sqlite:///{(out / 'study.db').resolve()}",
+                                sampler=optuna.samplers.TPESampler(seed=tune.seed))
+    states = optuna.trial.TrialState
+    for t in study.get_trials(deepcopy=False, states=(states.RUNNING,)):  # a process stopped mid-trial
+        study.tell(t.number, state=states.FAIL)
+        study.enqueue_trial(t.params, user_attrs={"rerun_of": t.number})
+    if not study.trials:
+        current = {p.key: flat[p.key] for p in tune.space}
+        if all(p.contains(current[p.key]) for p in tune.space):
+            study.enqueue_trial(current, user_attrs={"experiment_values": True})
+        else:
+            log(f"[tune {tune.name}] the experiment's values {current} lie outside the space; not tried first")
+    done = len(study.get_trials(deepcopy=False, states=(states.COMPLETE,)))
+    t_start = time.perf_counter()
+    if done < tune.trials:
+        study.optimize(objective, n_trials=tune.trials - done,
+                       timeout=tune.timeout_minutes * 60 if tune.timeout_minutes else None)
+    result = Search(tune, [{"number": t.number, "state": t.state.name, "params": t.params,
+                            "value": t.value if t.state == states.COMPLETE else None, **t.user_attrs}
+                           for t in study.get_trials(deepcopy=False)])
+    result.info = {"wall_seconds_this_call": time.perf_counter() - t_start, **provenance(device)}
+    result.write(out)
+    return result
+
+
+__all__ = ["KINDS", "Param", "Search", "TuneConfig", "experiment_config", "load_tune_config", "search"]
