@@ -116,3 +116,21 @@ def test_committed_searches_load_and_name_their_best_trial(path):
     assert found.best["value"] == max(t["value"] for t in found.finished)
     assert any(t.get("experiment_values") for t in found.trials)  # the experiment's own values were tried
     assert json.loads(path.read_text())["overrides"] == found.overrides
+
+
+@pytest.mark.slow
+def test_a_search_stopped_mid_way_has_written_what_it_finished(tmp_path, monkeypatch):
+    pytest.importorskip("optuna")
+    real, calls = pipeline.validate, []
+
+    def stop_on_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the process is stopped during the second trial
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "validate", stop_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        search(write_search(tmp_path), tmp_path / "out", dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+    saved = json.loads((tmp_path / "out" / "tune.json").read_text())
+    assert [t["state"] for t in saved["trials"]] == ["COMPLETE"] and saved["best"]["number"] == 0

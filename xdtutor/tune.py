@@ -359,14 +359,19 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
             log(f"[tune {tune.name}] the experiment's values {current} lie outside the space; not tried first")
     done = len(study.get_trials(deepcopy=False, states=(states.COMPLETE,)))
     t_start = time.perf_counter()
+
+    def written(*_) -> Search:  # after every trial, so a stopped search still shows what it finished
+        found = Search(tune, [{"number": t.number, "state": t.state.name, "params": t.params,
+                               "value": t.value if t.state == states.COMPLETE else None, **t.user_attrs}
+                              for t in study.get_trials(deepcopy=False)])
+        found.info = {"wall_seconds_this_call": time.perf_counter() - t_start, **provenance(device)}
+        found.write(out)
+        return found
+
     if done < tune.trials:
-        study.optimize(objective, n_trials=tune.trials - done,
+        study.optimize(objective, n_trials=tune.trials - done, callbacks=[written],
                        timeout=tune.timeout_minutes * 60 if tune.timeout_minutes else None)
-    result = Search(tune, [{"number": t.number, "state": t.state.name, "params": t.params,
-                            "value": t.value if t.state == states.COMPLETE else None, **t.user_attrs}
-                           for t in study.get_trials(deepcopy=False)])
-    result.info = {"wall_seconds_this_call": time.perf_counter() - t_start, **provenance(device)}
-    result.write(out)
+    result = written()
     return result
 
 
