@@ -135,17 +135,24 @@ def test_sampled_ranking_is_a_data_setting_stated_in_the_protocol():
 
 
 def test_per_method_settings_apply_to_their_method_only():
-    config = build_config({**MICRO, "per_method": {"text": {"train.lr": 3e-4, "model.dropout": 0.3},
+    config = build_config({**MICRO, "strategies": ["full_finetune", "lora"], "per_method": {"text": {"train.lr": 3e-4, "model.dropout": 0.3},
                                                    "lora": {"transfer.lora_rank": 4}}})
     text, lora = config.for_method("text"), config.for_method("lora")
     assert (text.train.lr, text.model.dropout, text.transfer.lora_rank) == (3e-4, 0.3, 2)
     assert (lora.train.lr, lora.model.dropout, lora.transfer.lora_rank) == (1e-3, 0.0, 4)
-    assert config.for_method("sasrec") is config and text.per_method == {}
-    errors = {"per_method.lora.model.dropout: 'lora' may set train.\\*, transfer.\\* only": {"lora": {"model.dropout": 0.1}},
+    assert config.for_method("sasrec") is config and text.per_method == {} and isinstance(hash(config), int)
+    errors = {"per_method.lora.model.dropout: 'lora' may set dotted keys of train.\\*, transfer.\\* only": {"lora": {"model.dropout": 0.1}},
               "per_method.text: unknown config key.*train.lrr": {"text": {"train.lrr": 1.0}},
               "per_method.text: train.lr must be positive": {"text": {"train.lr": -1.0}},
               "per_method: unknown method 'magic'": {"magic": {"train.lr": 1.0}},
-              "per_method.text must map config keys to values": {"text": 3}}
+              "per_method.text must map dotted config keys to values": {"text": 3},
+              # a nested section would replace the whole of train: dotted keys only
+              "per_method.text.train: 'text' may set dotted keys": {"text": {"train": {"lr": 1.0}}},
+              # values are typed as YAML read them, never re-read from a string
+              "per_method.text: train.lr must be a number, got the string": {"text": {"train.lr": "0.001"}},
+              "per_method.text.model.max_len: one value for the whole experiment": {"text": {"model.max_len": 20}},
+              "per_method.popularity: 'popularity' trains nothing": {"popularity": {"train.lr": 1.0}},
+              "per_method.transductive: this config never trains": {"transductive": {"train.lr": 1.0}}}
     for message, bad in errors.items():
         with pytest.raises(ConfigError, match=message):
             build_config({**MICRO, "per_method": bad})

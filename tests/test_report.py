@@ -126,3 +126,14 @@ def test_publish_keeps_the_notes_of_the_committed_file(tmp_path):
     assert {"k2f.json", "k2f.md", "k2f.metrics.png"} <= names
     text = (tmp_path / "k2f.md").read_text()
     assert "old table" not in text and text.rstrip().endswith("- written by a person")
+
+
+def test_markdown_report_names_each_methods_own_settings():
+    from test_experiment import MICRO
+    from xdtutor.experiment import build_config
+
+    own = Results(build_config({**MICRO, "strategies": ["full_finetune"], "baselines": ["text"],
+                                "per_method": {"text": {"train.lr": 3e-4, "model.dropout": 0.3}}}))
+    assert "- per-method settings (over the shared ones): text: train.lr=0.0003, model.dropout=0.3" in markdown(own)
+    shared = Results(build_config({**MICRO, "strategies": ["full_finetune"], "baselines": ["text"]}))
+    assert "per-method" not in markdown(shared)

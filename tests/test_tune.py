@@ -63,6 +63,22 @@ def test_bad_searches_are_errors_naming_the_key(tmp_path):
     tune = write_search(tmp_path, space={"train.lr_typo": {"float": [0.1, 0.2]}})
     with pytest.raises(ConfigError, match="space.train.lr_typo: not a key"):
         search(tune, tmp_path / "out", dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+    with pytest.raises(ConfigError, match="space.model.max_len: one value for the whole experiment"):
+        write_search(tmp_path, method="sasrec", space={"model.max_len": {"int": [10, 50]}})
+    with pytest.raises(ConfigError, match="metric must be recall@K"):
+        write_search(tmp_path, metric="auc")
+
+
+def test_a_value_the_config_refuses_is_an_error_before_pretraining(tmp_path, monkeypatch):
+    pytest.importorskip("optuna")
+
+    def no_pretraining(*args, **kwargs):
+        raise AssertionError("pretrained before checking the space")
+
+    monkeypatch.setattr(pipeline, "pretrain", no_pretraining)
+    tune = write_search(tmp_path, space={"train.epochs": {"float": [1, 3]}})  # epochs is an integer
+    with pytest.raises(ConfigError, match="space.train.epochs: the value 1.0 is refused.*must be an integer"):
+        search(tune, tmp_path / "out", dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
 
 
 @pytest.mark.slow
@@ -80,7 +96,8 @@ def test_search_tries_the_experiments_values_first_and_never_reads_test(tmp_path
     assert found.best["value"] == max(t["value"] for t in found.trials)
     assert all(t["stop_reason"] and t["epochs"] >= 1 for t in found.trials)
     saved = json.loads((tmp_path / "out" / "tune.json").read_text())
-    assert saved["overrides"] == [f"{k}={json.dumps(v)}" for k, v in found.best["params"].items()]
+    assert saved["per_method"] == {"full_finetune": found.best["params"]} == found.per_method
+    assert saved["info"]["experiment_config"]["strategies"] == ["full_finetune"]
     assert saved["metric"] == "valid ndcg@10" and saved["budget"]["trials"] == 3
     assert "| 0 (experiment's values) |" in (tmp_path / "out" / "tune.md").read_text()
     again = type(found).load(tmp_path / "out" / "tune.json")
@@ -115,7 +132,7 @@ def test_committed_searches_load_and_name_their_best_trial(path):
     found = Search.load(path)
     assert found.best["value"] == max(t["value"] for t in found.finished)
     assert any(t.get("experiment_values") for t in found.trials)  # the experiment's own values were tried
-    assert json.loads(path.read_text())["overrides"] == found.overrides
+    assert json.loads(path.read_text())["per_method"] == found.per_method
 
 
 @pytest.mark.slow
@@ -134,3 +151,25 @@ def test_a_search_stopped_mid_way_has_written_what_it_finished(tmp_path, monkeyp
         search(write_search(tmp_path), tmp_path / "out", dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
     saved = json.loads((tmp_path / "out" / "tune.json").read_text())
     assert [t["state"] for t in saved["trials"]] == ["COMPLETE"] and saved["best"]["number"] == 0
+
+
+@pytest.mark.slow
+def test_an_interrupted_first_trial_keeps_its_label_and_a_changed_setup_is_refused(tmp_path, monkeypatch):
+    pytest.importorskip("optuna")
+    real = pipeline.validate
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt  # stopped during the experiment's-values trial
+
+    monkeypatch.setattr(pipeline, "validate", stop)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        search(write_search(tmp_path, trials=1), out, dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+    monkeypatch.setattr(pipeline, "validate", real)
+    found = search(write_search(tmp_path, trials=1), out, dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+    assert [t["state"] for t in found.trials] == ["FAIL", "COMPLETE"]
+    assert found.experiment_values is found.trials[1] and found.trials[1]["rerun_of"] == 0
+    with pytest.raises(ConfigError, match="holds a search of another setup.*train.epochs"):
+        (tmp_path / "micro.yaml").write_text(yaml.safe_dump({**MICRO, "train": {**MICRO["train"], "epochs": 3}}))
+        tune = load_tune_config(tmp_path / "search.yaml")
+        search(tune, out, dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)

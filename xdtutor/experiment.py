@@ -174,7 +174,7 @@ class ExperimentConfig:
     source_eval_users: int | None = 2000
     checkpoint_dir: str | None = None
     tracking: str = "none"
-    per_method: dict = field(default_factory=dict)
+    per_method: dict = field(default_factory=dict, hash=False)  # a dict: left out of the hash
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -190,15 +190,24 @@ class ExperimentConfig:
         check(self.tracking in TRACKING_BACKENDS, f"tracking must be one of {TRACKING_BACKENDS}, got {self.tracking!r}")
         check(self.source_eval_users is None or self.source_eval_users > 0,
               f"source_eval_users must be positive or null, got {self.source_eval_users}")
+        trained = {*self.strategies, *self.baselines}
+        if self.cold_start.fractions:
+            trained |= {self.cold_start.strategy, *self.cold_start.baselines}
         for method, sets in self.per_method.items():
             check(method in STRATEGIES or method in BASELINES,
                   f"per_method: unknown method {method!r}; choose from {(*BASELINES, *STRATEGIES)}")
-            check(isinstance(sets, dict) and sets, f"per_method.{method} must map config keys to values")
+            check(method not in ("popularity", "zero_shot"), f"per_method.{method}: {method!r} trains nothing")
+            check(method in trained, f"per_method.{method}: this config never trains {method!r} "
+                  "(not in strategies, baselines or the cold-start curve), so its settings would be ignored")
+            check(isinstance(sets, dict) and sets, f"per_method.{method} must map dotted config keys to values")
             allowed = method_sections(method)
             for key in sets:
-                check(key.split(".")[0] in allowed, f"per_method.{method}.{key}: {method!r} may set "
-                      f"{', '.join(s + '.*' for s in allowed)} only"
+                check(isinstance(key, str) and "." in key and key.split(".")[0] in allowed,
+                      f"per_method.{method}.{key}: {method!r} may set dotted keys of "
+                      f"{', '.join(s + '.*' for s in allowed)} only, e.g. train.lr"
                       + (" (its model is θ_s's)" if allowed == ("train", "transfer") else ""))
+                check(key not in FIXED_PER_EXPERIMENT, f"per_method.{method}.{key}: one value for the whole "
+                      f"experiment ({FIXED_PER_EXPERIMENT[key] if key in FIXED_PER_EXPERIMENT else ''})")
             self.for_method(method)  # an unknown key or a bad value is an error now, not when it trains
 
     def for_method(self, name: str) -> "ExperimentConfig":
@@ -207,8 +216,10 @@ class ExperimentConfig:
         if not sets:
             return self
         raw = {**self.to_dict(), "per_method": {}}
+        for key, value in sets.items():  # values as given: YAML typed them, nothing re-reads a string
+            set_dotted(raw, key, value)
         try:
-            return build_config(raw, list(sets.items()), where=f"per_method.{name}")
+            return build_config(raw, where=f"per_method.{name}")
         except ConfigError as exc:
             message = str(exc)
             raise ConfigError(message if message.startswith("per_method") else f"per_method.{name}: {message}") from None
@@ -236,6 +247,10 @@ class ExperimentConfig:
             for key in DERIVED:
                 d[section].pop(key, None)
         return d
+
+
+#: Keys one method cannot set for itself: evaluation pads every history to the protocol's length.
+FIXED_PER_EXPERIMENT = {"model.max_len": "every model is evaluated on histories of the protocol's length"}
 
 
 def method_sections(method: str) -> tuple[str, ...]:

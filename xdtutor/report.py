@@ -260,6 +260,9 @@ def markdown(res: Results, overrides: list[str] = ()) -> str:
              f"{info.get('torch_threads')} torch threads); wall time: {info.get('wall_seconds', 0):.0f} s"
              + (f" ({len(parts)} parts side by side, {info['compute_seconds']:.0f} s summed)" if parts else ""),
              f"- seeds: {info.get('seeds')}; scale: {res.config.scale}; overrides: {' '.join(overrides) or '-'}",
+             *(["- per-method settings (over the shared ones): " + "; ".join(
+                 f"{m}: " + ", ".join(f"{k}={v}" for k, v in sets.items()) for m, sets in res.config.per_method.items())]
+               if res.config.per_method else []),
              f"- {info.get('protocol_line', '')}", ""]
     if res.source_runs:
         lines += ["Source pretraining: " + "; ".join(

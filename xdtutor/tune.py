@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ import yaml
 
 from .baselines import BASELINES, train_baseline
 from .config import ConfigError, check, check_types, flatten
-from .experiment import ExperimentConfig, load_config, method_sections
+from .experiment import FIXED_PER_EXPERIMENT, NOT_RESULTS, ExperimentConfig, load_config, method_sections
 from .provenance import provenance
 from .transfer import STRATEGIES, VIEWS
 from .utils import atomic_write, seed_everything, select_device
@@ -124,11 +125,15 @@ class TuneConfig:
         check(self.trials >= 1, f"trials must be >= 1, got {self.trials}")
         check(self.timeout_minutes is None or self.timeout_minutes > 0,
               f"timeout_minutes must be positive or null, got {self.timeout_minutes}")
+        check(bool(re.fullmatch(r"(recall|ndcg|mrr|hr)@\d+", self.metric)),
+              f"metric must be recall@K, ndcg@K, mrr@K or hr@K, got {self.metric!r}")
         allowed = method_sections(self.method)  # θ_s is pretrained once for every trial
         for p in self.space:
             check(p.key.split(".")[0] in allowed, f"space.{p.key}: {self.method!r} may search "
                   f"{', '.join(s + '.*' for s in allowed)} only"
                   + (" (its model is θ_s's, pretrained once for every trial)" if "model" not in allowed else ""))
+            check(p.key not in FIXED_PER_EXPERIMENT, f"space.{p.key}: one value for the whole experiment "
+                  f"({FIXED_PER_EXPERIMENT.get(p.key)})")
 
 
 def load_tune_config(path: str | Path) -> TuneConfig:
@@ -202,12 +207,16 @@ class Search:
         return max(self.finished, key=lambda t: (t["value"], -t["number"]))
 
     @property
-    def overrides(self) -> list[str]:
-        """The best values as ``--set key=value`` overrides."""
-        return [f"{k}={json.dumps(v)}" for k, v in self.best["params"].items()]
+    def per_method(self) -> dict:
+        """The best values as the experiment config's ``per_method`` entry of the method."""
+        return {self.config.method: dict(self.best["params"])}
+
+    @property
+    def experiment_values(self) -> dict | None:
+        """The finished trial that used the experiment's own values (``None`` if none finished)."""
+        return next((t for t in self.finished if t.get("experiment_values")), None)
 
     def to_dict(self) -> dict:
-        base = next((t for t in self.trials if t.get("experiment_values")), None)
         return {"name": self.config.name, "experiment": self.config.experiment, "method": self.config.method,
                 "metric": f"valid {self.config.metric}", "sets": list(self.config.sets),
                 "space": [{"key": p.key, "kind": p.kind, "low": p.low, "high": p.high, "choices": list(p.choices)}
@@ -215,7 +224,7 @@ class Search:
                 "budget": {"trials": self.config.trials, "timeout_minutes": self.config.timeout_minutes},
                 "sampler": f"optuna TPESampler(seed={self.config.seed})", "seed": self.config.seed,
                 "trials": self.trials, "best": self.best if self.finished else None,
-                "experiment_values": base, "overrides": self.overrides if self.finished else [],
+                "experiment_values": self.experiment_values, "per_method": self.per_method if self.finished else {},
                 "info": self.info}
 
     def frame(self):
@@ -252,7 +261,8 @@ class Search:
             lines.append(f"| {t['number']}{mark} | " + " | ".join(_fmt(t["params"].get(k)) for k in keys)
                          + f" | {value} | {t.get('epochs', '')} ({t.get('best_epoch', '')}) | {t.get('stop_reason', '')} |")
         if self.finished:
-            lines += ["", f"Best: trial {self.best['number']}, `" + " ".join(f"--set {o}" for o in self.overrides) + "`"]
+            lines += ["", f"Best: trial {self.best['number']}; in the experiment config:", "", "```yaml",
+                      yaml.safe_dump({"per_method": self.per_method}, default_flow_style=None).strip(), "```"]
         return "\n".join(lines) + "\n"
 
     def write(self, out: str | Path) -> Path:
@@ -276,17 +286,31 @@ def _fmt(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def experiment_config(tune: TuneConfig, values: Mapping[str, Any] = {}, extra: Iterable[str] = ()) -> ExperimentConfig:
+def experiment_config(tune: TuneConfig, values: Mapping[str, Any] = {},
+                      extra: Iterable[str | tuple[str, Any]] = ()) -> ExperimentConfig:
     """The experiment with only ``tune.method`` on the menu and one seed; ``values`` become the
     method's own settings (``per_method``), over any the experiment already gives it."""
+    full = load_config(tune.experiment, [*tune.sets, *extra])  # the experiment as it would run (validated)
+    own = {**full.per_method.get(tune.method, {}), **values}
     only = (["strategies=[]", f"baselines=[{tune.method}]"] if tune.method in BASELINES
             else [f"strategies=[{tune.method}]", "baselines=[]"])
-    sets = [*tune.sets, *only, f"seeds=[{tune.seed}]", "cold_users.mappings=[]", "cold_start.fractions=[]", *extra]
-    config = load_config(tune.experiment, sets)
-    if not values:
-        return config
-    own = {**config.per_method.get(tune.method, {}), **values}
-    return load_config(tune.experiment, [*sets, ("per_method", {**config.per_method, tune.method: own})])
+    return load_config(tune.experiment, [*tune.sets, *only, f"seeds=[{tune.seed}]", "cold_users.mappings=[]",
+                                         "cold_start.fractions=[]", *extra,
+                                         ("per_method", {tune.method: own} if own else {})])
+
+
+def _bounds(p: Param) -> list:
+    """The values at the edges of ``p``'s range (every value for a choice), typed as a trial gives them."""
+    if p.kind == "choice":
+        return list(p.choices)
+    return [int(p.low), int(p.high)] if p.kind == "int" else [float(p.low), float(p.high)]
+
+
+def _fingerprint(tune: TuneConfig, base: ExperimentConfig) -> dict:
+    """What the trials of a search depend on; a study folder holds the search of one fingerprint."""
+    config = {k: v for k, v in flatten(base.to_dict()).items() if k not in NOT_RESULTS and k != "checkpoint_dir"}
+    return {"config": config, "method": tune.method, "metric": tune.metric, "seed": tune.seed,
+            "space": [[p.key, p.kind, p.low, p.high, list(p.choices)] for p in tune.space]}
 
 
 def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None = LOG.info,
@@ -306,14 +330,23 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
     log = log or (lambda *a, **k: None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    base = experiment_config(tune, extra=[] if load_config(tune.experiment, tune.sets).checkpoint_dir
-                             else [f"checkpoint_dir={out / 'checkpoints'}"])
+    own_dir = [] if load_config(tune.experiment, tune.sets).checkpoint_dir else [("checkpoint_dir", str(out / "checkpoints"))]
+    base = experiment_config(tune, extra=own_dir)
     flat = flatten(base.for_method(tune.method).to_dict())  # the values the experiment trains it with
     for p in tune.space:
         if p.key not in flat:
             raise ConfigError(f"space.{p.key}: not a key of the experiment {tune.experiment}")
+        for value in _bounds(p):  # a value the config refuses is an error now, not after pretraining
+            try:
+                experiment_config(tune, {p.key: value}, extra=own_dir)
+            except ConfigError as exc:
+                raise ConfigError(f"space.{p.key}: the value {value!r} is refused: {exc}") from None
     device = select_device(base.device)
     prepared = pipeline.collect(base, dataset=dataset, text_emb=text_emb)
+    if tune.metric not in {f"{m}@{k}" for m in ("recall", "ndcg", "mrr", "hr") for k in prepared.target.protocol.ks}:
+        raise ConfigError(f"metric: {tune.metric!r} is not computed (protocol ks {list(prepared.target.protocol.ks)})")
+    fingerprint = _fingerprint(tune, base)
+    key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
     knowledge = None
     if base.needs_source_model:
         log(f"[tune] pretraining θ_s once for every trial (seed {tune.seed})")
@@ -321,8 +354,9 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
 
     def objective(trial) -> float:
         values = {p.key: p.suggest(trial) for p in tune.space}
-        config = experiment_config(tune, values, extra=[f"checkpoint_dir={base.checkpoint_dir}"]).for_method(tune.method)
-        ckpt = out / "trials" / hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+        config = experiment_config(tune, values, extra=[("checkpoint_dir", base.checkpoint_dir)]).for_method(tune.method)
+        # a folder per setup and values: an interrupted trial resumes from its own checkpoints only
+        ckpt = out / "trials" / hashlib.sha256(json.dumps([key, values], sort_keys=True).encode()).hexdigest()[:12]
         seed_everything(tune.seed)
         train = config.train_config(tune.seed)
         t0 = time.perf_counter()
@@ -348,9 +382,22 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
                                 storage=f"sqlite:///{(out / 'study.db').resolve()}",
                                 sampler=optuna.samplers.TPESampler(seed=tune.seed))
     states = optuna.trial.TrialState
-    for t in study.get_trials(deepcopy=False, states=(states.RUNNING,)):  # a process stopped mid-trial
+    stored = study.user_attrs.get("fingerprint")
+    if stored is None and not study.trials:
+        study.set_user_attr("fingerprint", fingerprint)
+    elif stored != fingerprint:
+        old, new = flatten(stored or {}), flatten(fingerprint)
+        differs = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise ConfigError(f"--out {out} holds a search of another setup (differs in {differs[:8]}); "
+                          "choose another folder or remove it")
+    # a process killed mid-trial leaves it RUNNING, an interrupted or crashed one FAIL (Optuna re-raises
+    # the objective's errors, so no FAIL comes from a search that went on): each is run again, once
+    for t in study.get_trials(deepcopy=False, states=(states.RUNNING,)):
         study.tell(t.number, state=states.FAIL)
-        study.enqueue_trial(t.params, user_attrs={"rerun_of": t.number})
+    queued = {t.user_attrs.get("rerun_of") for t in study.get_trials(deepcopy=False)}
+    for t in study.get_trials(deepcopy=False, states=(states.FAIL,)):
+        if t.number not in queued:
+            study.enqueue_trial(t.params, user_attrs={**t.user_attrs, "rerun_of": t.number})
     if not study.trials:
         current = {p.key: flat[p.key] for p in tune.space}
         if all(p.contains(current[p.key]) for p in tune.space):
@@ -364,7 +411,8 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
         found = Search(tune, [{"number": t.number, "state": t.state.name, "params": t.params,
                                "value": t.value if t.state == states.COMPLETE else None, **t.user_attrs}
                               for t in study.get_trials(deepcopy=False)])
-        found.info = {"wall_seconds_this_call": time.perf_counter() - t_start, **provenance(device)}
+        found.info = {"wall_seconds_this_call": time.perf_counter() - t_start, **provenance(device),
+                      "experiment_config": base.for_method(tune.method).to_dict()}
         found.write(out)
         return found
 
