@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -178,7 +179,7 @@ def load_tune_config(path: str | Path) -> TuneConfig:
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k != "space"}
     fields.setdefault("name", path.stem)
     if "experiment" in fields and isinstance(fields["experiment"], str):
-        fields["experiment"] = str(path.parent / fields["experiment"])
+        fields["experiment"] = os.path.normpath(path.parent / fields["experiment"])
     try:
         return TuneConfig(space=tuple(params), **fields)
     except TypeError as exc:  # a required key is missing
