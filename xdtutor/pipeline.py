@@ -139,20 +139,25 @@ def train_and_evaluate(config: ExperimentConfig, prepared: Prepared, knowledge: 
     uninterrupted one. The model trains with its own settings where the config has them
     (``per_method``)."""
     config = config.for_method(name)
-    seed_everything(seed)
-    train = config.train_config(seed)
-    if name in BASELINES:
-        target = prepared.target
-        t = train_baseline(name, target, train, model_config=config.model, text_emb=prepared.target_emb,
-                           checkpoint_dir=checkpoint_dir)
-    else:
-        target = prepared.view(VIEWS[name])[0]  # the target split, or one with source data in it
-        t = finetune(config, target, transfer(config, prepared, knowledge, name), seed, checkpoint_dir)
+    target, t = train_model(config, prepared, knowledge, name, seed, checkpoint_dir)
     valid, test = validate(config, target, t), evaluate(config, target, t)
     results.add(t, seed, test, valid, prepared.dataset.overlap)
     log(f"[{t.kind} seed {seed}] {t.name:<15} valid N@10 {valid.metrics['ndcg@10']:.4f}  "
         f"test N@10 {test.metrics['ndcg@10']:.4f} R@10 {test.metrics['recall@10']:.4f}  "
         f"trainable {t.trainable_params:,}/{t.total_params:,}")
+
+
+def train_model(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledge | None, name: str, seed: int,
+                checkpoint_dir: Path | None = None) -> tuple[SplitDomain, TrainedModel]:
+    """Train one model from the same random state: a baseline on the target split, or a strategy's
+    transfer (5) and fine-tuning (6) on its view of the data. Returns the split it trained on and the model."""
+    seed_everything(seed)
+    if name in BASELINES:
+        return prepared.target, train_baseline(name, prepared.target, config.train_config(seed),
+                                               model_config=config.model, text_emb=prepared.target_emb,
+                                               checkpoint_dir=checkpoint_dir)
+    target = prepared.view(VIEWS[name])[0]  # the target split, or one with source data in it
+    return target, finetune(config, target, transfer(config, prepared, knowledge, name), seed, checkpoint_dir)
 
 
 # ============================================================================ stages 1–2

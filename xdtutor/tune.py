@@ -35,12 +35,12 @@ from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
-from .baselines import BASELINES, train_baseline
+from .baselines import BASELINES
 from .config import ConfigError, check, check_types, flatten
 from .experiment import FIXED_PER_EXPERIMENT, NOT_RESULTS, ExperimentConfig, load_config, method_sections
 from .provenance import provenance
-from .transfer import STRATEGIES, VIEWS
-from .utils import atomic_write, seed_everything, select_device
+from .transfer import STRATEGIES
+from .utils import atomic_write, select_device
 
 LOG = logging.getLogger("xdtutor")
 KINDS = ("float", "log_float", "int", "choice")
@@ -358,17 +358,8 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
         config = experiment_config(tune, values, extra=[("checkpoint_dir", base.checkpoint_dir)]).for_method(tune.method)
         # a folder per setup and values: an interrupted trial resumes from its own checkpoints only
         ckpt = out / "trials" / hashlib.sha256(json.dumps([key, values], sort_keys=True).encode()).hexdigest()[:12]
-        seed_everything(tune.seed)
-        train = config.train_config(tune.seed)
         t0 = time.perf_counter()
-        if tune.method in BASELINES:
-            target = prepared.target
-            trained = train_baseline(tune.method, target, train, model_config=config.model,
-                                     text_emb=prepared.target_emb, checkpoint_dir=ckpt)
-        else:
-            target = prepared.view(VIEWS[tune.method])[0]
-            trained = pipeline.finetune(config, target, pipeline.transfer(config, prepared, knowledge, tune.method),
-                                        tune.seed, ckpt)
+        target, trained = pipeline.train_model(config, prepared, knowledge, tune.method, tune.seed, ckpt)
         value = pipeline.validate(config, target, trained).metrics[tune.metric]
         for k, v in {**pipeline.how_it_ended(trained), "seconds": time.perf_counter() - t0}.items():
             trial.set_user_attr(k, v)
