@@ -10,7 +10,8 @@ from test_results import ROOT, fake
 from xdtutor.experiment import DataConfig
 from xdtutor.published import published_table, published_value
 from xdtutor.report import (budget_note, comparison_text, comparisons_frame, curve_comparisons, curve_points, gain_line,
-                            gain_vs_line, interval_text, keep_notes, markdown, mean_std, publish)
+                            gain_vs_line, interval_text, keep_notes, markdown, mean_std, publish,
+                            setup_differences)
 from xdtutor.results import Results, curve_key
 
 
@@ -100,6 +101,16 @@ def test_budget_note_only_when_a_cap_fired():
     assert budget_note(fake(stops=("", ""), caps=(None, None))) is None  # no caps: nothing to warn about
 
 
+def test_budget_note_names_a_methods_own_time_cap():
+    """A cap set only under ``per_method`` fired: the note says so, with that method's minutes."""
+    res = fake(stops=("patience", "time_limit"), caps=(None, None))
+    res.config = replace(res.config, per_method={"lora": {"train.max_train_minutes": 30}})
+    assert res.time_cap("lora") == 30 and res.time_cap("text") is None and res.time_cap("source") is None
+    note = budget_note(res)
+    assert note is not None and "1 of 2 trainings" in note and "lora (seed 0)" in note
+    assert "each target model no cap; lora 30 min" in note
+
+
 def test_markdown_report_lists_the_published_numbers_of_its_dataset():
     res = fake()
     assert "Published results" not in markdown(res)  # synthetic data: nothing published
@@ -137,3 +148,16 @@ def test_markdown_report_names_each_methods_own_settings():
     assert "- per-method settings (over the shared ones): text: train.lr=0.0003, model.dropout=0.3" in markdown(own)
     shared = Results(build_config({**MICRO, "strategies": ["full_finetune"], "baselines": ["text"]}))
     assert "per-method" not in markdown(shared)
+
+
+def test_setup_differences_name_each_methods_own_settings():
+    """Beside a published setup, the shared dropout and stopping rule are ours only for the methods without
+    their own ``per_method`` values; those are named."""
+    res = fake()
+    shared = setup_differences(res, "unisrec_scientific")["ours"]
+    assert "own settings" not in shared["dropout"] and "own settings" not in shared["stopping rule"]
+    res.config = replace(res.config, per_method={"text": {"model.dropout": 0.3},
+                                                 "lora": {"train.patience": 9, "train.lr": 0.002}})
+    ours = setup_differences(res, "unisrec_scientific")["ours"]
+    assert ours["dropout"] == f"{res.config.model.dropout} (own settings: text: model.dropout=0.3)"
+    assert ours["stopping rule"].endswith("(own settings: lora: train.patience=9)")

@@ -121,21 +121,28 @@ def budget_note(res: Results) -> str | None:
     model did not finish early stopping, and its numbers measure the budget as much as the method.
     """
     caps = res.time_caps()
-    if not any(caps.values()):
+    own = {m: res.time_cap(m) for m in res.config.per_method}  # a method's own cap wins over the shared one
+    own = {m: cap for m, cap in own.items() if cap != caps["train"]}
+    if not any(caps.values()) and not any(own.values()):
         return None
     reasons = res.stop_reasons()
     unknown = reasons.empty or (reasons["stop_reason"] == "?").any()
     capped = reasons[reasons["stop_reason"] == "time_limit"]
     if capped.empty and not unknown:
         return None
+    minutes = (f"source pretraining {_cap(caps['pretrain'])}, each target model {_cap(caps['train'])}"
+               + "".join(f"; {m} {_cap(cap)}" for m, cap in own.items()))
     if capped.empty:  # caps were set but the file does not say what stopped the trainings
-        return (f"> **Time caps were set** (source pretraining {caps['pretrain']} min, each target model "
-                f"{caps['train']} min) and this file does not record what stopped each training, so some "
-                "models may not have converged.")
+        return (f"> **Time caps were set** ({minutes}) and this file does not record what stopped each "
+                "training, so some models may not have converged.")
     names = ", ".join(f"{w} (seed {s})" for w, s in zip(capped["what"], capped["seed"]))
     return (f"> **Time-capped:** {len(capped)} of {len(reasons)} trainings stopped at their time cap "
-            f"(source pretraining {caps['pretrain']} min, each target model {caps['train']} min) before early "
-            f"stopping ended them: {names}. Those numbers measure the compute budget as much as the method.")
+            f"({minutes}) before early stopping ended them: {names}. Those numbers measure the compute budget "
+            "as much as the method.")
+
+
+def _cap(minutes: float | None) -> str:
+    return "no cap" if minutes is None else f"{minutes} min"
 
 
 def text_table(res: Results) -> str:
@@ -443,6 +450,14 @@ def _pooling(encoder) -> str:
     return "pooling and normalisation of its sentence-transformers modules"
 
 
+def _own_settings(config, keys: tuple[str, ...]) -> str:
+    """``" (own settings: text: model.dropout=0.1)"`` for the methods whose ``per_method`` entry sets one of
+    ``keys`` (the shared value above does not describe them), else ``""``."""
+    own = [f"{m}: " + ", ".join(f"{k}={v}" for k, v in sets.items() if k in keys)
+           for m, sets in config.per_method.items() if any(k in keys for k in sets)]
+    return f" (own settings: {'; '.join(own)})" if own else ""
+
+
 def setup_differences(res: Results, source: str) -> pd.DataFrame:
     """Our run's setup next to a published source's (``published.yaml`` ``settings``), aspect by aspect.
 
@@ -462,11 +477,11 @@ def setup_differences(res: Results, source: str) -> pd.DataFrame:
         "text encoder": f"{res.info.get('encoder_id', c.encoder.model)}, {_pooling(c.encoder)}, up to "
                         f"{c.encoder.max_tokens} tokens, frozen",
         "hidden size": f"{m.hidden} (feed-forward {4 * m.hidden}), {m.n_layers} layers, {m.n_heads} heads",
-        "dropout": f"{m.dropout}",
+        "dropout": f"{m.dropout}" + _own_settings(c, ("model.dropout",)),
         "item adaptor": m.adaptor,
         "scores": f"{m.similarity}" + (f" / {m.temperature}" if m.similarity == "cos" else "")
                   + f", softmax over {'the batch' if tr.negatives == 'in_batch' else 'all items'}",
-        "stopping rule": stop,
+        "stopping rule": stop + _own_settings(c, ("train.patience", "train.epochs", "train.max_train_minutes")),
         "pretraining data": f"{sources_line}; at most {pre.epochs} epochs"
                             + (f", {pre.max_train_minutes}-min cap" if pre.max_train_minutes else "")
                             + f", batch {pre.batch_size}, softmax over "

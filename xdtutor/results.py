@@ -312,8 +312,18 @@ class Results:
         return pd.DataFrame(rows, columns=["what", "seed", "stop_reason", "epochs", "best_epoch", "seconds"])
 
     def time_caps(self) -> dict[str, float | None]:
-        """The time caps (minutes) the source and target trainings ran under."""
+        """The shared time caps (minutes) of source pretraining and of the target trainings
+        (a method's ``per_method`` cap, if any, is :meth:`time_cap`'s)."""
         return {s: getattr(self.config, s).max_train_minutes for s in ("pretrain", "train")}
+
+    def time_cap(self, what: str) -> float | None:
+        """The cap (minutes) training ``what`` ran under: ``"source"`` (pretraining) or a method,
+        whose own ``per_method`` setting wins over the shared one."""
+        if what == "source":
+            return self.config.pretrain.max_train_minutes
+        if what not in self.config.per_method:  # also names no longer in the config (older files)
+            return self.config.train.max_train_minutes
+        return self.config.for_method(what).train.max_train_minutes
 
     # ------------------------------------------------------------------ files
 
