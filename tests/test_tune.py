@@ -44,6 +44,11 @@ def test_a_bad_search_file_is_a_one_line_error(tmp_path, capsys):
     assert cli.main(["tune", str(bad)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bad.yaml" in err and "space.train.lr: float needs [low, high]" in err
+    bad.write_text("name: x\nspace: {train.lr: [\n")  # YAML that does not parse: its line is named
+    with pytest.raises(ConfigError, match="bad.yaml, line 3: invalid YAML"):
+        load_tune_config(bad)
+    with pytest.raises(ConfigError, match="missing.yaml: cannot read the search"):
+        load_tune_config(tmp_path / "missing.yaml")
 
 
 def test_bad_searches_are_errors_naming_the_key(tmp_path):

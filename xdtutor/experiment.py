@@ -324,6 +324,27 @@ def _reject_moved_and_derived(raw: Mapping[str, Any], where: str) -> None:
                                   f"from {source!r}; set that instead")
 
 
+def read_yaml_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """The mapping one YAML file holds (``extends`` not resolved).
+
+    Raises:
+        ConfigError: Invalid YAML (with its line), an unreadable file (``what`` names it in the
+            message) or a top level that is not a mapping.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: invalid YAML ({exc})") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return raw
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The mapping a config file describes, with ``extends`` resolved (parents first).
 
@@ -339,17 +360,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         if resolved in chain:
             raise ConfigError(f"{path}: 'extends' loops ({' -> '.join(map(str, chain + [resolved]))})")
         chain.append(resolved)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f", line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}{line}: invalid YAML ({exc})") from exc
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the config ({exc.strerror})") from exc
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping")
-        merged = _merge(raw, merged)
+        merged = _merge(read_yaml_mapping(path), merged)
         parent = merged.pop("extends", None)
         if parent is None:
             return merged

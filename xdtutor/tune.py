@@ -37,7 +37,8 @@ import yaml
 
 from .baselines import BASELINES
 from .config import ConfigError, check, check_types, flatten
-from .experiment import FIXED_PER_EXPERIMENT, NOT_RESULTS, ExperimentConfig, load_config, method_sections
+from .experiment import (FIXED_PER_EXPERIMENT, NOT_RESULTS, ExperimentConfig, load_config, method_sections,
+                         read_yaml_mapping)
 from .provenance import provenance
 from .transfer import STRATEGIES
 from .utils import atomic_write, select_device
@@ -145,15 +146,7 @@ def load_tune_config(path: str | Path) -> TuneConfig:
         ConfigError: Unknown keys, a malformed space entry or invalid values (the key named).
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"{path}{f', line {mark.line + 1}' if mark else ''}: invalid YAML ({exc})") from exc
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the search ({exc.strerror})") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
+    raw = read_yaml_mapping(path, "search")
     known = {"name", "experiment", "method", "space", "trials", "seed", "sets", "timeout_minutes", "metric"}
     unknown = sorted(set(raw) - known)
     if unknown:
