@@ -26,8 +26,8 @@ def test_gain_lines():
     res.rows = []
     assert gain_line(res) == "no gain computed"
     assert gain_vs_line(fake(), "popularity") == ("best transfer **lora** NDCG@10 0.0400 vs popularity target-only "
-                                                  "0.0200 (**+100.0%**; older file without per-user rows: one seed, "
-                                                  "no interval: no detectable difference)")
+                                                  "0.0200 (**+100.0%**; older file without per-user rows: one seed: "
+                                                  "no interval, so no verdict on the difference)")
     assert gain_vs_line(fake(), "missing") == "no missing baseline in this run"
 
 

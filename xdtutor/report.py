@@ -42,7 +42,7 @@ def mean_std(mean: float, std: float, digits: int = 4) -> str:
 def seed_interval_text(c: dict) -> str:
     """``"95 % interval over 3 seeds [low, high]: verdict"`` for a :meth:`Results.seed_difference` result."""
     if math.isnan(c["diff_low"]):
-        return f"one seed, no interval: {verdict(c)}"
+        return "one seed: no interval, so no verdict on the difference"
     return (f"{c['level']:.0%} interval over {c['seeds']} seeds (seed variation only) "
             f"[{c['diff_low']:+.4f}, {c['diff_high']:+.4f}]: {verdict(c)}").replace("%", " %", 1)
 

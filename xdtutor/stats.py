@@ -148,10 +148,11 @@ def seed_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95)
 
 
 def verdict(c: dict) -> str:
-    """``"higher"``, ``"lower"`` or ``"no detectable difference"`` from a :func:`paired_difference` or
-    :func:`seed_difference` result (no interval, e.g. one seed: no detectable difference)."""
+    """``"higher"``, ``"lower"`` or ``"no detectable difference"`` (the interval contains 0) from a
+    :func:`paired_difference` or :func:`seed_difference` result; ``"no interval"`` where none could be
+    computed (one seed): nothing is said about the difference then, not even "no detectable" one."""
     if c["diff_low"] is None or math.isnan(c["diff_low"]):
-        return "no detectable difference"
+        return "no interval"
     if c["diff_low"] > 0:
         return "higher"
     if c["diff_high"] < 0:
