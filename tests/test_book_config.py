@@ -286,6 +286,21 @@ def test_run_yourself_is_in_the_toc_and_its_commands_exist():
         assert section in page, section
 
 
+def test_the_colab_cell_names_the_built_repository_or_asks_for_it(links):
+    """The Colab install cell has no placeholder repository: a build with the URL set writes it into the
+    cell; without it the cell stops with a one-line request to paste the URL."""
+    page = (BOOK / "run_yourself.md").read_text(encoding="utf-8")
+    assert links.REPO_LINE in page and "OWNER" not in page.split("(run-colab)=")[1].split("(run-binder)=")[0]
+    assert 'raise SystemExit("Set REPO: the repository URL' in page
+    filled = links.fill_repository(page, URL)
+    assert f'REPO = "{URL}"' in filled and links.REPO_LINE not in filled
+    assert links.fill_repository(page, None) == page
+    app = SimpleNamespace(config=SimpleNamespace(html_theme_options={"repository_url": URL}))
+    source = [page]
+    links.fill_repository_in_source(app, "run_yourself", source)
+    assert source[0] == filled
+
+
 #: Characters of code that fit the article column of a 1280-pixel window (code at 0.8rem,
 #: book/_static/code.css); tests/test_book.py measures the rendered pages in a browser.
 CODE_WIDTH = 84

@@ -161,3 +161,20 @@ def test_setup_differences_name_each_methods_own_settings():
     ours = setup_differences(res, "unisrec_scientific")["ours"]
     assert ours["dropout"] == f"{res.config.model.dropout} (own settings: text: model.dropout=0.3)"
     assert ours["stopping rule"].endswith("(own settings: lora: train.patience=9)")
+
+
+def test_runs_made_before_the_source_cut_say_so():
+    """The two format-1 Kitchen → Food files were made while pretraining read whole source sequences:
+    their report, and the README line built from them, say that their transfer gains may be optimistic."""
+    from xdtutor.docs import _caveat
+    from xdtutor.report import protocol_caveat
+
+    old = Results.load(ROOT / "results" / "kitchen_to_food.json")
+    new = Results.load(ROOT / "results" / "kitchen_to_food_converged.json")
+    assert protocol_caveat(old).startswith("> **Made before a protocol fix.**")
+    assert protocol_caveat(new) is None and _caveat(new) == ""
+    assert protocol_caveat(old) in markdown(old) and "Made before a protocol fix" not in markdown(new)
+    assert "may be optimistic" in _caveat(old)
+    assert "Cold users, **older protocol**" in markdown(old)  # its cold users were not cold
+    cold = Results.load(ROOT / "results" / "cold_start.json")
+    assert "older protocol" not in markdown(cold) and "none of their target interactions" in markdown(cold)

@@ -18,7 +18,7 @@ import json
 import re
 from pathlib import Path
 
-from .report import comparison_text, curve_comparisons, interval_text
+from .report import comparison_text, curve_comparisons, interval_text, protocol_caveat
 from .results import Results, find_results
 
 PAGES = ("README.md", "book/10_faq.md")
@@ -42,6 +42,12 @@ def _gain(res: Results, g: dict | None, what: str) -> str:
     return f"{what} {_pct(g['relative_gain'])} ({comparison_text(res, g['best_transfer'], vs)})"
 
 
+def _caveat(res: Results) -> str:
+    """``"; made before …"`` for a run whose protocol has since been corrected (report.protocol_caveat)."""
+    return ("; made before the fix that cuts source sequences for pretraining, so transfer gains may be "
+            "optimistic") if protocol_caveat(res) else ""
+
+
 def _findings(root: Path) -> str:
     k2f, long, conv, sci = (_latest(root, n) for n in ("kitchen_to_food", "kitchen_to_food_long",
                                                        "kitchen_to_food_converged", "sources_to_scientific"))
@@ -51,12 +57,13 @@ def _findings(root: Path) -> str:
     if k2f is not None:
         caps = k2f.time_caps()
         lines.append(f"- **Kitchen → Food** (`results/kitchen_to_food.md`, {len(k2f.config.seeds)} seed(s), "
-                     f"{caps['train'] or 'no'}-min cap per model, {k2f.info.get('device_name')}): "
+                     f"{caps['train'] or 'no'}-min cap per model, {k2f.info.get('device_name')}{_caveat(k2f)}): "
                      + _gain(k2f, k2f.gain_vs("text"), f"best transfer ({k2f.best('transfer')[0]}) vs the same model "
                              "trained on Food only") + "; "
                      + _gain(k2f, k2f.gain(), f"vs the best target-only baseline ({k2f.best('baseline')[0]})") + ".")
     if long is not None:
-        lines.append(f"- **Longer budget** (`results/kitchen_to_food_long.md`, {long.time_caps()['train']}-min cap): "
+        lines.append(f"- **Longer budget** (`results/kitchen_to_food_long.md`, {long.time_caps()['train']}-min cap"
+                     f"{_caveat(long)}): "
                      + _gain(long, long.gain(), f"{long.best('transfer')[0]} vs {long.best('baseline')[0]}") + "; "
                      + _gain(long, long.gain_vs("text"), "vs text-only") + ".")
     if conv is not None:
