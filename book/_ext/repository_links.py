@@ -98,6 +98,22 @@ def substitution(url: str | None) -> str:
     return f"[{url}]({url})" if url else NOT_SET
 
 
+#: The "Run it yourself" page's Colab cell names the repository on this line; a build with the URL set
+#: fills it in, a build without it leaves the empty string, which the cell's next line turns into a
+#: one-line request to paste the URL (never a placeholder repository).
+REPO_LINE = 'REPO = ""  # the repository URL at the top of this page'
+
+
+def fill_repository(source: str, url: str | None) -> str:
+    """``source`` with :data:`REPO_LINE` naming ``url`` (unchanged when ``url`` is ``None``)."""
+    return source.replace(REPO_LINE, f'REPO = "{url}"  # this book\'s repository') if url else source
+
+
+def fill_repository_in_source(app, docname, source: list) -> None:
+    """``source-read``: every page's copy of :data:`REPO_LINE` gets this build's repository URL."""
+    source[0] = fill_repository(source[0], repository_url(app.config.html_theme_options or {}))
+
+
 def apply_repository_setting(app, config) -> None:
     """``config-inited``: decide the buttons from the setting (see the module docstring)."""
     options, url = configure(config.html_theme_options or {})
@@ -129,5 +145,6 @@ def offer_executed_notebook(app, pagename, templatename, context, doctree) -> No
 
 def setup(app):
     app.connect("config-inited", apply_repository_setting)
+    app.connect("source-read", fill_repository_in_source)
     app.connect("html-page-context", offer_executed_notebook, priority=500)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
