@@ -335,3 +335,36 @@ def test_code_lines_fit_a_1280_pixel_page():
     long = [f"{p.relative_to(ROOT)}:{i}: {len(line)} characters" for p in pages
             for i, line in _displayed_code_lines(p) if len(line) > CODE_WIDTH]
     assert not long, f"code lines over {CODE_WIDTH} characters scroll sideways:\n" + "\n".join(long)
+
+
+def test_epoch_lines_only_at_full_scale(capsys, monkeypatch):
+    """A chapter prints one line per training epoch only at full scale (minutes per training); at CI
+    scale, the committed notebooks' scale, they would be a wall of stderr in every notebook."""
+    import logging
+
+    from xdtutor import book
+    from xdtutor.book import setup
+
+    monkeypatch.setattr(book, "get_ipython", lambda: None)  # no inline-figure magic outside a kernel
+    train_log = logging.getLogger("xdtutor.train")
+    try:
+        setup("ci")
+        train_log.info("seed0/text epoch 1/2")
+        assert "epoch" not in capsys.readouterr().err
+        setup("full")
+        train_log.info("seed0/text epoch 1/2")
+        assert "seed0/text epoch 1/2" in capsys.readouterr().err
+    finally:
+        setup("ci")
+
+
+def test_committed_notebooks_are_not_walls_of_stderr():
+    """No cell of a committed notebook (what Colab, Binder and GitHub open) prints more than a few
+    lines to stderr."""
+    import nbformat
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            lines = sum(o.get("text", "").count("\n") for o in cell.get("outputs", [])
+                        if o.get("output_type") == "stream" and o.get("name") == "stderr")
+            assert lines <= 5, f"{path.name} cell {i}: {lines} lines on stderr"

@@ -162,11 +162,14 @@ def setup(scale: str = "ci", *, seed: int = 0, device: str = "auto", data_dir: s
     shell = get_ipython()
     if shell is not None:
         shell.run_line_magic("matplotlib", "inline")
-    # The pipeline's one line per model goes to stdout (the page shows it); the one line per epoch of
-    # every training to stderr, which Jupyter shows while a notebook runs and the website leaves out
-    # (book/_config.yml: stderr_output: remove), so a page is not a wall of epochs.
+    # The pipeline's one line per model goes to stdout (the page shows it); at full scale, where a
+    # training takes minutes, one line per epoch goes to stderr, which Jupyter shows while a notebook
+    # runs and the website leaves out (book/_config.yml: stderr_output: remove). At CI scale a
+    # training takes seconds: no epoch lines, so the committed notebooks are no walls of epochs either.
     _print_log("xdtutor", sys.stdout)
-    _print_log("xdtutor.train", sys.stderr).propagate = False
+    epochs = _print_log("xdtutor.train", sys.stderr)
+    epochs.propagate = False
+    epochs.setLevel(logging.INFO if scale == "full" else logging.WARNING)
     seed_everything(seed)
     if scale == "ci":
         torch.set_num_threads(1)  # the same floats on every machine, and no oversubscription
