@@ -342,11 +342,16 @@ def test_epoch_lines_only_at_full_scale(capsys, monkeypatch):
     scale, the committed notebooks' scale, they would be a wall of stderr in every notebook."""
     import logging
 
+    import torch
+
     from xdtutor import book
     from xdtutor.book import setup
 
     monkeypatch.setattr(book, "get_ipython", lambda: None)  # no inline-figure magic outside a kernel
-    train_log = logging.getLogger("xdtutor.train")
+    loggers = [logging.getLogger(name) for name in ("xdtutor", "xdtutor.train")]
+    saved = [(lg, list(lg.handlers), lg.propagate, lg.level) for lg in loggers]
+    threads = torch.get_num_threads()
+    train_log = loggers[1]
     try:
         setup("ci")
         train_log.info("seed0/text epoch 1/2")
@@ -354,8 +359,11 @@ def test_epoch_lines_only_at_full_scale(capsys, monkeypatch):
         setup("full")
         train_log.info("seed0/text epoch 1/2")
         assert "seed0/text epoch 1/2" in capsys.readouterr().err
-    finally:
-        setup("ci")
+    finally:  # leave logging as the other tests expect it: no handlers bound to this test's capture
+        for lg, handlers, propagate, level in saved:
+            lg.handlers[:] = handlers
+            lg.propagate, lg.level = propagate, level
+        torch.set_num_threads(threads)
 
 
 def test_committed_notebooks_are_not_walls_of_stderr():

@@ -178,3 +178,7 @@ def test_runs_made_before_the_source_cut_say_so():
     assert "Cold users, **older protocol**" in markdown(old)  # its cold users were not cold
     cold = Results.load(ROOT / "results" / "cold_start.json")
     assert "older protocol" not in markdown(cold) and "none of their target interactions" in markdown(cold)
+    # its comparison table says that its intervals cover the seeds only, and what the source adds to
+    # the same architecture is a line of its own
+    assert "this older file has no per-user rows" in markdown(old) and "older file" not in markdown(new)
+    assert "vs the same text model trained on the target only" in markdown(old)

@@ -53,6 +53,8 @@ def interval_text(c: dict | None) -> str:
         return "no interval computed"
     if c.get("diff_low") is None:  # format-1 files: a paired t-test over users, seeds ignored
         return f"format-1 file: paired t-test p = {c['p_value']:.2g} over users only, no interval"
+    if verdict(c) == "no interval":  # e.g. one seed of a seeds-only interval
+        return "no interval (one seed), so no verdict on the difference"
     level = f"{c['level']:.0%}"
     relative = (f"relative [{c['relative_low']:+.1%}, {c['relative_high']:+.1%}]"
                 if c.get("relative_low") is not None else "no relative interval (the reference is 0)")
@@ -307,9 +309,17 @@ def markdown(res: Results, overrides: list[str] = ()) -> str:
     if g:
         lines += [f"Best transfer ({g['best_transfer']}) vs best target-only baseline ({g['best_baseline']}): "
                   f"NDCG@10 {g['transfer']:.4f} vs {g['baseline']:.4f} = **{g['relative_gain']:+.1%}**.", ""]
+    gt = res.gain_vs("text")
+    if gt and g and g["best_baseline"] != "text":  # what the source adds to the same architecture
+        lines += [f"Best transfer ({gt['best_transfer']}) vs the same text model trained on the target only: "
+                  f"NDCG@10 {gt['transfer']:.4f} vs {gt['baseline_value']:.4f} = **{gt['relative_gain']:+.1%}** "
+                  f"({comparison_text(res, gt['best_transfer'], 'text')}).", ""]
     if res.comparisons:
+        older = any(c.get("diff_low") is None for c in res.comparisons)  # format 1: no per-user rows
+        how = ("an interval over the seeds' test means only, as each row says: this older file has no "
+               "per-user rows" if older else STATS_METHOD)
         lines += ["Differences in test NDCG@10 with their intervals (the references are chosen on validation; "
-                  f"{STATS_METHOD}):", "",
+                  f"{how}):", "",
                   "| about | method | vs | NDCG@10 | reference | difference | interval |", "|---|---|---|---|---|---|---|"]
         lines += [f"| {c.get('about', '')} | {c['method']} | {c['vs']} | {c.get('mean_a', float('nan')):.4f} | "
                   f"{c.get('mean_b', float('nan')):.4f} | {c.get('diff', c.get('mean_diff', float('nan'))):+.4f} | "
