@@ -96,6 +96,16 @@ def _findings(root: Path) -> str:
         lines.append(f"- **Kitchen + Food → Scientific** (`results/sources_to_scientific.md`, "
                      f"{len(sci.config.seeds)} seed(s)): " + _gain(sci, sci.gain_vs("text"), "best transfer vs text-only")
                      + ".")
+    ml = _latest(root, "movielens")
+    if ml is not None:
+        own = ", ".join(sorted(ml.config.per_method)) or "none"
+        lines.append(f"- **MovieLens-1M → MovieLens-100K** (`results/movielens.md`, {len(ml.config.seeds)} seed(s), "
+                     f"each method's own settings from a validation search: {own}): "
+                     + _gain(ml, ml.gain(), f"{ml.best('transfer')[0]} vs {ml.best('baseline')[0]} (the best "
+                             "baseline on validation)")
+                     + ("" if ml.best("baseline")[0] == "text"
+                        else "; " + _gain(ml, ml.gain_vs("text"), "vs the same text model trained on 100K only"))
+                     + ".")
     return "\n".join(lines) if lines else "No full-scale results are committed yet."
 
 
