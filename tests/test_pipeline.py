@@ -160,6 +160,8 @@ def test_seeds_run_apart_combine_to_the_joint_run(tmp_path):
     assert merged.info["wall_seconds"] == max(p.info["wall_seconds"] for p in parts)
     assert merged.info["compute_seconds"] == pytest.approx(sum(p.info["wall_seconds"] for p in parts))
     assert [p["seeds"] for p in merged.info["parts"]] == [[0], [1]]
+    parts[0].info["overrides"] = ["scale=full", "seeds=[0]", "checkpoint_dir=runs/checkpoints"]
+    assert combine(parts).info["overrides"] == ["scale=full", "checkpoint_dir=runs/checkpoints"]  # not "seeds=[0]"
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "results.json").write_text("{\n  oops")
     with pytest.raises(ConfigError, match="line 2"):

@@ -443,7 +443,10 @@ def combine(parts: Sequence[Results]) -> Results:
     out.per_user = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     out.diagnostics = first.diagnostics
     walls = [float(r.info.get("wall_seconds", 0.0)) for r in parts]
-    out.info = {**first.info, "seeds": seen, "wall_seconds": max(walls), "compute_seconds": sum(walls),
+    # each part's own `--set seeds=[…]` describes that part, not the combined run (its seeds are `seeds`)
+    overrides = [o for o in first.info.get("overrides", []) if not str(o).replace(" ", "").startswith("seeds=")]
+    out.info = {**first.info, "overrides": overrides, "seeds": seen, "wall_seconds": max(walls),
+                "compute_seconds": sum(walls),
                 "parts": [{"seeds": list(r.config.seeds), "device": r.info.get("device"),
                            "date": r.info.get("date"), "wall_seconds": w} for r, w in zip(parts, walls)],
                 "date": max(str(r.info.get("date", "")) for r in parts)}
