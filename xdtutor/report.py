@@ -69,10 +69,16 @@ def comparison_text(res: Results, a: str, b: str, metric: str = "ndcg@10") -> st
     """How sure ``a − b`` is, in words: the stored interval over seeds and users, or — for a file
     without per-user rows (format 1) — the Welch interval over the seeds' test means, said as such
     (never a bare p-value)."""
-    c = res.comparison(a, b, metric)
-    if c and c.get("diff_low") is not None:
+    return stored_comparison_text(res, res.comparison(a, b, metric) or {"method": a, "vs": b, "metric": metric})
+
+
+def stored_comparison_text(res: Results, c: dict) -> str:
+    """:func:`comparison_text` of one of ``res``'s stored comparisons ``c``: its interval, or the seeds'
+    interval where the file kept only a p-value (format 1)."""
+    if c.get("diff_low") is not None:
         return interval_text(c)
-    return "older file without per-user rows: " + seed_interval_text(res.seed_difference(a, b, metric))
+    return "older file without per-user rows: " + seed_interval_text(
+        res.seed_difference(c["method"], c["vs"], c.get("metric", "ndcg@10")))
 
 
 def gain_line(res: Results) -> str:
@@ -288,8 +294,9 @@ def markdown(res: Results, overrides: list[str] = ()) -> str:
                  f"{m}: " + ", ".join(f"{k}={v}" for k, v in sets.items()) for m, sets in res.config.per_method.items())]
                if res.config.per_method else []),
              f"- {info.get('protocol_line', '')}", ""]
-    if protocol_caveat(res):
-        lines += [protocol_caveat(res), ""]
+    caveat = protocol_caveat(res)
+    if caveat:
+        lines += [caveat, ""]
     if res.source_runs:
         lines += ["Source pretraining: " + "; ".join(
             f"seed {r['seed']} {'+'.join(r['sources'])}: valid NDCG@10 {r['valid_ndcg@10']:.4f} "
@@ -323,8 +330,7 @@ def markdown(res: Results, overrides: list[str] = ()) -> str:
                   "| about | method | vs | NDCG@10 | reference | difference | interval |", "|---|---|---|---|---|---|---|"]
         lines += [f"| {c.get('about', '')} | {c['method']} | {c['vs']} | {c.get('mean_a', float('nan')):.4f} | "
                   f"{c.get('mean_b', float('nan')):.4f} | {c.get('diff', c.get('mean_diff', float('nan'))):+.4f} | "
-                  f"{interval_text(c) if c.get('diff_low') is not None else comparison_text(res, c['method'], c['vs'])} |"
-                  for c in res.comparisons]  # a format-1 file: the seeds' interval, never its stored p-value
+                  f"{stored_comparison_text(res, c)} |" for c in res.comparisons]
         lines.append("")
     if res.cold_users:
         cold = ("Cold users (a held-out share of the overlapping test users, none of their target interactions "
