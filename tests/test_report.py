@@ -182,3 +182,12 @@ def test_runs_made_before_the_source_cut_say_so():
     # the same architecture is a line of its own
     assert "this older file has no per-user rows" in markdown(old) and "older file" not in markdown(new)
     assert "vs the same text model trained on the target only" in markdown(old)
+
+
+def test_protocol_differences_name_the_clauses_each_line_lacks():
+    from xdtutor.report import protocol_differences
+
+    sample = "protocol: food; leave-one-out, 2% of users; full ranking; max_len=50"
+    full = "protocol: food; leave-one-out; full ranking, history not masked; max_len=50"
+    assert protocol_differences(full, sample) == (["full ranking, history not masked"], ["2% of users", "full ranking"])
+    assert protocol_differences(full, full) == ([], [])

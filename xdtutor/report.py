@@ -10,6 +10,7 @@ section (:func:`keep_notes`).
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -264,6 +265,13 @@ def published_markdown(dataset: str) -> list[str]:
             lines.append(f"- `{s['key']}`: {s['source']}. Protocol: {s['protocol']}. Setup: {s['setup']}.")
     lines.append("")
     return lines
+
+
+def protocol_differences(line: str, reference: str) -> tuple[list[str], list[str]]:
+    """The clauses of protocol line ``line`` that ``reference`` lacks, and those it lacks that
+    ``reference`` has (a page prints a protocol once, then only how another run's differs)."""
+    clauses = [re.split(r"; |, (?=\d+% of users)", text) for text in (line, reference)]
+    return ([c for c in clauses[0] if c not in clauses[1]], [c for c in clauses[1] if c not in clauses[0]])
 
 
 #: The source clause of the protocol line of runs made before overlapping users' source sequences were cut
