@@ -11,7 +11,7 @@ from xdtutor.experiment import DataConfig
 from xdtutor.published import published_table, published_value
 from xdtutor.report import (budget_note, comparison_text, comparisons_frame, curve_comparisons, curve_points, gain_line,
                             gain_vs_line, interval_text, keep_notes, markdown, mean_std, publish,
-                            setup_differences)
+                            setup_differences, stop_line, target_line)
 from xdtutor.results import Results, curve_key
 
 
@@ -99,6 +99,27 @@ def test_budget_note_only_when_a_cap_fired():
     assert note is not None and "1 of 2 trainings" in note and "source (seed 0)" in note and "15 min" in note
     assert "does not record" in budget_note(fake(stops=("", "")))
     assert budget_note(fake(stops=("", ""), caps=(None, None))) is None  # no caps: nothing to warn about
+
+
+def test_target_line_needs_the_gain_and_an_interval_above_zero():
+    res = fake()  # lora .04 vs text .03 on test, chosen on validation: +33.3 %, no stored interval
+    assert target_line(res) == "missed (+33.3% against the +10% asked; the interval of the difference does not exclude 0)"
+    res.comparisons = [{"method": "lora", "vs": "text", "diff_low": 0.001, "diff_high": 0.02}]
+    assert target_line(res) == "met (+33.3% against the +10% asked)"
+    assert target_line(res, 0.5).startswith("missed (+33.3% against the +50% asked)")
+    res.comparisons[0]["diff_low"] = -0.001
+    assert target_line(res).startswith("missed")
+
+
+def test_stop_line_counts_target_and_source_trainings_apart():
+    res = fake(stops=("max_epochs", "patience"))
+    assert stop_line(res) == ("1 of 1 target trainings stopped by early stopping (3–3 epochs); "
+                              "source pretraining (1 run): 1 at the epoch limit")
+    res = fake(stops=("patience", "time_limit"))
+    assert stop_line(res) == ("0 of 1 target trainings stopped by early stopping (3–3 epochs); 1 at the time cap; "
+                              "source pretraining (1 run): 1 by early stopping")
+    res.histories = {}
+    assert stop_line(res) == "this file does not record how its trainings ended"
 
 
 def test_budget_note_names_a_methods_own_time_cap():

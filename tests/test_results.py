@@ -194,3 +194,23 @@ def test_seed_difference_of_a_committed_file_reads_its_seed_rows():
     assert c["seeds"] == 3 and c["diff_low"] < c["diff"] < c["diff_high"]
     with pytest.raises(KeyError, match="no rows"):
         res.seed_difference("full_finetune", "nonexistent")
+
+
+def test_every_transfer_is_compared_with_the_same_architecture_without_the_source():
+    """``transductive`` (text + ID from θ_s) needs ``text_id`` (text + ID, target only) as a reference,
+    as ``full_finetune`` needs ``text``: both are compared, whichever baseline wins on validation."""
+    res = fake(seeds=(0, 1))
+    res.rows = [r for r in res.rows if r["method"] != "lora"]
+    for s in (0, 1):
+        for method, kind, v in (("text_id", "baseline", .025), ("transductive", "transfer", .04),
+                                ("full_finetune", "transfer", .035)):
+            res.rows.append({"method": method, "kind": kind, "seed": s, "metrics": {"ndcg@10": v},
+                             "valid": {"ndcg@10": v}, "by_user_type": {}, "trainable_params": 1,
+                             "total_params": 1, "train_seconds": 1.0})
+    res.per_user = pd.DataFrame([{"method": m, "seed": s, "user": f"u{u}", "rank": 1, "ndcg@10": (u % 3) / 10}
+                                 for m in ("popularity", "text", "text_id", "transductive", "full_finetune")
+                                 for s in (0, 1) for u in range(30)])
+    pairs = {(c["method"], c["vs"]): c["about"] for c in res.compare_all()}
+    assert res.best("baseline")[0] == "text"  # on validation
+    assert pairs == {(m, ref): "main" for m in ("transductive", "full_finetune") for ref in ("text", "text_id")} | {
+        ("text_id", "text"): "ID embedding", ("transductive", "full_finetune"): "ID embedding"}

@@ -18,7 +18,7 @@ import json
 import re
 from pathlib import Path
 
-from .report import comparison_text, curve_comparisons, interval_text, protocol_caveat
+from .report import comparison_text, curve_comparisons, interval_text, protocol_caveat, stop_line
 from .results import Results, find_results
 
 PAGES = ("README.md", "book/10_faq.md")
@@ -49,8 +49,11 @@ def _caveat(res: Results) -> str:
 
 
 def _findings(root: Path) -> str:
-    k2f, long, conv, sci = (_latest(root, n) for n in ("kitchen_to_food", "kitchen_to_food_long",
-                                                       "kitchen_to_food_converged", "sources_to_scientific"))
+    k2f, long, conv = (_latest(root, n) for n in ("kitchen_to_food", "kitchen_to_food_long",
+                                                  "kitchen_to_food_converged"))
+    # Scientific: the converged three-seed run when there is one, else the capped one-seed run
+    sci = next((r for r in (_latest(root, n) for n in ("sources_to_scientific_converged", "sources_to_scientific"))
+                if r is not None), None)
     # the curve is its own experiment (format-1 files named it after the config it extends)
     cold = _latest(root, ("cold_start", "kitchen_to_food"), having="cold_start")
     lines = []
@@ -76,6 +79,14 @@ def _findings(root: Path) -> str:
                              "baseline on validation)") + "; "
                      + "; ".join(_gain(conv, conv.gain_vs(ref), f"vs {ref}") for ref in ("text", "sasrec")
                                  if ref != conv.best("baseline")[0]) + ".")
+    tid_k2f = _latest(root, "kitchen_to_food_text_id")
+    if tid_k2f is not None:
+        lines.append(f"- **Text + ID on Kitchen → Food** (`results/kitchen_to_food_text_id.md`, "
+                     f"{len(tid_k2f.config.seeds)} seed(s), the converged run plus `transductive`): "
+                     + _gain(tid_k2f, tid_k2f.gain(), f"{tid_k2f.best('transfer')[0]} vs "
+                             f"{tid_k2f.best('baseline')[0]} (both chosen on validation)")
+                     + "; transductive vs full_finetune: "
+                     + comparison_text(tid_k2f, "transductive", "full_finetune") + ".")
     mixed = _latest(root, "kitchen_to_food_mixed")
     if mixed is not None:
         found = {(c["method"], c["vs"]): c for c in mixed.comparisons}
@@ -93,9 +104,16 @@ def _findings(root: Path) -> str:
                      f"{cg['seeds']} seed(s)): {cg['best_mapping']} (chosen on validation) vs popularity "
                      f"{_pct(cg['relative_gain'])} ({interval_text(cg.get('comparison'))}).")
     if sci is not None:
-        lines.append(f"- **Kitchen + Food → Scientific** (`results/sources_to_scientific.md`, "
-                     f"{len(sci.config.seeds)} seed(s)): " + _gain(sci, sci.gain_vs("text"), "best transfer vs text-only")
+        lines.append(f"- **Kitchen + Food → Scientific** (`results/{sci.config.name}.md`, "
+                     f"{len(sci.config.seeds)} seed(s); {stop_line(sci)}): "
+                     + _gain(sci, sci.gain_vs("text"), "best transfer vs the same text model trained on Scientific only")
                      + ".")
+    tid = _latest(root, "sources_to_scientific_text_id")
+    if tid is not None:
+        lines.append(f"- **Text + ID on Scientific** (`results/sources_to_scientific_text_id.md`, "
+                     f"{len(tid.config.seeds)} seed(s)): " + _gain(tid, tid.gain_vs("text_id"),
+                                                                   "transductive vs text + ID trained on Scientific only")
+                     + f"; text + ID vs text, both target-only: {comparison_text(tid, 'text_id', 'text')}.")
     ml = _latest(root, "movielens")
     if ml is not None:
         own = ", ".join(sorted(ml.config.per_method)) or "none"

@@ -92,6 +92,20 @@ def gain_line(res: Results) -> str:
             f"{comparison_text(res, g['best_transfer'], g['best_baseline'])})")
 
 
+def target_line(res: Results, target: float = 0.10) -> str:
+    """Whether the best transfer beat the best target-only baseline (both chosen on validation) by
+    at least ``target`` (relative NDCG@10) with an interval of the difference above 0: ``"met (…)"``
+    or ``"missed (…)"`` with the gain measured."""
+    g = res.gain()
+    if not g:
+        return "not measured (no gain computed)"
+    c = res.comparison(g["best_transfer"], g["best_baseline"])
+    above = c is not None and c.get("diff_low") is not None and c["diff_low"] > 0
+    met = g["relative_gain"] >= target and above
+    return (f"{'met' if met else 'missed'} ({g['relative_gain']:+.1%} against the {target:+.0%} asked"
+            + ("" if above else "; the interval of the difference does not exclude 0") + ")")
+
+
 def gain_vs_line(res: Results, baseline: str = "text") -> str:
     """Markdown: best transfer (chosen on validation) vs baseline ``baseline`` on NDCG@10."""
     g = res.gain_vs(baseline)
@@ -148,6 +162,40 @@ def budget_note(res: Results) -> str | None:
     return (f"> **Time-capped:** {len(capped)} of {len(reasons)} trainings stopped at their time cap "
             f"({minutes}) before early stopping ended them: {names}. Those numbers measure the compute budget "
             "as much as the method.")
+
+
+#: how a training ended, in words (TrainedModel.stop_reason)
+STOP_WORDS = {"patience": "early stopping", "max_epochs": "the epoch limit", "time_limit": "the time cap"}
+
+
+def stop_line(res: Results) -> str:
+    """How every training of the run ended, target models and source pretraining apart.
+
+    E.g. ``"6 of 6 target trainings stopped by early stopping (21–41 epochs); source pretraining
+    (3 runs): 1 by early stopping, 2 at the epoch limit"`` — a converged run is one whose target trainings
+    all stopped by early stopping; a pretraining at its epoch limit is said, not hidden.
+    """
+    reasons = res.stop_reasons()
+    if reasons.empty:
+        return "this file does not record how its trainings ended"
+    target, source = reasons[reasons["what"] != "source"], reasons[reasons["what"] == "source"]
+
+    def counts(part: pd.DataFrame) -> list[str]:
+        found = part["stop_reason"].value_counts()
+        order = [r for r in (*STOP_WORDS, *found.index) if r in found.index]
+        return [f"{found[r]} {'by' if r == 'patience' else 'at'} {STOP_WORDS.get(r, repr(r))}"
+                for r in dict.fromkeys(order)]
+
+    parts = []
+    if not target.empty:
+        early = int((target["stop_reason"] == "patience").sum())
+        parts.append(f"{early} of {len(target)} target trainings stopped by early stopping "
+                     f"({int(target['epochs'].min())}–{int(target['epochs'].max())} epochs)"
+                     + ("" if early == len(target) else "; " + ", ".join(
+                         c for c in counts(target) if not c.endswith("early stopping"))))
+    if not source.empty:
+        parts.append(f"source pretraining ({len(source)} run{'s' * (len(source) > 1)}): {', '.join(counts(source))}")
+    return "; ".join(parts)
 
 
 def _cap(minutes: float | None) -> str:

@@ -40,6 +40,9 @@ _FIELDS = ("format", "name", "config", "methods", "runs", "source_pretraining", 
 
 #: (method, vs) pairs compared whenever both ran: item text vs item IDs on the same mixed histories.
 CROSS_DOMAIN_PAIRS = (("mixed_history", "sasrec_mixed"), ("text_mixed", "sasrec_mixed"))
+#: (method, vs) pairs compared whenever both ran: what an ID embedding per target item adds to the
+#: text model, without the source (two baselines) and on top of θ_s (two transfers).
+ID_PAIRS = (("text_id", "text"), ("transductive", "full_finetune"))
 
 @dataclass(eq=False)
 class Results:
@@ -246,9 +249,11 @@ class Results:
     def compare_all(self, metric: str = "ndcg@10") -> list[dict]:
         """The comparisons a reader needs, each with its interval (needs ``per_user``):
 
-        * every transfer method vs the best baseline (chosen on validation), vs ``text`` (the same
-          architecture without the source) and vs ``sasrec`` (the classic ID model) when they are
-          not the best baseline;
+        * every transfer method vs the best baseline (chosen on validation), vs ``text`` and
+          ``text_id`` (the same architectures without the source) and vs ``sasrec`` (the classic ID
+          model) when they are not the best baseline;
+        * ``text_id`` vs ``text`` and ``transductive`` vs ``full_finetune``: what an ID embedding per
+          item adds, without the source and on top of θ_s;
         * on cross-domain histories: ``mixed_history`` and ``text_mixed`` vs ``sasrec_mixed`` (text
           vs IDs on the same data; ``sasrec_mixed`` vs ``sasrec`` and ``text_mixed`` vs ``text``
           above say what the source items add to each model);
@@ -261,7 +266,7 @@ class Results:
         bb = self.best("baseline", metric)
         kinds = self.kinds()
         refs = [bb[0]] if bb else []
-        for name in ("text", "sasrec"):  # the same model without the source, and the classic ID model
+        for name in ("text", "text_id", "sasrec"):  # the same models without the source; the classic ID model
             if kinds.get(name) == "baseline" and name not in refs:
                 refs.append(name)
         for ref in refs:
@@ -269,6 +274,9 @@ class Results:
         for a, b in CROSS_DOMAIN_PAIRS:  # the language model vs IDs on the same cross-domain histories
             if a in kinds and b in kinds:
                 out.append({**self.compare(a, b, metric), "about": "cross-domain histories"})
+        for a, b in ID_PAIRS:
+            if a in kinds and b in kinds:
+                out.append({**self.compare(a, b, metric), "about": "ID embedding"})
         cold = sorted({r["method"] for r in self.cold_users} - {"popularity"})
         if cold and any(r["method"] == "popularity" for r in self.cold_users):
             out += [{**self.compare(f"cold:{m}", "cold:popularity", metric), "about": "cold users"} for m in cold]
