@@ -8,11 +8,16 @@ difference in NDCG@10 with a two-level bootstrap interval (:func:`xdtutor.stats.
 It also times each encoder on ``--cost-items`` of the target's item texts (one CPU thread, no cache,
 after a warm-up batch) — the encoding cost per 1,000 items.
 
+With ``--transfer full_finetune`` (both sides' folders then hold that strategy too) it also asks
+whether the bigger encoder changes the *transfer gain*: the strategy vs the text model on each side,
+and the change of that gain between the encoders, user by user
+(:func:`xdtutor.stats.difference_of_differences`).
+
 Writes ``results/encoder_size.{json,md}``; a second target adds its section to the same files::
 
     python scripts/encoder_size.py --target food \\
         --small runs/k2f_conv_s0 runs/k2f_conv_s1 runs/k2f_conv_s2 \\
-        --large runs/k2f_mpnet_s0 runs/k2f_mpnet_s1 runs/k2f_mpnet_s2
+        --large runs/k2f_mpft_s0 runs/k2f_mpft_s1 runs/k2f_mpft_s2 --transfer full_finetune
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from xdtutor.encoders import EncoderConfig, TextEncoder, model_id
 from xdtutor.experiment import build_config
 from xdtutor.pipeline import collect
 from xdtutor.provenance import provenance
-from xdtutor.stats import paired_difference, verdict
+from xdtutor.stats import difference_of_differences, paired_difference, verdict
 from xdtutor.utils import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +52,25 @@ def runs_of(folders: list[Path], method: str) -> tuple[pd.DataFrame, list[dict],
         rows = pd.read_csv(folder / "per_user.csv")
         per_user.append(rows[rows["method"] == method])
     return pd.concat(per_user, ignore_index=True), runs, first
+
+
+def transfer_section(small: list[Path], large: list[Path], method: str, transfer: str,
+                     text_rows: pd.DataFrame) -> dict:
+    """The strategy ``transfer`` vs ``method`` on each side, and the change of that gain between sides."""
+    out: dict = {"method": transfer}
+    frames = [text_rows]  # methods "small" and "large": the text model on each side
+    for key, folders in (("small", small), ("large", large)):
+        rows, runs, _ = runs_of(folders, transfer)
+        if not runs:
+            raise SystemExit(f"no {transfer} runs in {[str(f) for f in folders]}")
+        out[key] = summary(runs)
+        frames.append(rows.assign(method=f"{key}:{transfer}"))
+    per_user = pd.concat(frames, ignore_index=True)
+    for key in ("small", "large"):
+        out[f"gain_{key}"] = paired_difference(per_user, f"{key}:{transfer}", key)
+    out["change"] = difference_of_differences(per_user, (f"large:{transfer}", "large"),
+                                              (f"small:{transfer}", "small"))
+    return out
 
 
 def encoding_cost(encoder: EncoderConfig, texts: list[str]) -> dict:
@@ -93,10 +117,24 @@ def markdown(payload: dict) -> str:
                          f"{c['seconds_per_1000_items']:.1f} | {len(s['seeds'])} | {s['ndcg@10']:.4f}{std} | "
                          f"{s['recall@10']:.4f} | {', '.join(map(str, s['best_epochs']))} | "
                          f"{s['trainable_params']:,} | {s['train_seconds']:.0f} |")
-        lines += ["", f"mpnet − MiniLM: {d['diff']:+.4f} ({d['relative']:+.1%}); {verdict(d)}; 95 % interval "
-                  f"[{d['diff_low']:+.4f}, {d['diff_high']:+.4f}], relative [{d['relative_low']:+.1%}, "
-                  f"{d['relative_high']:+.1%}]; {d['seeds']} seeds, {d['n_users']:,} users.", ""]
+        lines += ["", f"mpnet − MiniLM: {_interval(d)}.", ""]
+        t = sec.get("transfer")
+        if t:
+            lines += [f"Transfer (`{t['method']}` from the source, each side with its own encoder) vs the same text "
+                      "model trained on the target only:", ""]
+            for key, name in (("small", "MiniLM"), ("large", "mpnet")):
+                lines.append(f"- {name}: {t[key]['ndcg@10']:.4f} vs {sec[key]['ndcg@10']:.4f}, "
+                             f"{_interval(t['gain_' + key])}")
+            c = t["change"]
+            lines += ["", f"Change of the transfer gain (mpnet − MiniLM, user by user): {c['diff']:+.4f}; "
+                      f"{verdict(c)}; 95 % interval [{c['diff_low']:+.4f}, {c['diff_high']:+.4f}].", ""]
     return "\n".join(lines)
+
+
+def _interval(d: dict) -> str:
+    return (f"{d['diff']:+.4f} ({d['relative']:+.1%}); {verdict(d)}; 95 % interval [{d['diff_low']:+.4f}, "
+            f"{d['diff_high']:+.4f}], relative [{d['relative_low']:+.1%}, {d['relative_high']:+.1%}]; "
+            f"{d['seeds']} seeds, {d['n_users']:,} users")
 
 
 def main(argv=None) -> int:
@@ -105,6 +143,7 @@ def main(argv=None) -> int:
     p.add_argument("--small", type=Path, nargs="+", required=True, help="run folders with the default encoder")
     p.add_argument("--large", type=Path, nargs="+", required=True, help="run folders with the bigger encoder")
     p.add_argument("--method", default="text")
+    p.add_argument("--transfer", help="a strategy both sides ran (e.g. full_finetune): its gain over --method")
     p.add_argument("--cost-items", type=int, default=1000)
     p.add_argument("--out", type=Path, default=ROOT / "results" / "encoder_size")
     args = p.parse_args(argv)
@@ -121,6 +160,9 @@ def main(argv=None) -> int:
     section = {"method": args.method, "protocol_line": large["protocol_line"],
                "folders": {"small": [str(f) for f in args.small], "large": [str(f) for f in args.large]},
                "small": summary(small_runs), "large": summary(large_runs), "difference": diff, "cost": cost}
+    if args.transfer:
+        section["transfer"] = transfer_section(args.small, args.large, args.method, args.transfer,
+                                               per_user)
     path = args.out.with_suffix(".json")
     payload = json.loads(path.read_text()) if path.is_file() else {"targets": {}}
     payload["targets"][args.target] = section

@@ -8,7 +8,7 @@ import pytest
 
 from xdtutor.evaluate import EvalResult, paired_test
 from xdtutor.protocol import Protocol
-from xdtutor.stats import paired_difference, per_user_frame, verdict, within_margin
+from xdtutor.stats import difference_of_differences, paired_difference, per_user_frame, verdict, within_margin
 
 
 def frame(values: dict[tuple[str, int], np.ndarray]) -> pd.DataFrame:
@@ -85,3 +85,23 @@ def test_per_user_frame_pairs_evaluations_by_method_and_seed():
     assert paired_difference(stacked, "a", "b", n_boot=300) == paired_difference(frame(values), "a", "b", n_boot=300)
     with pytest.raises(ValueError, match="no evaluations"):
         per_user_frame({})
+
+
+def test_difference_of_differences_compares_two_gains_user_by_user():
+    """Gain 1 = +0.03 for every user, gain 2 = +0.01 plus noise that averages out within users: the
+    change is +0.02; with the same gain on both sides the interval holds 0; a user missing on one
+    side of a gain drops out."""
+    rng = np.random.default_rng(1)
+    base, other = rng.random(300), rng.random(300)
+    noise = {s: rng.normal(0, 0.01, 300) for s in range(3)}
+    df = frame({("a", s): base + 0.03 for s in range(3)} | {("b", s): base for s in range(3)}
+               | {("c", s): other + 0.01 + noise[s] for s in range(3)} | {("d", s): other for s in range(3)})
+    c = difference_of_differences(df, ("a", "b"), ("c", "d"))
+    by_hand = 0.03 - np.mean([(0.01 + noise[s]).mean() for s in range(3)])
+    assert c["diff"] == pytest.approx(by_hand) and c["diff_low"] < by_hand < c["diff_high"]
+    assert c["diff_low"] > 0 and verdict(c) == "higher"
+    assert (c["method"], c["vs"], c["relative"]) == ("a − b", "c − d", None)
+    assert c["mean_a"] == pytest.approx(0.03) and c["n_users"] == 300
+    same = difference_of_differences(df, ("c", "d"), ("c", "d"))
+    assert same["diff"] == 0 and verdict(same) == "no detectable difference"
+    assert difference_of_differences(df[df["user"] != "u0"], ("a", "b"), ("c", "d"))["n_users"] == 299

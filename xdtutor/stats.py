@@ -89,6 +89,30 @@ def paired_difference(per_user: pd.DataFrame, a: str, b: str, metric: str = "ndc
             "interval": METHOD if n_seeds > 1 else "paired percentile bootstrap over users (one seed)"}
 
 
+def difference_of_differences(per_user: pd.DataFrame, first: tuple[str, str], second: tuple[str, str],
+                              metric: str = "ndcg@10", **kwargs) -> dict:
+    """``(a − b) − (c − d)`` for ``first = (a, b)``, ``second = (c, d)``, with its interval.
+
+    Whether a gain changes between two settings, e.g. the transfer gain (fine-tuned − text model)
+    with a bigger encoder vs with the default one, on the same seeds and users. Each user's gain is
+    taken within its seed first, then the two gains are compared by :func:`paired_difference` (the
+    same two-level bootstrap); a user or seed missing on either side drops out.
+
+    Returns:
+        :func:`paired_difference`'s dict with ``method``/``vs`` naming the two differences,
+        ``mean_a``/``mean_b`` the two mean gains, and no relative values (a gain can be near 0).
+    """
+    gains = []
+    for name, (x, y) in (("first", first), ("second", second)):
+        both = [per_user[per_user["method"] == m].set_index(["seed", "user"])[metric] for m in (x, y)]
+        gain = (both[0] - both[1]).dropna().rename(metric).reset_index()  # (seed, user) rows present in both
+        gains.append(gain.assign(method=name))
+    out = paired_difference(pd.concat(gains, ignore_index=True), "first", "second", metric, **kwargs)
+    out.update(method=f"{first[0]} − {first[1]}", vs=f"{second[0]} − {second[1]}", relative=None,
+               relative_low=None, relative_high=None)
+    return out
+
+
 def per_user_frame(evals: Mapping[tuple[str, int], "EvalResult"]) -> pd.DataFrame:
     """Stack the per-user rows of several evaluations into the frame :func:`paired_difference` reads.
 
