@@ -214,3 +214,23 @@ def test_every_transfer_is_compared_with_the_same_architecture_without_the_sourc
     assert res.best("baseline")[0] == "text"  # on validation
     assert pairs == {(m, ref): "main" for m in ("transductive", "full_finetune") for ref in ("text", "text_id")} | {
         ("text_id", "text"): "ID embedding", ("transductive", "full_finetune"): "ID embedding"}
+
+
+def test_no_committed_table_gives_one_seed_a_spread():
+    """A "± 0.0000" is a measured spread of zero; on a one-seed row it must read "(n = 1)" instead."""
+    bad = []
+    for md in sorted((ROOT / "results").glob("*.md")):
+        header = None
+        for line in md.read_text(encoding="utf-8").splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not line.startswith("|") or set(line) <= set("|-: "):
+                header = None if not line.startswith("|") else header
+                continue
+            if header is None:
+                header = cells
+                continue
+            if "seeds" in header and "± 0.0000" in line:
+                seeds = cells[header.index("seeds")]
+                if len([s for s in seeds.replace(",", " ").split() if s.strip()]) < 2 and seeds not in ("2", "3", "4", "5"):
+                    bad.append(f"{md.name}: {line[:80]}")
+    assert not bad, bad
