@@ -54,9 +54,12 @@ def runs_of(folders: list[Path], method: str) -> tuple[pd.DataFrame, list[dict],
     return pd.concat(per_user, ignore_index=True), runs, first
 
 
-def transfer_section(small: list[Path], large: list[Path], method: str, transfer: str,
-                     text_rows: pd.DataFrame) -> dict:
-    """The strategy ``transfer`` vs ``method`` on each side, and the change of that gain between sides."""
+def transfer_section(small: list[Path], large: list[Path], transfer: str, text_rows: pd.DataFrame) -> dict:
+    """The strategy ``transfer`` vs the text model on each side, and the change of that gain between sides.
+
+    ``text_rows`` are the text model's per-user rows of both sides, labelled ``method = "small"`` and
+    ``"large"`` (what :func:`main` compares first).
+    """
     out: dict = {"method": transfer}
     frames = [text_rows]  # methods "small" and "large": the text model on each side
     for key, folders in (("small", small), ("large", large)):
@@ -145,6 +148,8 @@ def main(argv=None) -> int:
     p.add_argument("--method", default="text")
     p.add_argument("--transfer", help="a strategy both sides ran (e.g. full_finetune): its gain over --method")
     p.add_argument("--cost-items", type=int, default=1000)
+    p.add_argument("--measure-cost", action="store_true",
+                   help="time the encoders again even if this target's section already holds a timing")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "encoder_size")
     args = p.parse_args(argv)
     small_rows, small_runs, small = runs_of(args.small, args.method)
@@ -154,17 +159,21 @@ def main(argv=None) -> int:
     per_user = pd.concat([small_rows.assign(method="small"), large_rows.assign(method="large")], ignore_index=True)
     diff = paired_difference(per_user, "large", "small")
     config = build_config(large["config"])
-    texts = list(collect(config).target.domain.texts[:args.cost_items])  # a target-only config: no source encoded
-    cost = {"small": encoding_cost(build_config(small["config"]).encoder, texts),
-            "large": encoding_cost(config.encoder, texts)}
+    path = args.out.with_suffix(".json")
+    payload = json.loads(path.read_text()) if path.is_file() else {"targets": {}}
+    cost = payload["targets"].get(args.target, {}).get("cost")
+    encoders = {side: model_id(build_config(r["config"]).encoder.model) for side, r in (("small", small),
+                                                                                       ("large", large))}
+    if args.measure_cost or not cost or {k: cost[k]["encoder"] for k in encoders} != encoders:
+        # a fresh timing; otherwise the stored one is kept (a busy machine would distort a second one)
+        texts = list(collect(config).target.domain.texts[:args.cost_items])
+        cost = {"small": encoding_cost(build_config(small["config"]).encoder, texts),
+                "large": encoding_cost(config.encoder, texts)}
     section = {"method": args.method, "protocol_line": large["protocol_line"],
                "folders": {"small": [str(f) for f in args.small], "large": [str(f) for f in args.large]},
                "small": summary(small_runs), "large": summary(large_runs), "difference": diff, "cost": cost}
     if args.transfer:
-        section["transfer"] = transfer_section(args.small, args.large, args.method, args.transfer,
-                                               per_user)
-    path = args.out.with_suffix(".json")
-    payload = json.loads(path.read_text()) if path.is_file() else {"targets": {}}
+        section["transfer"] = transfer_section(args.small, args.large, args.transfer, per_user)
     payload["targets"][args.target] = section
     payload.update(provenance())
     write_json(path, payload)

@@ -24,7 +24,7 @@ def _script():
 
 def _folders(root: Path, side: str, gain: float) -> list[Path]:
     """One run folder per seed with a text model and a fine-tuned one ``gain`` above it for every user."""
-    rng = np.random.default_rng(len(side))
+    rng = np.random.default_rng({"small": 1, "large": 2}[side])  # two different text baselines
     out = []
     for seed in (0, 1, 2):
         folder = root / f"{side}{seed}"
@@ -45,9 +45,17 @@ def test_transfer_section_measures_each_gain_and_its_change(tmp_path):
     small, large = _folders(tmp_path, "small", 0.004), _folders(tmp_path, "large", 0.010)
     text_rows = pd.concat([script.runs_of(small, "text")[0].assign(method="small"),
                            script.runs_of(large, "text")[0].assign(method="large")], ignore_index=True)
-    t = script.transfer_section(small, large, "text", "full_finetune", text_rows)
+    t = script.transfer_section(small, large, "full_finetune", text_rows)
     assert t["gain_small"]["diff"] == pytest.approx(0.004) and t["gain_large"]["diff"] == pytest.approx(0.010)
     assert t["change"]["diff"] == pytest.approx(0.006) and verdict(t["change"]) == "higher"
     assert t["large"]["ndcg@10"] == pytest.approx(t["gain_large"]["mean_a"])
+    assert t["gain_large"]["mean_b"] != pytest.approx(t["gain_small"]["mean_b"])  # each side's own text model
     with pytest.raises(SystemExit, match="no lora runs"):
-        script.transfer_section(small, large, "text", "lora", text_rows)
+        script.transfer_section(small, large, "lora", text_rows)
+    side = {"ndcg@10": 0.06, "ndcg@10_std": 0.001, "recall@10": 0.12, "seeds": [0, 1, 2], "best_epochs": [3],
+            "trainable_params": 10, "train_seconds": 1.0}
+    cost = {k: {"encoder": k, "params": 1e6, "dim": 8, "seconds_per_1000_items": 1.0} for k in ("small", "large")}
+    md = script.markdown({"targets": {"food": {"protocol_line": "p", "small": side, "large": side, "cost": cost,
+                                               "difference": t["gain_small"], "transfer": t}}})
+    assert "Change of the transfer gain (mpnet − MiniLM, user by user): +0.0060; higher" in md
+    assert "- MiniLM: " in md and "- mpnet: " in md

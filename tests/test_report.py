@@ -103,21 +103,27 @@ def test_budget_note_only_when_a_cap_fired():
 
 def test_target_line_needs_the_gain_and_an_interval_above_zero():
     res = fake()  # lora .04 vs text .03 on test, chosen on validation: +33.3 %, no stored interval
-    assert target_line(res) == "missed (+33.3% against the +10% asked; the interval of the difference does not exclude 0)"
+    assert target_line(res) == "missed (+33.3% against the +10% asked; no interval of the difference, so it cannot count)"
+    res.comparisons = [{"method": "lora", "vs": "text", "diff_low": float("nan"), "diff_high": float("nan")}]
+    assert target_line(res).endswith("no interval of the difference, so it cannot count)")  # one seed
     res.comparisons = [{"method": "lora", "vs": "text", "diff_low": 0.001, "diff_high": 0.02}]
     assert target_line(res) == "met (+33.3% against the +10% asked)"
     assert target_line(res, 0.5).startswith("missed (+33.3% against the +50% asked)")
     res.comparisons[0]["diff_low"] = -0.001
-    assert target_line(res).startswith("missed")
+    assert target_line(res) == "missed (+33.3% against the +10% asked; the interval of the difference does not exclude 0)"
+    res.rows = []
+    assert target_line(res) == "not measured (no gain computed)"
 
 
 def test_stop_line_counts_target_and_source_trainings_apart():
     res = fake(stops=("max_epochs", "patience"))
-    assert stop_line(res) == ("1 of 1 target trainings stopped by early stopping (3–3 epochs); "
+    assert stop_line(res) == ("1 of 1 target training stopped by early stopping (3 epochs); "
                               "source pretraining (1 run): 1 at the epoch limit")
     res = fake(stops=("patience", "time_limit"))
-    assert stop_line(res) == ("0 of 1 target trainings stopped by early stopping (3–3 epochs); 1 at the time cap; "
+    assert stop_line(res) == ("0 of 1 target training stopped by early stopping (3 epochs); 1 at the time cap; "
                               "source pretraining (1 run): 1 by early stopping")
+    res = fake(stops=("", "patience"))  # an older file: no reason stored
+    assert stop_line(res).endswith("source pretraining (1 run): 1 not recorded")
     res.histories = {}
     assert stop_line(res) == "this file does not record how its trainings ended"
 

@@ -104,4 +104,9 @@ def test_difference_of_differences_compares_two_gains_user_by_user():
     assert c["mean_a"] == pytest.approx(0.03) and c["n_users"] == 300
     same = difference_of_differences(df, ("c", "d"), ("c", "d"))
     assert same["diff"] == 0 and verdict(same) == "no detectable difference"
-    assert difference_of_differences(df[df["user"] != "u0"], ("a", "b"), ("c", "d"))["n_users"] == 299
+    one_side = df[~((df["user"] == "u0") & (df["method"] == "b"))]  # u0 missing from b only
+    assert difference_of_differences(one_side, ("a", "b"), ("c", "d"))["n_users"] == 299
+    with pytest.raises(ValueError, match="no per-user rows for 'e'"):
+        difference_of_differences(df, ("a", "e"), ("c", "d"))
+    with pytest.raises(ValueError, match="more than one row"):
+        difference_of_differences(pd.concat([df, df[df["method"] == "a"]]), ("a", "b"), ("c", "d"))

@@ -100,10 +100,13 @@ def target_line(res: Results, target: float = 0.10) -> str:
     if not g:
         return "not measured (no gain computed)"
     c = res.comparison(g["best_transfer"], g["best_baseline"])
-    above = c is not None and c.get("diff_low") is not None and c["diff_low"] > 0
+    low = None if c is None else c.get("diff_low")
+    measured = low is not None and not math.isnan(low)  # a format-1 or one-seed file has no interval
+    above = measured and low > 0
     met = g["relative_gain"] >= target and above
-    return (f"{'met' if met else 'missed'} ({g['relative_gain']:+.1%} against the {target:+.0%} asked"
-            + ("" if above else "; the interval of the difference does not exclude 0") + ")")
+    why = ("" if above else "; the interval of the difference does not exclude 0" if measured
+           else "; no interval of the difference, so it cannot count")
+    return f"{'met' if met else 'missed'} ({g['relative_gain']:+.1%} against the {target:+.0%} asked{why})"
 
 
 def gain_vs_line(res: Results, baseline: str = "text") -> str:
@@ -165,7 +168,7 @@ def budget_note(res: Results) -> str | None:
 
 
 #: how a training ended, in words (TrainedModel.stop_reason)
-STOP_WORDS = {"patience": "early stopping", "max_epochs": "the epoch limit", "time_limit": "the time cap"}
+STOP_WORDS = {"patience": "by early stopping", "max_epochs": "at the epoch limit", "time_limit": "at the time cap"}
 
 
 def stop_line(res: Results) -> str:
@@ -183,14 +186,15 @@ def stop_line(res: Results) -> str:
     def counts(part: pd.DataFrame) -> list[str]:
         found = part["stop_reason"].value_counts()
         order = [r for r in (*STOP_WORDS, *found.index) if r in found.index]
-        return [f"{found[r]} {'by' if r == 'patience' else 'at'} {STOP_WORDS.get(r, repr(r))}"
+        return [f"{found[r]} {STOP_WORDS[r]}" if r in STOP_WORDS else f"{found[r]} not recorded"
                 for r in dict.fromkeys(order)]
 
     parts = []
     if not target.empty:
         early = int((target["stop_reason"] == "patience").sum())
-        parts.append(f"{early} of {len(target)} target trainings stopped by early stopping "
-                     f"({int(target['epochs'].min())}–{int(target['epochs'].max())} epochs)"
+        low, high = int(target["epochs"].min()), int(target["epochs"].max())
+        parts.append(f"{early} of {len(target)} target training{'s' * (len(target) > 1)} stopped by early "
+                     f"stopping ({low}{f'–{high}' if high > low else ''} epochs)"
                      + ("" if early == len(target) else "; " + ", ".join(
                          c for c in counts(target) if not c.endswith("early stopping"))))
     if not source.empty:

@@ -249,9 +249,10 @@ class Results:
     def compare_all(self, metric: str = "ndcg@10") -> list[dict]:
         """The comparisons a reader needs, each with its interval (needs ``per_user``):
 
-        * every transfer method vs the best baseline (chosen on validation), vs ``text`` and
-          ``text_id`` (the same architectures without the source) and vs ``sasrec`` (the classic ID
-          model) when they are not the best baseline;
+        * every transfer method vs the best baseline (chosen on validation), and — when they ran and
+          are not the best baseline — vs ``text`` and ``text_id`` (the text models without the source;
+          the one with the transfer's architecture is the like-for-like reference, the other is
+          stored too) and vs ``sasrec`` (the classic ID model);
         * ``text_id`` vs ``text`` and ``transductive`` vs ``full_finetune``: what an ID embedding per
           item adds, without the source and on top of θ_s;
         * on cross-domain histories: ``mixed_history`` and ``text_mixed`` vs ``sasrec_mixed`` (text

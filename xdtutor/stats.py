@@ -104,8 +104,16 @@ def difference_of_differences(per_user: pd.DataFrame, first: tuple[str, str], se
     """
     gains = []
     for name, (x, y) in (("first", first), ("second", second)):
-        both = [per_user[per_user["method"] == m].set_index(["seed", "user"])[metric] for m in (x, y)]
-        gain = (both[0] - both[1]).dropna().rename(metric).reset_index()  # (seed, user) rows present in both
+        both = []
+        for m in (x, y):
+            rows = per_user[per_user["method"] == m].set_index(["seed", "user"])[metric]
+            if rows.empty:
+                raise ValueError(f"no per-user rows for {m!r}")
+            if rows.index.duplicated().any():
+                raise ValueError(f"{m!r} has more than one row for a (seed, user)")
+            both.append(rows)
+        # aligned on (seed, user); a pair missing on either side is NaN and dropped
+        gain = (both[0] - both[1]).dropna().rename(metric).reset_index()
         gains.append(gain.assign(method=name))
     out = paired_difference(pd.concat(gains, ignore_index=True), "first", "second", metric, **kwargs)
     out.update(method=f"{first[0]} − {first[1]}", vs=f"{second[0]} − {second[1]}", relative=None,
