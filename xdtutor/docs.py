@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .report import comparison_text, curve_comparisons, interval_text, protocol_caveat, stop_line
 from .results import Results, find_results
+from .stats import verdict
 
 PAGES = ("README.md", "book/10_faq.md")
 REGION = re.compile(r"(<!-- generated:(\w+) -->\n)(.*?)(<!-- /generated -->)", re.S)
@@ -115,6 +116,9 @@ def _findings(root: Path) -> str:
                      + "; transductive vs the text model trained on Scientific only: "
                      + comparison_text(tid, "transductive", "text")
                      + f"; text + ID vs text, both target-only: {comparison_text(tid, 'text_id', 'text')}.")
+    size_file = root / "results" / "encoder_size.json"
+    if size_file.is_file():
+        lines.append(_encoder_line(json.loads(size_file.read_text(encoding="utf-8"))))
     ml = _latest(root, "movielens")
     if ml is not None:
         own = ", ".join(sorted(ml.config.per_method)) or "none"
@@ -126,6 +130,23 @@ def _findings(root: Path) -> str:
                         else "; " + _gain(ml, ml.gain_vs("text"), "vs the same text model trained on 100K only"))
                      + ".")
     return "\n".join(lines) if lines else "No full-scale results are committed yet."
+
+
+def _encoder_line(size: dict) -> str:
+    """The bigger encoder (``results/encoder_size.json``): the text model's change on each target, and
+    the change of the transfer gain where it was measured."""
+    parts = [f"{target} {_pct(sec['difference']['relative'])} ({interval_text(sec['difference'])})"
+             for target, sec in size["targets"].items()]
+    line = ("- **Bigger encoder** (`results/encoder_size.md`, all-mpnet-base-v2 vs all-MiniLM-L6-v2, the "
+            "target-only text model): " + "; ".join(parts))
+    for target, sec in size["targets"].items():
+        t = sec.get("transfer")
+        if t:
+            c = t["change"]
+            line += (f"; change of the {target} transfer gain ({t['method']} vs text, mpnet − MiniLM, user by "
+                     f"user): {c['diff']:+.4f} NDCG@10, {verdict(c)} (95 % interval [{c['diff_low']:+.4f}, "
+                     f"{c['diff_high']:+.4f}])")
+    return line + "."
 
 
 def _curve_line(cold: Results, conv: Results | None) -> str:
