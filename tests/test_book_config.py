@@ -376,3 +376,26 @@ def test_committed_notebooks_are_not_walls_of_stderr():
             lines = sum(o.get("text", "").count("\n") for o in cell.get("outputs", [])
                         if o.get("output_type") == "stream" and o.get("name") == "stderr")
             assert lines <= 5, f"{path.name} cell {i}: {lines} lines on stderr"
+
+
+def test_a_chapters_checkpoint_folder_is_the_repositorys(monkeypatch, tmp_path):
+    """configs/kitchen_to_food.yaml keeps θ_s in ``runs/checkpoints`` at full scale; a chapter's kernel runs in
+    ``notebooks/``, and the folder must still be the repository's (shared with ``xdtutor run``), not
+    ``notebooks/runs/checkpoints``."""
+    import torch
+
+    from xdtutor import book
+    from xdtutor.book import setup
+
+    monkeypatch.setattr(book, "get_ipython", lambda: None)
+    monkeypatch.chdir(ROOT / "notebooks")
+    threads = torch.get_num_threads()
+    try:
+        run = setup("full", device="cpu")
+        assert run.config("kitchen_to_food").checkpoint_dir == str(ROOT / "runs" / "checkpoints")
+        mine = str(tmp_path / "ckpt")
+        assert run.config("kitchen_to_food", ("checkpoint_dir", mine)).checkpoint_dir == mine
+        assert run.config("kitchen_to_food", ("checkpoint_dir", "here")).checkpoint_dir == "here"  # as given
+        assert setup("ci", device="cpu").config("kitchen_to_food").checkpoint_dir is None  # CI: none
+    finally:
+        torch.set_num_threads(threads)

@@ -123,11 +123,20 @@ class BookRun:
         """``configs/<name>.yaml`` at this chapter's scale, data folder and device (then ``sets``).
 
         Progress bars are switched off (``encoder.progress``, ``pretrain.progress``,
-        ``train.progress``): a page shows the pipeline's one line per model instead.
+        ``train.progress``): a page shows the pipeline's one line per model instead. A relative
+        ``checkpoint_dir`` from the YAML (``runs/checkpoints``) names the repository's folder, as it
+        does for ``xdtutor run`` from the repository root — not a folder under ``notebooks/``, where
+        the kernel runs; one given in ``sets`` is used as given.
         """
         base = [("scale", self.scale), ("data.data_dir", self.data_dir), ("device", str(self.device)),
                 ("encoder.progress", False), ("pretrain.progress", False), ("train.progress", False)]
-        return load_config(self.configs / f"{name}.yaml", [*base, *sets])
+        path = self.configs / f"{name}.yaml"
+        config = load_config(path, [*base, *sets])
+        given = any(isinstance(s, tuple) and s[0] == "checkpoint_dir" or str(s).startswith("checkpoint_dir=")
+                    for s in sets)
+        if config.checkpoint_dir and not Path(config.checkpoint_dir).is_absolute() and not given:
+            config = load_config(path, [*base, ("checkpoint_dir", str(self.root / config.checkpoint_dir)), *sets])
+        return config
 
     def finish(self) -> None:
         """Glue the "About this run" values: scale, device, versions and elapsed time."""
