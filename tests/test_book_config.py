@@ -387,9 +387,13 @@ def test_a_chapters_checkpoint_folder_is_the_repositorys(monkeypatch, tmp_path):
     from xdtutor import book
     from xdtutor.book import setup
 
+    import logging
+
     monkeypatch.setattr(book, "get_ipython", lambda: None)
     monkeypatch.chdir(ROOT / "notebooks")
     threads = torch.get_num_threads()
+    loggers = [logging.getLogger(name) for name in ("xdtutor", "xdtutor.train")]
+    saved = [(lg, list(lg.handlers), lg.propagate, lg.level) for lg in loggers]
     try:
         run = setup("full", device="cpu")
         assert run.config("kitchen_to_food").checkpoint_dir == str(ROOT / "runs" / "checkpoints")
@@ -397,5 +401,8 @@ def test_a_chapters_checkpoint_folder_is_the_repositorys(monkeypatch, tmp_path):
         assert run.config("kitchen_to_food", ("checkpoint_dir", mine)).checkpoint_dir == mine
         assert run.config("kitchen_to_food", ("checkpoint_dir", "here")).checkpoint_dir == "here"  # as given
         assert setup("ci", device="cpu").config("kitchen_to_food").checkpoint_dir is None  # CI: none
-    finally:
+    finally:  # setup binds the loggers to this test's streams: leave them as the other tests expect
+        for lg, handlers, propagate, level in saved:
+            lg.handlers[:] = handlers
+            lg.propagate, lg.level = propagate, level
         torch.set_num_threads(threads)
