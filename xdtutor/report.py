@@ -185,9 +185,8 @@ def stop_line(res: Results) -> str:
 
     def counts(part: pd.DataFrame) -> list[str]:
         found = part["stop_reason"].value_counts()
-        order = [r for r in (*STOP_WORDS, *found.index) if r in found.index]
-        return [f"{found[r]} {STOP_WORDS[r]}" if r in STOP_WORDS else f"{found[r]} not recorded"
-                for r in dict.fromkeys(order)]
+        known = [f"{found[r]} {words}" for r, words in STOP_WORDS.items() if r in found.index]
+        return known + [f"{found[r]} not recorded" for r in found.index if r not in STOP_WORDS]
 
     parts = []
     if not target.empty:
@@ -195,8 +194,8 @@ def stop_line(res: Results) -> str:
         low, high = int(target["epochs"].min()), int(target["epochs"].max())
         parts.append(f"{early} of {len(target)} target training{'s' * (len(target) > 1)} stopped by early "
                      f"stopping ({low}{f'–{high}' if high > low else ''} epochs)"
-                     + ("" if early == len(target) else "; " + ", ".join(
-                         c for c in counts(target) if not c.endswith("early stopping"))))
+                     + ("" if early == len(target) else
+                        "; " + ", ".join(counts(target[target["stop_reason"] != "patience"]))))
     if not source.empty:
         parts.append(f"source pretraining ({len(source)} run{'s' * (len(source) > 1)}): {', '.join(counts(source))}")
     return "; ".join(parts)
