@@ -216,6 +216,46 @@ def test_every_transfer_is_compared_with_the_same_architecture_without_the_sourc
         ("text_id", "text"): "ID embedding", ("transductive", "full_finetune"): "ID embedding"}
 
 
+def test_mixed_history_is_compared_with_each_half_of_what_it_combines():
+    """``mixed_history`` = θ_s + source items in the histories: it is compared with ``text_mixed`` (the
+    histories without θ_s), with ``full_finetune`` (θ_s without the histories) and, as a cross-domain
+    model, with the ID model on the same histories."""
+    res = fake(seeds=(0, 1))
+    res.rows = [r for r in res.rows if r["method"] != "lora"]
+    methods = ("mixed_history", "text_mixed", "sasrec_mixed", "full_finetune")
+    for s in (0, 1):
+        for i, method in enumerate(methods):
+            res.rows.append({"method": method, "kind": "transfer", "seed": s, "metrics": {"ndcg@10": .04 - i / 1000},
+                             "valid": {"ndcg@10": .04}, "by_user_type": {}, "trainable_params": 1,
+                             "total_params": 1, "train_seconds": 1.0})
+    res.per_user = pd.DataFrame([{"method": m, "seed": s, "user": f"u{u}", "rank": 1, "ndcg@10": (u % 3) / 10}
+                                 for m in ("popularity", "text") + methods for s in (0, 1) for u in range(30)])
+    pairs = {(c["method"], c["vs"]): c["about"] for c in res.compare_all() if c["about"] != "main"}
+    assert pairs == {("mixed_history", "sasrec_mixed"): "cross-domain histories",
+                     ("text_mixed", "sasrec_mixed"): "cross-domain histories",
+                     ("mixed_history", "text_mixed"): "θ_s and source items",
+                     ("mixed_history", "full_finetune"): "θ_s and source items"}
+
+
+def test_no_committed_json_stores_a_spread_for_one_seed():
+    """The JSON twin of the test below: a summary over one seed stores its std as null, never 0.0."""
+    bad = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            if isinstance(node.get("seeds"), list) and isinstance(node.get("std"), dict) and len(node["seeds"]) < 2:
+                bad.extend(f"{where}.std.{k}" for k, v in node["std"].items() if v is not None)
+            for k, v in node.items():
+                walk(v, f"{where}.{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}[{i}]")
+
+    for path in sorted((ROOT / "results").glob("*.json")):
+        walk(json.loads(path.read_text(encoding="utf-8")), path.name)
+    assert not bad, bad[:5]
+
+
 def test_no_committed_table_gives_one_seed_a_spread():
     """A "± 0.0000" is a measured spread of zero; on a one-seed row it must read "(n = 1)" instead."""
     bad = []

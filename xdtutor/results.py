@@ -43,6 +43,10 @@ CROSS_DOMAIN_PAIRS = (("mixed_history", "sasrec_mixed"), ("text_mixed", "sasrec_
 #: (method, vs) pairs compared whenever both ran: what an ID embedding per target item adds to the
 #: text model, without the source (two baselines) and on top of θ_s (two transfers).
 ID_PAIRS = (("text_id", "text"), ("transductive", "full_finetune"))
+#: (method, vs) pairs compared whenever both ran: whether θ_s and the source items in the histories add
+#: up — ``mixed_history`` (both) vs ``text_mixed`` (the histories, no θ_s) and vs ``full_finetune``
+#: (θ_s, target histories only).
+COMBINED_PAIRS = (("mixed_history", "text_mixed"), ("mixed_history", "full_finetune"))
 
 @dataclass(eq=False)
 class Results:
@@ -258,6 +262,8 @@ class Results:
         * on cross-domain histories: ``mixed_history`` and ``text_mixed`` vs ``sasrec_mixed`` (text
           vs IDs on the same data; ``sasrec_mixed`` vs ``sasrec`` and ``text_mixed`` vs ``text``
           above say what the source items add to each model);
+        * ``mixed_history`` vs ``text_mixed`` and vs ``full_finetune``: what θ_s adds to the mixed
+          histories, and what the source items add to θ_s;
         * cold users: every mapping vs popularity (``cold:`` methods);
         * the cold-start curve: at every fraction, the strategy vs each baseline (``curve:`` methods).
         """
@@ -278,6 +284,9 @@ class Results:
         for a, b in ID_PAIRS:
             if a in kinds and b in kinds:
                 out.append({**self.compare(a, b, metric), "about": "ID embedding"})
+        for a, b in COMBINED_PAIRS:
+            if a in kinds and b in kinds:
+                out.append({**self.compare(a, b, metric), "about": "θ_s and source items"})
         cold = sorted({r["method"] for r in self.cold_users} - {"popularity"})
         if cold and any(r["method"] == "popularity" for r in self.cold_users):
             out += [{**self.compare(f"cold:{m}", "cold:popularity", metric), "about": "cold users"} for m in cold]
