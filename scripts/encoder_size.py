@@ -36,7 +36,8 @@ from xdtutor.encoders import EncoderConfig, TextEncoder, model_id
 from xdtutor.experiment import build_config
 from xdtutor.pipeline import collect
 from xdtutor.provenance import provenance
-from xdtutor.stats import difference_of_differences, paired_difference, verdict
+from xdtutor.report import difference_text
+from xdtutor.stats import difference_of_differences, paired_difference
 from xdtutor.utils import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,24 +121,17 @@ def markdown(payload: dict) -> str:
                          f"{c['seconds_per_1000_items']:.1f} | {len(s['seeds'])} | {s['ndcg@10']:.4f}{std} | "
                          f"{s['recall@10']:.4f} | {', '.join(map(str, s['best_epochs']))} | "
                          f"{s['trainable_params']:,} | {s['train_seconds']:.0f} |")
-        lines += ["", f"mpnet − MiniLM: {_interval(d)}.", ""]
+        lines += ["", f"mpnet − MiniLM: {difference_text(d)}.", ""]
         t = sec.get("transfer")
         if t:
             lines += [f"Transfer (`{t['method']}` from the source, each side with its own encoder) vs the same text "
                       "model trained on the target only:", ""]
             for key, name in (("small", "MiniLM"), ("large", "mpnet")):
                 lines.append(f"- {name}: {t[key]['ndcg@10']:.4f} vs {sec[key]['ndcg@10']:.4f}, "
-                             f"{_interval(t['gain_' + key])}")
-            c = t["change"]
-            lines += ["", f"Change of the transfer gain (mpnet − MiniLM, user by user): {c['diff']:+.4f}; "
-                      f"{verdict(c)}; 95 % interval [{c['diff_low']:+.4f}, {c['diff_high']:+.4f}].", ""]
+                             f"{difference_text(t['gain_' + key])}")
+            lines += ["", f"Change of the transfer gain (mpnet − MiniLM, user by user): "
+                      f"{difference_text(t['change'])}.", ""]
     return "\n".join(lines)
-
-
-def _interval(d: dict) -> str:
-    return (f"{d['diff']:+.4f} ({d['relative']:+.1%}); {verdict(d)}; 95 % interval [{d['diff_low']:+.4f}, "
-            f"{d['diff_high']:+.4f}], relative [{d['relative_low']:+.1%}, {d['relative_high']:+.1%}]; "
-            f"{d['seeds']} seeds, {d['n_users']:,} users")
 
 
 def main(argv=None) -> int:

@@ -41,10 +41,12 @@ def test_the_encoder_line_reads_each_target_and_the_transfer_gains_change():
 
     diff = {"diff": 0.002, "diff_low": -0.001, "diff_high": 0.004, "relative": 0.03, "relative_low": -0.01,
             "relative_high": 0.06, "level": 0.95, "seeds": 3, "n_users": 100}
-    change = {"diff": 0.003, "diff_low": 0.001, "diff_high": 0.005}
+    change = {"diff": 0.003, "diff_low": 0.001, "diff_high": 0.005, "relative": None, "relative_low": None,
+              "relative_high": None, "level": 0.95, "seeds": 3, "n_users": 100}
     line = _encoder_line({"targets": {"food": {"difference": diff, "transfer": {"method": "full_finetune",
                                                                                "change": change}},
                                       "scientific": {"difference": {**diff, "diff_low": 0.001}}}})
     assert "food +3.0 % (no detectable difference;" in line and "scientific +3.0 % (higher;" in line
-    assert line.endswith("change of the food transfer gain (full_finetune vs text, mpnet − MiniLM, user by user): "
-                         "+0.0030 NDCG@10, higher (95 % interval [+0.0010, +0.0050]).")
+    assert line.endswith("change of the food transfer gain (full_finetune vs text, mpnet − MiniLM, user by user, "
+                         "NDCG@10): +0.0030; higher; 95% interval of the difference [+0.0010, +0.0050]; 3 seed(s), "
+                         "100 users.")

@@ -10,7 +10,7 @@ from test_results import ROOT, fake
 from xdtutor.experiment import DataConfig
 from xdtutor.published import published_table, published_value
 from xdtutor.report import (budget_note, comparison_text, comparisons_frame, curve_comparisons, curve_points, gain_line,
-                            gain_vs_line, interval_text, keep_notes, markdown, mean_std, publish,
+                            difference_text, gain_vs_line, interval_text, keep_notes, markdown, mean_std, publish,
                             setup_differences, stop_line, target_line)
 from xdtutor.results import Results, curve_key
 
@@ -40,6 +40,10 @@ def test_interval_text_says_no_detectable_difference_when_the_interval_holds_zer
     assert interval_text(None) == "no interval computed"
     zero_reference = {**c, "diff_low": 0.001, "relative_low": None, "relative_high": None}
     assert "no relative interval (the reference is 0)" in interval_text(zero_reference)
+    change = {**zero_reference, "diff": 0.003, "relative": None}  # a change of a gain: nothing to divide by
+    assert interval_text(change) == "higher; 95% interval of the difference [+0.0010, +0.0020]; 3 seed(s), 1,000 users"
+    assert difference_text(change) == "+0.0030; " + interval_text(change)
+    assert difference_text({**c, "diff": 0.001, "relative": 0.02}).startswith("+0.0010 (+2.0%); no detectable")
 
 
 def test_comparison_text_never_falls_back_to_a_p_value():

@@ -18,9 +18,9 @@ import json
 import re
 from pathlib import Path
 
-from .report import comparison_text, curve_comparisons, interval_text, protocol_caveat, stop_line
+from .report import (comparison_text, curve_comparisons, difference_text, interval_text, protocol_caveat,
+                     stop_line)
 from .results import Results, find_results
-from .stats import verdict
 
 PAGES = ("README.md", "book/10_faq.md")
 REGION = re.compile(r"(<!-- generated:(\w+) -->\n)(.*?)(<!-- /generated -->)", re.S)
@@ -142,10 +142,8 @@ def _encoder_line(size: dict) -> str:
     for target, sec in size["targets"].items():
         t = sec.get("transfer")
         if t:
-            c = t["change"]
             line += (f"; change of the {target} transfer gain ({t['method']} vs text, mpnet − MiniLM, user by "
-                     f"user): {c['diff']:+.4f} NDCG@10, {verdict(c)} (95 % interval [{c['diff_low']:+.4f}, "
-                     f"{c['diff_high']:+.4f}])")
+                     f"user, NDCG@10): {difference_text(t['change'])}")
     return line + "."
 
 

@@ -57,13 +57,25 @@ def interval_text(c: dict | None) -> str:
     if verdict(c) == "no interval":  # e.g. one seed of a seeds-only interval
         return "no interval (one seed), so no verdict on the difference"
     level = f"{c['level']:.0%}"
-    relative = (f"relative [{c['relative_low']:+.1%}, {c['relative_high']:+.1%}]"
-                if c.get("relative_low") is not None else "no relative interval (the reference is 0)")
-    span = (f"{level} interval of the difference [{c['diff_low']:+.4f}, {c['diff_high']:+.4f}], "
+    if c.get("relative_low") is not None:
+        relative = f", relative [{c['relative_low']:+.1%}, {c['relative_high']:+.1%}]"
+    elif "relative" in c and c["relative"] is None:  # a change of a gain has no reference to divide by
+        relative = ""
+    else:
+        relative = ", no relative interval (the reference is 0)"
+    span = (f"{level} interval of the difference [{c['diff_low']:+.4f}, {c['diff_high']:+.4f}]"
             f"{relative}; {c['seeds']} seed(s), {c['n_users']:,} users")
     if verdict(c) == "no detectable difference":
         return f"no detectable difference; the {span}"
     return f"{verdict(c)}; {span}"
+
+
+def difference_text(c: dict) -> str:
+    """A stored difference in one line: its value, relative where it has one, and :func:`interval_text`
+    — e.g. ``"-0.0029; lower; 95% interval of the difference [-0.0052, -0.0005]; 3 seed(s), 8,442 users"``
+    for a change of a gain (:func:`~xdtutor.stats.difference_of_differences`, no relative values)."""
+    relative = f" ({c['relative']:+.1%})" if c.get("relative") is not None else ""
+    return f"{c['diff']:+.4f}{relative}; {interval_text(c)}"
 
 
 def comparison_text(res: Results, a: str, b: str, metric: str = "ndcg@10") -> str:
