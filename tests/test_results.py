@@ -219,10 +219,11 @@ def test_every_transfer_is_compared_with_the_same_architecture_without_the_sourc
 def test_mixed_history_is_compared_with_each_half_of_what_it_combines():
     """``mixed_history`` = θ_s + source items in the histories: it is compared with ``text_mixed`` (the
     histories without θ_s), with ``full_finetune`` (θ_s without the histories) and, as a cross-domain
-    model, with the ID model on the same histories."""
+    model, with the ID model on the same histories; ``joint`` (both domains in one training) with
+    ``full_finetune`` (pretrain, then fine-tune)."""
     res = fake(seeds=(0, 1))
     res.rows = [r for r in res.rows if r["method"] != "lora"]
-    methods = ("mixed_history", "text_mixed", "sasrec_mixed", "full_finetune")
+    methods = ("mixed_history", "text_mixed", "sasrec_mixed", "full_finetune", "joint")
     for s in (0, 1):
         for i, method in enumerate(methods):
             res.rows.append({"method": method, "kind": "transfer", "seed": s, "metrics": {"ndcg@10": .04 - i / 1000},
@@ -234,7 +235,8 @@ def test_mixed_history_is_compared_with_each_half_of_what_it_combines():
     assert pairs == {("mixed_history", "sasrec_mixed"): "cross-domain histories",
                      ("text_mixed", "sasrec_mixed"): "cross-domain histories",
                      ("mixed_history", "text_mixed"): "θ_s and source items",
-                     ("mixed_history", "full_finetune"): "θ_s and source items"}
+                     ("mixed_history", "full_finetune"): "θ_s and source items",
+                     ("joint", "full_finetune"): "joint vs pretrain-then-fine-tune"}
 
 
 def test_no_committed_json_stores_a_spread_for_one_seed():

@@ -38,15 +38,20 @@ _FIELDS = ("format", "name", "config", "methods", "runs", "source_pretraining", 
            "cold_users", "cold_start", "diagnostics", "histories")
 
 
-#: (method, vs) pairs compared whenever both ran: item text vs item IDs on the same mixed histories.
-CROSS_DOMAIN_PAIRS = (("mixed_history", "sasrec_mixed"), ("text_mixed", "sasrec_mixed"))
-#: (method, vs) pairs compared whenever both ran: what an ID embedding per target item adds to the
-#: text model, without the source (two baselines) and on top of θ_s (two transfers).
-ID_PAIRS = (("text_id", "text"), ("transductive", "full_finetune"))
-#: (method, vs) pairs compared whenever both ran: whether θ_s and the source items in the histories add
-#: up — ``mixed_history`` (both) vs ``text_mixed`` (the histories, no θ_s) and vs ``full_finetune``
-#: (θ_s, target histories only).
-COMBINED_PAIRS = (("mixed_history", "text_mixed"), ("mixed_history", "full_finetune"))
+#: (method, vs, about) compared whenever both ran, beside the main comparisons:
+PAIRS = (
+    # the language model vs IDs on the same cross-domain histories
+    ("mixed_history", "sasrec_mixed", "cross-domain histories"),
+    ("text_mixed", "sasrec_mixed", "cross-domain histories"),
+    # what an ID embedding per target item adds: without the source, and on top of θ_s
+    ("text_id", "text", "ID embedding"),
+    ("transductive", "full_finetune", "ID embedding"),
+    # whether θ_s and the source items in the histories add up
+    ("mixed_history", "text_mixed", "θ_s and source items"),
+    ("mixed_history", "full_finetune", "θ_s and source items"),
+    # the source's data in one training vs θ_s carried into a second one
+    ("joint", "full_finetune", "joint vs pretrain-then-fine-tune"),
+)
 
 @dataclass(eq=False)
 class Results:
@@ -263,7 +268,8 @@ class Results:
           vs IDs on the same data; ``sasrec_mixed`` vs ``sasrec`` and ``text_mixed`` vs ``text``
           above say what the source items add to each model);
         * ``mixed_history`` vs ``text_mixed`` and vs ``full_finetune``: what θ_s adds to the mixed
-          histories, and what the source items add to θ_s;
+          histories, and what the source items add to θ_s; ``joint`` vs ``full_finetune`` (one training
+          on both domains vs pretrain-then-fine-tune) — all of :data:`PAIRS`;
         * cold users: every mapping vs popularity (``cold:`` methods);
         * the cold-start curve: at every fraction, the strategy vs each baseline (``curve:`` methods).
         """
@@ -278,15 +284,9 @@ class Results:
                 refs.append(name)
         for ref in refs:
             out += [{**self.compare(m, ref, metric), "about": "main"} for m, k in kinds.items() if k == "transfer"]
-        for a, b in CROSS_DOMAIN_PAIRS:  # the language model vs IDs on the same cross-domain histories
+        for a, b, about in PAIRS:
             if a in kinds and b in kinds:
-                out.append({**self.compare(a, b, metric), "about": "cross-domain histories"})
-        for a, b in ID_PAIRS:
-            if a in kinds and b in kinds:
-                out.append({**self.compare(a, b, metric), "about": "ID embedding"})
-        for a, b in COMBINED_PAIRS:
-            if a in kinds and b in kinds:
-                out.append({**self.compare(a, b, metric), "about": "θ_s and source items"})
+                out.append({**self.compare(a, b, metric), "about": about})
         cold = sorted({r["method"] for r in self.cold_users} - {"popularity"})
         if cold and any(r["method"] == "popularity" for r in self.cold_users):
             out += [{**self.compare(f"cold:{m}", "cold:popularity", metric), "about": "cold users"} for m in cold]
