@@ -112,6 +112,10 @@ def test_chapter_structure(source: Path):
     assert re.search(r'SCALE = os\.environ\.get\("XDTUTOR_SCALE", "ci"\)', src), f"{source.name}: SCALE"
     for name in ("DATA_DIR", "DEVICE", "SEED"):
         assert re.search(rf"^{name} = ", src, re.M), f"{source.name}: parameter {name} missing"
+    from papermill.translators import PythonTranslator  # what `papermill --help-notebook` lists
+
+    seen = [p.name for p in PythonTranslator.inspect(nbformat.v4.new_code_cell(src))]
+    assert seen == ["SCALE", "DATA_DIR", "DEVICE", "SEED"], f"{source.name}: papermill reads {seen}"
     setup_line = f'run = setup(SCALE, seed=SEED, device=DEVICE, data_dir=DATA_DIR, chapter="{source.stem}")'
     one_line = re.sub(r",\n\s+", ", ", code[1].source)  # the call may be wrapped to fit the page
     assert setup_line in one_line and not _tags(code[1]), f"{source.name}: the visible set-up line comes second"
