@@ -43,6 +43,12 @@ def _gain(res: Results, g: dict | None, what: str) -> str:
     return f"{what} {_pct(g['relative_gain'])} ({comparison_text(res, g['best_transfer'], vs)})"
 
 
+def _pairs(res: Results, pairs: tuple[tuple[str, str], ...]) -> str:
+    """``"a vs b: <interval>; …"`` for the pairs that ran."""
+    ran = set(res.kinds())
+    return "; ".join(f"{a} vs {b}: {comparison_text(res, a, b)}" for a, b in pairs if {a, b} <= ran)
+
+
 def _caveat(res: Results) -> str:
     """``"; made before …"`` for a run whose protocol has since been corrected (report.protocol_caveat)."""
     return ("; made before the fix that cuts source sequences for pretraining, so transfer gains may be "
@@ -71,11 +77,8 @@ def _findings(root: Path) -> str:
                      + _gain(long, long.gain(), f"{long.best('transfer')[0]} vs {long.best('baseline')[0]}") + "; "
                      + _gain(long, long.gain_vs("text"), "vs text-only") + ".")
     if conv is not None:
-        stops = conv.stop_reasons()
-        stops = stops[stops["what"] != "source"]
-        early = int((stops["stop_reason"] == "patience").sum())
         lines.append(f"- **Trained to convergence** (`results/kitchen_to_food_converged.md`, {len(conv.config.seeds)} "
-                     f"seed(s), no time cap; {early} of {len(stops)} target trainings stopped by early stopping): "
+                     f"seed(s), no time cap; {stop_line(conv)}): "
                      + _gain(conv, conv.gain(), f"{conv.best('transfer')[0]} vs {conv.best('baseline')[0]} (the best "
                              "baseline on validation)") + "; "
                      + "; ".join(_gain(conv, conv.gain_vs(ref), f"vs {ref}") for ref in ("text", "sasrec")
@@ -96,6 +99,18 @@ def _findings(root: Path) -> str:
         if parts:
             lines.append(f"- **Kitchen items in the Food histories** (`results/kitchen_to_food_mixed.md`, "
                          f"{len(mixed.config.seeds)} seed(s), no pretraining): " + "; ".join(parts) + ".")
+    mh = _latest(root, "kitchen_to_food_mixed_history")
+    if mh is not None:
+        lines.append(f"- **θ_s reading the Kitchen items** (`results/kitchen_to_food_mixed_history.md`, "
+                     f"{len(mh.config.seeds)} seed(s); {stop_line(mh)}): "
+                     + _pairs(mh, (("mixed_history", "full_finetune"), ("mixed_history", "text_mixed")))
+                     + "; " + _gain(mh, mh.gain(), f"best transfer on validation ({mh.best('transfer')[0]}) vs "
+                                    f"the best baseline ({mh.best('baseline')[0]})") + ".")
+    joint = _latest(root, "kitchen_to_food_joint")
+    if joint is not None:
+        lines.append(f"- **Joint training on Kitchen and Food** (`results/kitchen_to_food_joint.md`, "
+                     f"{len(joint.config.seeds)} seed(s); {stop_line(joint)}): "
+                     + _pairs(joint, (("joint", "full_finetune"), ("joint", "text"))) + ".")
     if cold is not None and cold.cold_start:
         lines.append(_curve_line(cold, conv))
     cg = next((g for g in (r.cold_user_gain() for r in (cold, k2f) if r is not None) if g), None)
