@@ -26,6 +26,7 @@ from xdtutor.evaluate import evaluate
 from xdtutor.experiment import build_config
 from xdtutor.models import Popularity
 from xdtutor.pipeline import collect
+from xdtutor.report import mean_std
 from xdtutor.provenance import provenance
 from xdtutor.sampled_metrics import compare_protocols, expected_sampled_metrics, ranking_agreement
 from xdtutor.utils import write_json
@@ -75,7 +76,7 @@ def markdown(tables: dict[str, pd.DataFrame], taus: dict, checks: list[dict], pr
         cols = [c for c in table.columns if not c.endswith("_std") and not c.startswith("rank_")]
         lines += [f"## {metric}", "", "| method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
         for method, row in table.iterrows():
-            cells = [f"{row[c]:.4f} ± {row[c + '_std']:.4f} (#{int(row['rank_' + c])})" for c in cols]
+            cells = [f"{mean_std(row[c], row[c + '_std'])} (#{int(row['rank_' + c])})" for c in cols]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines += ["", "Kendall's τ between the full and sampled orders: "
                   + ", ".join(f"m = {m}: {t:+.2f}" for m, t in taus[metric].items()), ""]

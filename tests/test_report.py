@@ -11,13 +11,8 @@ from xdtutor.experiment import DataConfig
 from xdtutor.published import published_table, published_value
 from xdtutor.report import (budget_note, comparison_text, comparisons_frame, curve_comparisons, curve_points, gain_line,
                             difference_text, gain_vs_line, interval_text, keep_notes, markdown, mean_std, publish,
-                            setup_differences, stop_line, target_line)
+                            STALE_NOTES, setup_differences, stop_line, target_line)
 from xdtutor.results import Results, curve_key
-
-
-def test_mean_std_says_n_1_instead_of_a_zero_spread():
-    assert mean_std(0.01234, 0.0004) == "0.0123 ± 0.0004"
-    assert mean_std(0.01234, float("nan")) == "0.0123 (n = 1)"
 
 
 def test_gain_lines():
@@ -26,7 +21,7 @@ def test_gain_lines():
     res.rows = []
     assert gain_line(res) == "no gain computed"
     assert gain_vs_line(fake(), "popularity") == ("best transfer **lora** NDCG@10 0.0400 vs popularity target-only "
-                                                  "0.0200 (**+100.0%**; older file without per-user rows: one seed: "
+                                                  "0.0200 (**+100.0%**; an earlier run that kept no per-user results: one seed: "
                                                   "no interval, so no verdict on the difference)")
     assert gain_vs_line(fake(), "missing") == "no missing baseline in this run"
 
@@ -36,7 +31,7 @@ def test_interval_text_says_no_detectable_difference_when_the_interval_holds_zer
          "seeds": 3, "n_users": 1000}
     assert interval_text(c).startswith("no detectable difference; the 95% interval of the difference [-0.0010, +0.0020]")
     assert interval_text({**c, "diff_low": 0.001}).startswith("higher;")
-    assert interval_text({"p_value": 0.85}).startswith("format-1 file")  # never a p-value standing in for "equal"
+    assert interval_text({"p_value": 0.85}).startswith("an earlier run's paired t-test")  # never a p-value standing in for "equal"
     assert interval_text(None) == "no interval computed"
     zero_reference = {**c, "diff_low": 0.001, "relative_low": None, "relative_high": None}
     assert "no relative interval (the reference is 0)" in interval_text(zero_reference)
@@ -52,7 +47,7 @@ def test_comparison_text_never_falls_back_to_a_p_value():
     assert old.comparison("full_finetune", "sasrec")["p_value"] > 0.05  # what the README used to quote
     text = comparison_text(old, "full_finetune", "sasrec")
     c = old.seed_difference("full_finetune", "sasrec")
-    assert text == (f"older file without per-user rows: 95 % interval over 3 seeds (seed variation only) "
+    assert text == (f"an earlier run that kept no per-user results: 95 % interval over 3 seeds (seed variation only) "
                     f"[{c['diff_low']:+.4f}, {c['diff_high']:+.4f}]: no detectable difference")
     assert "p =" not in comparison_text(old, "full_finetune", "text") and "higher" in comparison_text(
         old, "full_finetune", "text")
@@ -61,7 +56,7 @@ def test_comparison_text_never_falls_back_to_a_p_value():
     frame = comparisons_frame(old).set_index("method")  # the table too: the seeds' interval, not "p = 0.85"
     assert (frame.loc["full_finetune", "diff_low"], frame.loc["full_finetune", "diff_high"]) == (c["diff_low"],
                                                                                                  c["diff_high"])
-    assert frame.loc["full_finetune", "verdict"] == "no detectable difference (interval over seeds only: older file)"
+    assert frame.loc["full_finetune", "verdict"] == "no detectable difference (interval over seeds only: an earlier run)"
 
 
 def test_cold_start_curve_ends_at_the_main_run_and_picks_its_reference_on_validation():
@@ -155,10 +150,24 @@ def test_markdown_report_lists_the_published_numbers_of_its_dataset():
 
 
 def test_keep_notes():
-    old = "# x\n\n| old table |\n\n## Notes (read first)\n\n- seed 2 missing\n"
-    assert keep_notes("# x\n\n| new table |\n", old) == "# x\n\n| new table |\n\n## Notes (read first)\n\n- seed 2 missing\n"
+    old = "# x\n\n- date: 1\n\n| 0.0144 ± 0.0000 | 0.0616 |\n\n## Notes (read first)\n\n- seed 2 missing\n"
+    # the same numbers, reworded, plus an interval (the run date aside): notes carried over as they are
+    same = "# x\n\n- date: 2\n\n| 0.0144 ± 0 | 0.0616 (95 % [0.0600, 0.0630]) |\n"
+    assert keep_notes(same, old) == same + "\n## Notes (read first)\n\n- seed 2 missing\n"
+    # a number is gone: carried over, marked to be re-read (once)
+    new = keep_notes("# x\n\n| 0.0144 ± 0 | 0.0620 |\n", old)
+    assert new == (f"# x\n\n| 0.0144 ± 0 | 0.0620 |\n\n## Notes (read first)\n\n{STALE_NOTES}\n\n"
+                   "- seed 2 missing\n")
+    assert keep_notes("# x\n\n| 0.0625 |\n", new).count(STALE_NOTES) == 1
     assert keep_notes("# x\n", "# x\n| no notes |\n") == "# x\n"
     assert keep_notes("# x\n", None) == "# x\n"
+
+
+def test_mean_std_says_n_1_for_one_seed_and_0_only_when_exactly_0():
+    assert mean_std(0.01234, 0.00041) == "0.0123 ± 0.0004"
+    assert mean_std(0.01234, None) == mean_std(0.01234, float("nan")) == "0.0123 (n = 1)"
+    assert mean_std(0.0144, 0.0) == "0.0144 ± 0"  # every seed the same (popularity)
+    assert mean_std(0.0144, 1e-6) == "0.0144 ± <0.0001"  # a measured spread below the last digit
 
 
 def test_publish_keeps_the_notes_of_the_committed_file(tmp_path):
@@ -211,7 +220,7 @@ def test_runs_made_before_the_source_cut_say_so():
     assert "older protocol" not in markdown(cold) and "none of their target interactions" in markdown(cold)
     # its comparison table says that its intervals cover the seeds only, and what the source adds to
     # the same architecture is a line of its own
-    assert "this older file has no per-user rows" in markdown(old) and "older file" not in markdown(new)
+    assert "this earlier run kept no per-user results" in markdown(old) and "earlier run" not in markdown(new)
     assert "vs the same text model trained on the target only" in markdown(old)
 
 

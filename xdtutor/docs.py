@@ -50,8 +50,8 @@ def _pairs(res: Results, pairs: tuple[tuple[str, str], ...]) -> str:
 
 
 def _caveat(res: Results) -> str:
-    """``"; made before …"`` for a run whose protocol has since been corrected (report.protocol_caveat)."""
-    return ("; made before the fix that cuts source sequences for pretraining, so transfer gains may be "
+    """``"; its source pretraining saw …"`` for a run under the older protocol (report.protocol_caveat)."""
+    return ("; its source pretraining saw overlapping users' later Kitchen items, so transfer gains may be "
             "optimistic") if protocol_caveat(res) else ""
 
 

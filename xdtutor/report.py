@@ -34,9 +34,15 @@ NOTES_HEADING = "## Notes"
 
 
 def mean_std(mean: float, std: float, digits: int = 4) -> str:
-    """``"0.0123 ± 0.0004"``; ``"0.0123 (n = 1)"`` when the spread is undefined (one seed)."""
+    """``"0.0123 ± 0.0004"``; ``"0.0123 (n = 1)"`` when the spread is undefined (one seed); ``"0.0123 ± 0"``
+    when every seed gave the same value (e.g. popularity, which no seed changes); ``"0.0123 ± <0.0001"``
+    for a spread that rounds to zero — never ``± 0.0000``."""
     if std is None or (isinstance(std, float) and math.isnan(std)):
         return f"{mean:.{digits}f} (n = 1)"
+    if std == 0:
+        return f"{mean:.{digits}f} ± 0"
+    if std < 0.5 * 10 ** -digits:  # a spread that rounds to zero is not zero
+        return f"{mean:.{digits}f} ± <{10 ** -digits:.{digits}f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
@@ -53,7 +59,7 @@ def interval_text(c: dict | None) -> str:
     if not c:
         return "no interval computed"
     if c.get("diff_low") is None:  # format-1 files: a paired t-test over users, seeds ignored
-        return f"format-1 file: paired t-test p = {c['p_value']:.2g} over users only, no interval"
+        return f"an earlier run's paired t-test over users only (p = {c['p_value']:.2g}), no interval"
     if verdict(c) == "no interval":  # e.g. one seed of a seeds-only interval
         return "no interval (one seed), so no verdict on the difference"
     level = f"{c['level']:.0%}"
@@ -90,7 +96,7 @@ def stored_comparison_text(res: Results, c: dict) -> str:
     interval where the file kept only a p-value (format 1)."""
     if c.get("diff_low") is not None:
         return interval_text(c)
-    return "older file without per-user rows: " + seed_interval_text(
+    return "an earlier run that kept no per-user results: " + seed_interval_text(
         res.seed_difference(c["method"], c["vs"], c.get("metric", "ndcg@10")))
 
 
@@ -147,7 +153,7 @@ def comparisons_frame(res: Results) -> pd.DataFrame:
         # a format-1 file kept a p-value over users, no per-user rows: the interval its seeds allow
         sd = res.seed_difference(c["method"], c["vs"], c.get("metric", "ndcg@10"))
         df.loc[i, ["diff", "diff_low", "diff_high", "seeds"]] = [sd["diff"], sd["diff_low"], sd["diff_high"], sd["seeds"]]
-        verdicts.append(f"{verdict(sd)} (interval over seeds only: older file)")
+        verdicts.append(f"{verdict(sd)} (interval over seeds only: an earlier run)")
     df["verdict"] = verdicts
     return df
 
@@ -386,7 +392,8 @@ def markdown(res: Results, overrides: list[str] = ()) -> str:
     g = res.gain()
     if g:
         lines += [f"Best transfer ({g['best_transfer']}) vs best target-only baseline ({g['best_baseline']}): "
-                  f"NDCG@10 {g['transfer']:.4f} vs {g['baseline']:.4f} = **{g['relative_gain']:+.1%}**.", ""]
+                  f"NDCG@10 {g['transfer']:.4f} vs {g['baseline']:.4f} = **{g['relative_gain']:+.1%}** "
+                  f"({comparison_text(res, g['best_transfer'], g['best_baseline'])}).", ""]
     gt = res.gain_vs("text")
     if gt and g and g["best_baseline"] != "text":  # what the source adds to the same architecture
         lines += [f"Best transfer ({gt['best_transfer']}) vs the same text model trained on the target only: "
@@ -394,8 +401,8 @@ def markdown(res: Results, overrides: list[str] = ()) -> str:
                   f"({comparison_text(res, gt['best_transfer'], 'text')}).", ""]
     if res.comparisons:
         older = any(c.get("diff_low") is None for c in res.comparisons)  # format 1: no per-user rows
-        how = ("an interval over the seeds' test means only, as each row says: this older file has no "
-               "per-user rows" if older else STATS_METHOD)
+        how = ("an interval over the seeds' test means only, as each row says: this earlier run kept no "
+               "per-user results" if older else STATS_METHOD)
         lines += ["Differences in test NDCG@10 with their intervals (the references are chosen on validation; "
                   f"{how}):", "",
                   "| about | method | vs | NDCG@10 | reference | difference | interval |", "|---|---|---|---|---|---|---|"]
@@ -442,12 +449,19 @@ def markdown(res: Results, overrides: list[str] = ()) -> str:
     return "\n".join(lines)
 
 
+#: The line :func:`keep_notes` puts under the notes heading when the numbers above them changed; a
+#: committed results file must not contain it (tests/test_results.py): the notes were re-read.
+STALE_NOTES = ("> **Check these notes:** they were written for an earlier version of the tables above; "
+               "delete this line once they agree with the numbers.")
+
+
 def keep_notes(new: str, old: str | None) -> str:
     """``new`` followed by the hand-written notes of ``old`` (from its first ``## Notes`` heading on).
 
     The generated part of ``results/<name>.md`` is rewritten on every publish; the notes a person
-    added under a ``## Notes…`` heading are carried over verbatim (they may then need updating:
-    the numbers above them changed).
+    added under a ``## Notes…`` heading are carried over, and — when a number of the generated part
+    (its ``- date:`` line aside) is no longer there — marked with :data:`STALE_NOTES`, so they are not
+    passed on unread.
     """
     if not old:
         return new
@@ -455,7 +469,29 @@ def keep_notes(new: str, old: str | None) -> str:
     start = next((i for i, line in enumerate(lines) if line.startswith(NOTES_HEADING)), None)
     if start is None:
         return new
-    return new.rstrip("\n") + "\n\n" + "\n".join(lines[start:]).rstrip("\n") + "\n"
+    notes = lines[start:]
+
+    def numbers(text: list[str]) -> set[float]:  # of the generated part, its run date and wall time aside
+        return {float(n.replace(",", "")) for line in text if not line.startswith("- date:")
+                for n in re.findall(r"\d[\d,]*(?:\.\d+)?", line)}
+
+    # a number the notes may quote is gone (a rewording, or an added interval, is not a change)
+    if numbers(lines[:start]) - numbers(new.splitlines()) and STALE_NOTES not in notes:
+        notes = [notes[0], "", STALE_NOTES] + notes[1:]
+    return new.rstrip("\n") + "\n\n" + "\n".join(notes).rstrip("\n") + "\n"
+
+
+def refresh_markdown(res: Results, md_path: str | Path) -> str:
+    """``results/<name>.md`` as the current code writes it from ``res`` (its JSON), notes kept as
+    :func:`keep_notes` does — what ``scripts/render_results.py`` writes after a change to the tables'
+    code. A file that did not record its overrides (older runs) keeps the ones its Markdown names."""
+    md_path = Path(md_path)
+    old = md_path.read_text(encoding="utf-8") if md_path.exists() else None
+    overrides = res.info.get("overrides")
+    if overrides is None:
+        said = re.search(r"; overrides: (.*)$", old or "", re.M)
+        overrides = [] if not said or said.group(1) == "-" else said.group(1).split(" ")
+    return keep_notes(markdown(res, overrides) + "\n", old)
 
 
 def save_figures(res: Results, out: str | Path) -> list[Path]:
