@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,48 @@ def test_the_encoder_line_reads_each_target_and_the_transfer_gains_change():
     assert line.endswith("change of the food transfer gain (full_finetune vs text, mpnet − MiniLM, user by user, "
                          "NDCG@10): +0.0030; higher; 95% interval of the difference [+0.0010, +0.0050]; 3 seed(s), "
                          "100 users.")
+
+
+# A result-like number in prose: a decimal with 3+ digits (".0641"), a signed percentage ("+22 %", a
+# gain), a percentage with a decimal ("21.7 %"). Section numbers, constants ("95 %") and counts are not.
+_RESULT_NUMBER = re.compile(r"(?<![\w.])[+\-−]?\d*\.\d{3,}(?![\w.])|(?<![\w.])[+\-−]\d+(?:\.\d+)?\s?%"
+                            r"|(?<![\w.+\-−])\d+\.\d\s?%")
+
+
+def typed_numbers(markdown: str) -> list[str]:
+    """Result-like numbers typed into Markdown prose: what is left after removing generated regions,
+    code (fenced code blocks, inline code), roles (glue, cite, ref, math), math, links and DOIs."""
+    text = re.sub(r"<!-- generated:(\w+) -->.*?<!-- /generated -->", " ", markdown, flags=re.S)
+    text = re.sub(r"(`{3,})(?![`{])[^\n]*\n.*?\1", " ", text, flags=re.S)  # code blocks; directives stay prose
+    text = re.sub(r"\{[a-z:-]+\}`[^`]*`", " ", text)
+    text = re.sub(r"`[^`\n]*`", " ", text)
+    text = re.sub(r"\$\$.*?\$\$", " ", text, flags=re.S)
+    text = re.sub(r"\$[^$\n]*\$", " ", text)
+    text = re.sub(r"\]\([^)]*\)", "]", text)
+    text = re.sub(r"(https?://|DOI |arXiv:)\S+", " ", text)
+    return [m.group(0) for m in _RESULT_NUMBER.finditer(text)]
+
+
+def test_typed_numbers_finds_results_but_not_section_numbers_or_glue():
+    assert typed_numbers("a gain of +21.7 % (N@10 .0641 vs 0.0625), +22 %, and 6.6% more") == [
+        "+21.7 %", ".0641", "0.0625", "+22 %", "6.6%"]
+    assert typed_numbers("section 5.8, a 95 % interval, 8,442 users, {glue:text}`x:.4f`, `0.1235`, $0.5$, "
+                         "[p](a/0.1235.md), DOI 10.1145/3715099\n```python\nx = 0.0641\n```\n") == []
+    assert typed_numbers("````{admonition} Note\nit reached 0.0641\n````") == ["0.0641"]
+
+
+def test_no_result_number_is_typed_into_the_prose():
+    """Every number a reader sees in a chapter, the FAQ or the README comes from a results file: glued
+    in chapters, generated into README/FAQ. Published (external) numbers are glued from
+    xdtutor/published.yaml too."""
+    import jupytext
+
+    pages = sorted((ROOT / "book" / "chapters").glob("*.md"))
+    bad = []
+    for page in pages + sorted((ROOT / "book").glob("*.md")) + [ROOT / "README.md"]:
+        if page in pages:
+            text = "\n".join(c.source for c in jupytext.read(page).cells if c.cell_type == "markdown")
+        else:
+            text = page.read_text(encoding="utf-8")
+        bad += [f"{page.relative_to(ROOT)}: {n}" for n in typed_numbers(text)]
+    assert not bad, bad
