@@ -247,8 +247,22 @@ def test_cold_users_stay_cold(monkeypatch):
         fitted.append((target, users))
         return real_fit(knowledge, target, base, kind, config, seed=seed, users=users)
 
+    popular, splits = [], []
+    real_baseline, real_split = pipeline.train_baseline, pipeline.select_split
+
+    def spy_baseline(name, target, *args, **kwargs):
+        if name == "popularity":
+            popular.append(target)
+        return real_baseline(name, target, *args, **kwargs)
+
+    def spy_split(users, fraction, seed):
+        splits.append(real_split(users, fraction, seed))
+        return splits[-1]
+
     monkeypatch.setattr(pipeline, "finetune", spy_finetune)
     monkeypatch.setattr(pipeline, "fit_mapping", spy_fit)
+    monkeypatch.setattr(pipeline, "train_baseline", spy_baseline)
+    monkeypatch.setattr(pipeline, "select_split", spy_split)
     cfg = build_config({**MICRO, "strategies": ["full_finetune"], "baselines": ["popularity"],
                         "cold_start": {"fractions": []}, "cold_users": {"mappings": ["ridge", "mlp"], "mlp_epochs": 10,
                                                                           "cold_fraction": 0.5}})
@@ -259,6 +273,9 @@ def test_cold_users_stay_cold(monkeypatch):
     assert not cold & set(base_target.train) and not cold & set(base_target.valid.users)
     for target, users in fitted:
         assert not cold & set(target.train) and users and not cold & users
+    assert not cold & set(popular[-1].train)  # the cold users' popularity baseline: their items uncounted
+    (fit, select), = splits  # the mapping kind is chosen on users it was not fitted on
+    assert fit and select and not fit & select and all(users == fit for _, users in fitted)
     rows = [r for r in res.cold_users if r["method"] != "popularity"]
     chosen = [r for r in rows if r["selected"]]
     assert len(chosen) == 1 and chosen[0]["valid_ndcg@10"] == max(r["valid_ndcg@10"] for r in rows)
