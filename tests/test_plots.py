@@ -29,6 +29,9 @@ def test_every_plot_returns_the_given_ax():
     assert len(axes[0, 2].patches) == 2
     assert plots.cold_start_curve(rows, ax=axes[1, 0]) is axes[1, 0]
     assert plots.similarity_heatmap(["a", "b"], np.eye(2), ax=axes[1, 1]) is axes[1, 1]
+    ranks = np.array([1, 10, 100])
+    assert plots.metric_by_rank(ranks, {"full": [1.0, 0.3, 0.0], "sampled": [1.0, 0.9, 0.5]}, ax=axes[1, 2]) is axes[1, 2]
+    assert len(axes[1, 2].lines) == 2 and axes[1, 2].get_xscale() == "log"
     plt.close(fig)
 
 
@@ -37,6 +40,8 @@ def test_plots_check_their_input():
         plots.metric_bars(pd.DataFrame({"method": ["x"], "ndcg@10": [0.1]}), "recall@10")
     with pytest.raises(ValueError, match="shape"):
         plots.similarity_heatmap(["a"], np.eye(2))
+    with pytest.raises(ValueError, match="'full' has shape"):
+        plots.metric_by_rank(np.arange(1, 4), {"full": [1.0, 0.5]})
     ax = plots.training_curves({})  # no ax: a new figure
     assert ax is not None
     plt.close("all")

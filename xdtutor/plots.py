@@ -4,7 +4,8 @@ returns the ``ax`` it drew on. Nothing here calls ``plt.show()``.
 * :func:`training_curves` — validation NDCG@10 (or training loss) per epoch from ``History`` objects;
 * :func:`metric_bars` — one bar per method with error bars (std over seeds);
 * :func:`cold_start_curve` — a metric against the fraction of target training users;
-* :func:`similarity_heatmap` — a domain-similarity matrix.
+* :func:`similarity_heatmap` — a domain-similarity matrix;
+* :func:`metric_by_rank` — what one target is worth at each full-ranking rank, under several protocols.
 """
 
 from __future__ import annotations
@@ -116,4 +117,32 @@ def similarity_heatmap(names: Sequence[str], matrix: np.ndarray, *, ax=None, tit
     ax.figure.colorbar(im, ax=ax)
     if title:
         ax.set_title(title, fontsize=9)
+    return ax
+
+
+def metric_by_rank(ranks: np.ndarray, curves: Mapping[str, np.ndarray], *, ax=None, ylabel: str = "NDCG@10"):
+    """One line per protocol: a user's metric (or its expectation) against her target's full rank.
+
+    Args:
+        ranks: (R,) full-ranking ranks, increasing (drawn on a log axis).
+        curves: label -> (R,) metric value at each rank, e.g. ``{"full ranking": ndcg_at_k(ranks, 10),
+            "999 negatives": expected_sampled_metrics(ranks, N, 999)["ndcg@10"]}``.
+        ax: Axes to draw on (new figure when ``None``).
+        ylabel: The metric's name on the y axis.
+
+    Raises:
+        ValueError: A curve whose length differs from ``ranks``.
+    """
+    ax = _ax(ax)
+    ranks = np.asarray(ranks)
+    for label, values in curves.items():
+        values = np.asarray(values, dtype=float)
+        if values.shape != ranks.shape:
+            raise ValueError(f"curve {label!r} has shape {values.shape}, the ranks {ranks.shape}")
+        ax.plot(ranks, values, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("rank of the target under full ranking")
+    ax.set_ylabel(ylabel)
+    if curves:
+        ax.legend(fontsize=8)
     return ax
