@@ -21,6 +21,10 @@ executes the notebook.
   ``--out`` (default ``runs/notebooks_full``, git-ignored), measuring the full-scale runtimes; the
   full-scale *site* is built by ``make book SCALE=full``, which executes every chapter during the build
   (docs/publishing.md).
+* ``--scale ci --cold-cache`` runs each chapter with an empty xdtutor cache of its own (a fresh
+  ``XDTUTOR_CACHE_DIR``: item embeddings computed, data files verified again; the language model's
+  weights are the Hugging Face cache's) and writes the executed copies to ``--out`` (default
+  ``runs/notebooks_cold``): what a first run on a new machine costs, recorded as ``ci_cold``.
 * Every run updates ``book/_generated/runtimes.json`` (seconds, device, date per chapter and scale),
   which the chapters show under "Runtime", and ``book/_generated/runtimes.md``, the table in the preface.
 
@@ -30,6 +34,7 @@ Notebooks run one after another (never in parallel) with the notebook folder as 
 from __future__ import annotations
 
 import argparse
+import shutil
 import datetime as dt
 import json
 import os
@@ -92,7 +97,7 @@ def patch_runtime_glue(path: Path, records: dict) -> None:
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             name = out.get("metadata", {}).get("scrapbook", {}).get("name", "")
-            if name in ("runtime_ci", "runtime_full"):
+            if name in ("runtime_ci", "runtime_ci_cold", "runtime_full"):
                 for key in out.get("data", {}):
                     if key.endswith("text/markdown"):
                         out["data"][key] = runtime_text(records.get(name.removeprefix("runtime_")))
@@ -101,13 +106,10 @@ def patch_runtime_glue(path: Path, records: dict) -> None:
 
 def write_runtime_table(runtimes: dict) -> None:
     """The preface's per-chapter runtime table, generated from ``runtimes.json``."""
-    lines = ["| chapter | CI scale | full scale |", "|---|---|---|"]
+    lines = ["| chapter | CI scale | CI scale, empty cache | full scale |", "|---|---|---|---|"]
     for stem in sorted(set(runtimes) | {p.stem for p in chapter_sources()}):
-        cells = []
-        for scale in ("ci", "full"):
-            r = runtimes.get(stem, {}).get(scale)
-            cells.append(runtime_text(r))
-        lines.append(f"| {stem} | {cells[0]} | {cells[1]} |")
+        cells = [runtime_text(runtimes.get(stem, {}).get(key)) for key in ("ci", "ci_cold", "full")]
+        lines.append(f"| {stem} | " + " | ".join(cells) + " |")
     RUNTIMES_MD.parent.mkdir(parents=True, exist_ok=True)
     RUNTIMES_MD.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -120,7 +122,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="output folder (default: in place for ci, runs/notebooks_full for full)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
     parser.add_argument("--no-record", action="store_true", help="do not update runtimes.json")
+    parser.add_argument("--cold-cache", action="store_true",
+                        help="each chapter with an empty xdtutor cache (CI scale; copies to --out)")
     args = parser.parse_args(argv)
+    if args.cold_cache and args.scale != "ci":
+        parser.error("--cold-cache measures the CI scale")
+    record_as = "ci_cold" if args.cold_cache else args.scale
 
     sources = [p.resolve() for p in args.chapters] or chapter_sources()
     for source in sources:  # the notebook takes the Markdown's cells (outputs of unchanged cells kept)
@@ -129,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         if jupytext_cli(["--to", "ipynb", "--update", "--quiet", str(source), "-o", str(paired_notebook(source))]):
             return 1
     notebooks = [paired_notebook(source) for source in sources]
-    out_dir = args.out or (None if args.scale == "ci" else ROOT / "runs" / "notebooks_full")
+    out_dir = args.out or (ROOT / "runs" / "notebooks_cold" if args.cold_cache
+                           else None if args.scale == "ci" else ROOT / "runs" / "notebooks_full")
     os.environ["XDTUTOR_SCALE"] = args.scale
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     runtimes = json.loads(RUNTIMES.read_text()) if RUNTIMES.exists() else {}
@@ -143,11 +151,16 @@ def main(argv: list[str] | None = None) -> int:
         work.parent.mkdir(parents=True, exist_ok=True)
         final.parent.mkdir(parents=True, exist_ok=True)
         params = {} if args.scale == "ci" else {"SCALE": args.scale}
-        print(f"[{args.scale}] {nb_path.name} ...", flush=True)
+        print(f"[{record_as}] {nb_path.name} ...", flush=True)
+        cold = ROOT / "runs" / "cold_cache" / nb_path.stem
+        if args.cold_cache:  # a fresh cache for this chapter only
+            shutil.rmtree(cold, ignore_errors=True)
+            os.environ["XDTUTOR_CACHE_DIR"] = str(cold)
         start = time.perf_counter()
         try:
             pm.execute_notebook(str(nb_path), str(work), parameters=params, cwd=str(nb_path.parent),
                                 kernel_name="python3", progress_bar=False, execution_timeout=args.timeout)
+            seconds = time.perf_counter() - start  # the cache's clean-up below is not the chapter's
         except Exception as exc:  # report every failing chapter, then exit non-zero
             failed_copy = ROOT / "runs" / "failed" / nb_path.name
             failed_copy.parent.mkdir(parents=True, exist_ok=True)
@@ -157,19 +170,23 @@ def main(argv: list[str] | None = None) -> int:
                   f"{nb_path.name} left unchanged): {type(exc).__name__}: {str(exc)[:2000]}", file=sys.stderr)
             failed.append(nb_path.name)
             continue
-        seconds = time.perf_counter() - start
+        finally:
+            if args.cold_cache:
+                shutil.rmtree(cold, ignore_errors=True)
         if out_dir is None:
             strip_papermill_metadata(work)
         os.replace(work, final)
         print(f"    {seconds:.0f} s -> {final.relative_to(ROOT) if final.is_relative_to(ROOT) else final}")
         if not args.no_record:  # re-read first: another run may have recorded other chapters meanwhile
             runtimes = json.loads(RUNTIMES.read_text()) if RUNTIMES.exists() else {}
-            runtimes.setdefault(nb_path.stem, {})[args.scale] = {
+            runtimes.setdefault(nb_path.stem, {})[record_as] = {
                 "seconds": round(seconds, 1), "device": device, "date": dt.date.today().isoformat()}
             RUNTIMES.write_text(json.dumps(runtimes, indent=1, sort_keys=True) + "\n", encoding="utf-8")
             write_runtime_table(runtimes)
             if out_dir is None:
                 patch_runtime_glue(final, runtimes[nb_path.stem])
+            elif args.cold_cache:  # the committed notebook's header shows this measurement too
+                patch_runtime_glue(nb_path, runtimes[nb_path.stem])
     if failed:
         print(f"{len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -42,7 +42,7 @@ def test_the_encoder_line_reads_each_target_and_the_transfer_gains_change():
 
     diff = {"diff": 0.002, "diff_low": -0.001, "diff_high": 0.004, "relative": 0.03, "relative_low": -0.01,
             "relative_high": 0.06, "level": 0.95, "seeds": 3, "n_users": 100}
-    change = {"diff": 0.003, "diff_low": 0.001, "diff_high": 0.005, "relative": None, "relative_low": None,
+    change = {"diff": 0.003, "diff_low": 0.001, "diff_high": 0.005, "method": "ft − text", "relative": None, "relative_low": None,
               "relative_high": None, "level": 0.95, "seeds": 3, "n_users": 100}
     line = _encoder_line({"targets": {"food": {"difference": diff, "transfer": {"method": "full_finetune",
                                                                                "change": change}},
@@ -55,8 +55,8 @@ def test_the_encoder_line_reads_each_target_and_the_transfer_gains_change():
 
 # A result-like number in prose: a decimal with 3+ digits (".0641"), a signed percentage ("+22 %", a
 # gain), a percentage with a decimal ("21.7 %"). Section numbers, constants ("95 %") and counts are not.
-_RESULT_NUMBER = re.compile(r"(?<![\w.])[+\-−]?\d*\.\d{3,}(?![\w.])|(?<![\w.])[+\-−]\d+(?:\.\d+)?\s?%"
-                            r"|(?<![\w.+\-−])\d+\.\d\s?%")
+_RESULT_NUMBER = re.compile(r"(?<![\w.])[+\-−]?\d*\.\d{3,}(?!\w|\.\d)|(?<![\w.])[+\-−]\d+(?:\.\d+)?\s?%"
+                            r"|(?<![\w.+\-−])\d+\.\d+\s?%")
 
 
 def typed_numbers(markdown: str) -> list[str]:
@@ -76,6 +76,7 @@ def typed_numbers(markdown: str) -> list[str]:
 def test_typed_numbers_finds_results_but_not_section_numbers_or_glue():
     assert typed_numbers("a gain of +21.7 % (N@10 .0641 vs 0.0625), +22 %, and 6.6% more") == [
         "+21.7 %", ".0641", "0.0625", "+22 %", "6.6%"]
+    assert typed_numbers("It reached 0.0641. Then 21.75 % of it.") == ["0.0641", "21.75 %"]
     assert typed_numbers("section 5.8, a 95 % interval, 8,442 users, {glue:text}`x:.4f`, `0.1235`, $0.5$, "
                          "[p](a/0.1235.md), DOI 10.1145/3715099\n```python\nx = 0.0641\n```\n") == []
     assert typed_numbers("````{admonition} Note\nit reached 0.0641\n````") == ["0.0641"]

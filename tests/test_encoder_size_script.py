@@ -59,3 +59,10 @@ def test_transfer_section_measures_each_gain_and_its_change(tmp_path):
                                                "difference": t["gain_small"], "transfer": t}}})
     assert "Change of the transfer gain (mpnet − MiniLM, user by user): +0.0060; higher" in md
     assert "- MiniLM: " in md and "- mpnet: " in md
+
+
+def test_the_committed_table_is_what_the_script_writes_from_its_json():
+    """results/encoder_size.md is rendered from results/encoder_size.json, never edited by hand."""
+    root = SCRIPT.parents[1] / "results"
+    payload = json.loads((root / "encoder_size.json").read_text(encoding="utf-8"))
+    assert (root / "encoder_size.md").read_text(encoding="utf-8") == _script().markdown(payload)

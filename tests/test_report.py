@@ -33,9 +33,11 @@ def test_interval_text_says_no_detectable_difference_when_the_interval_holds_zer
     assert interval_text({**c, "diff_low": 0.001}).startswith("higher;")
     assert interval_text({"p_value": 0.85}).startswith("an earlier run's paired t-test")  # never a p-value standing in for "equal"
     assert interval_text(None) == "no interval computed"
-    zero_reference = {**c, "diff_low": 0.001, "relative_low": None, "relative_high": None}
-    assert "no relative interval (the reference is 0)" in interval_text(zero_reference)
-    change = {**zero_reference, "diff": 0.003, "relative": None}  # a change of a gain: nothing to divide by
+    zero_reference = {**c, "diff_low": 0.001, "relative": None, "relative_low": None, "relative_high": None}
+    assert "no relative interval (the reference is 0)" in interval_text(zero_reference)  # as read from JSON
+    assert "no relative interval" in interval_text({**zero_reference, "relative_low": float("nan")})  # in memory
+    assert difference_text({**zero_reference, "diff": 0.001, "relative": float("nan")}).startswith("+0.0010; higher")
+    change = {**zero_reference, "diff": 0.003, "method": "large − small"}  # a change of a gain: no reference
     assert interval_text(change) == "higher; 95% interval of the difference [+0.0010, +0.0020]; 3 seed(s), 1,000 users"
     assert difference_text(change) == "+0.0030; " + interval_text(change)
     assert difference_text({**c, "diff": 0.001, "relative": 0.02}).startswith("+0.0010 (+2.0%); no detectable")
@@ -159,6 +161,10 @@ def test_keep_notes():
     assert new == (f"# x\n\n| 0.0144 ± 0 | 0.0620 |\n\n## Notes (read first)\n\n{STALE_NOTES}\n\n"
                    "- seed 2 missing\n")
     assert keep_notes("# x\n\n| 0.0625 |\n", new).count(STALE_NOTES) == 1
+    signed = "# x\n\n| +0.0012 | 0.0616 |\n\n## Notes\n\n- a gain\n"
+    assert STALE_NOTES in keep_notes("# x\n\n| -0.0012 | 0.0616 |\n", signed)  # a sign flipped
+    twice = "# x\n\n| 0.0616 | 0.0616 |\n\n## Notes\n\n- a tie\n"
+    assert STALE_NOTES in keep_notes("# x\n\n| 0.0616 | 0.0620 |\n", twice)  # one of two equal values changed
     assert keep_notes("# x\n", "# x\n| no notes |\n") == "# x\n"
     assert keep_notes("# x\n", None) == "# x\n"
 
@@ -166,7 +172,7 @@ def test_keep_notes():
 def test_mean_std_says_n_1_for_one_seed_and_0_only_when_exactly_0():
     assert mean_std(0.01234, 0.00041) == "0.0123 ± 0.0004"
     assert mean_std(0.01234, None) == mean_std(0.01234, float("nan")) == "0.0123 (n = 1)"
-    assert mean_std(0.0144, 0.0) == "0.0144 ± 0"  # every seed the same (popularity)
+    assert mean_std(0.0144, 0.0) == mean_std(0.0144, 2e-18) == "0.0144 ± 0"  # every seed the same
     assert mean_std(0.0144, 1e-6) == "0.0144 ± <0.0001"  # a measured spread below the last digit
 
 

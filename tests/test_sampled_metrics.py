@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -123,3 +126,15 @@ def test_the_script_writes_the_comparison_of_run_folders(tmp_path):
     rows = {r["method"]: r for r in data["tables"]["ndcg@10"]}
     assert rows["good"]["full"] > rows["poor"]["full"] and rows["good"]["sampled_49"] > rows["good"]["full"]
     assert "Kendall" in out.with_suffix(".md").read_text()
+
+
+def test_the_committed_table_is_what_the_script_writes_from_its_json():
+    """results/sampled_metrics.md is rendered from results/sampled_metrics.json, never edited by hand."""
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("sampled_metrics_script", root / "scripts" / "sampled_metrics.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    d = json.loads((root / "results" / "sampled_metrics.json").read_text(encoding="utf-8"))
+    tables = {m: pd.DataFrame(rows).set_index("method") for m, rows in d["tables"].items()}
+    expected = script.markdown(tables, d["kendall_tau"], d["realised"], d["protocol_line"])
+    assert (root / "results" / "sampled_metrics.md").read_text(encoding="utf-8") == expected

@@ -186,6 +186,6 @@ def setup(scale: str = "ci", *, seed: int = 0, device: str = "auto", data_dir: s
     records = {}
     if run.root is not None and chapter and (run.root / RUNTIMES).is_file():
         records = json.loads((run.root / RUNTIMES).read_text(encoding="utf-8")).get(chapter, {})
-    for s in SCALES:
+    for s in (*SCALES, "ci_cold"):  # ci_cold: CI scale with an empty cache (scripts/execute_notebooks.py)
         glue(f"runtime_{s}", Markdown(runtime_text(records.get(s))))
     return run

@@ -46,7 +46,8 @@ def _gain(res: Results, g: dict | None, what: str) -> str:
 def _pairs(res: Results, pairs: tuple[tuple[str, str], ...]) -> str:
     """``"a vs b: <interval>; …"`` for the pairs that ran."""
     ran = set(res.kinds())
-    return "; ".join(f"{a} vs {b}: {comparison_text(res, a, b)}" for a, b in pairs if {a, b} <= ran)
+    return "; ".join(f"{a} vs {b}: {comparison_text(res, a, b)}" for a, b in pairs if {a, b} <= ran) \
+        or "no pair of these methods ran"
 
 
 def _caveat(res: Results) -> str:

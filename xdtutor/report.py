@@ -13,6 +13,7 @@ import math
 import re
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
@@ -39,7 +40,7 @@ def mean_std(mean: float, std: float, digits: int = 4) -> str:
     for a spread that rounds to zero — never ``± 0.0000``."""
     if std is None or (isinstance(std, float) and math.isnan(std)):
         return f"{mean:.{digits}f} (n = 1)"
-    if std == 0:
+    if std <= 1e-12 * max(1.0, abs(mean)):  # equal values; a std of them may come out as ~1e-18
         return f"{mean:.{digits}f} ± 0"
     if std < 0.5 * 10 ** -digits:  # a spread that rounds to zero is not zero
         return f"{mean:.{digits}f} ± <{10 ** -digits:.{digits}f}"
@@ -63,10 +64,10 @@ def interval_text(c: dict | None) -> str:
     if verdict(c) == "no interval":  # e.g. one seed of a seeds-only interval
         return "no interval (one seed), so no verdict on the difference"
     level = f"{c['level']:.0%}"
-    if c.get("relative_low") is not None:
+    if _finite(c.get("relative_low")):
         relative = f", relative [{c['relative_low']:+.1%}, {c['relative_high']:+.1%}]"
-    elif "relative" in c and c["relative"] is None:  # a change of a gain has no reference to divide by
-        relative = ""
+    elif " − " in str(c.get("method", "")):  # a change of a gain (stats.difference_of_differences names
+        relative = ""                         # its sides "a − b"): no reference to divide by
     else:
         relative = ", no relative interval (the reference is 0)"
     span = (f"{level} interval of the difference [{c['diff_low']:+.4f}, {c['diff_high']:+.4f}]"
@@ -80,8 +81,13 @@ def difference_text(c: dict) -> str:
     """A stored difference in one line: its value, relative where it has one, and :func:`interval_text`
     — e.g. ``"-0.0029; lower; 95% interval of the difference [-0.0052, -0.0005]; 3 seed(s), 8,442 users"``
     for a change of a gain (:func:`~xdtutor.stats.difference_of_differences`, no relative values)."""
-    relative = f" ({c['relative']:+.1%})" if c.get("relative") is not None else ""
+    relative = f" ({c['relative']:+.1%})" if _finite(c.get("relative")) else ""
     return f"{c['diff']:+.4f}{relative}; {interval_text(c)}"
+
+
+def _finite(x) -> bool:
+    """A number that is neither missing (``None``, a JSON ``null``) nor NaN."""
+    return x is not None and math.isfinite(x)
 
 
 def comparison_text(res: Results, a: str, b: str, metric: str = "ndcg@10") -> str:
@@ -471,9 +477,9 @@ def keep_notes(new: str, old: str | None) -> str:
         return new
     notes = lines[start:]
 
-    def numbers(text: list[str]) -> set[float]:  # of the generated part, its run date and wall time aside
-        return {float(n.replace(",", "")) for line in text if not line.startswith("- date:")
-                for n in re.findall(r"\d[\d,]*(?:\.\d+)?", line)}
+    def numbers(text: list[str]) -> Counter:  # of the generated part, its run date and wall time aside
+        return Counter(float(n.replace(",", "").replace("−", "-")) for line in text
+                       if not line.startswith("- date:") for n in re.findall(r"[+\-−]?\d[\d,]*(?:\.\d+)?", line))
 
     # a number the notes may quote is gone (a rewording, or an added interval, is not a change)
     if numbers(lines[:start]) - numbers(new.splitlines()) and STALE_NOTES not in notes:
