@@ -84,6 +84,8 @@ def test_micro_run_end_to_end(tmp_path):
                                                    "similarity.png"}
     table = text_table(results)
     assert "protocol: synthetic" in table and "frozen_adaptor" in table
+    rows = table.split("\n")[2:]  # the table under the protocol and seeds lines
+    assert max(len(line) for line in rows[:len(results.summary()) + 2]) <= 100  # no scrolling on a page
 
 
 def test_a_baselines_only_config_needs_no_source():
