@@ -88,9 +88,8 @@ def _findings(root: Path) -> str:
     if tid_k2f is not None:
         lines.append(f"- **Text + ID on Kitchen → Food** (`results/kitchen_to_food_text_id.md`, "
                      f"{len(tid_k2f.config.seeds)} seed(s), the converged run plus `transductive`; best transfer "
-                     f"on validation: {tid_k2f.best('transfer')[0]}): transductive vs full_finetune: "
-                     + comparison_text(tid_k2f, "transductive", "full_finetune")
-                     + "; transductive vs text: " + comparison_text(tid_k2f, "transductive", "text") + ".")
+                     f"on validation: {tid_k2f.best('transfer')[0]}): "
+                     + _pairs(tid_k2f, (("transductive", "full_finetune"), ("transductive", "text"))) + ".")
     mixed = _latest(root, "kitchen_to_food_mixed")
     if mixed is not None:
         found = {(c["method"], c["vs"]): c for c in mixed.comparisons}

@@ -556,9 +556,9 @@ def publish(res: Results, folder: str | Path = "results") -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / f"{res.name}.json", folder / f"{res.name}.md"
     write_json(json_path, res.to_dict())
-    old = md_path.read_text(encoding="utf-8") if md_path.exists() else None
+    text = refresh_markdown(res, md_path)  # the committed notes kept
     with atomic_write(md_path, "w") as fh:
-        fh.write(keep_notes(markdown(res, res.info.get("overrides", [])) + "\n", old))
+        fh.write(text)
     with tempfile.TemporaryDirectory() as tmp:
         written = [json_path, md_path]
         for fig in save_figures(res, tmp):
