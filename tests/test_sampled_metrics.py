@@ -97,16 +97,20 @@ def test_compare_protocols_orders_methods_and_shows_a_reversal():
     assert ranking_agreement(table, 99) == pytest.approx(-1.0)
 
 
-def test_the_script_writes_the_comparison_of_run_folders(tmp_path):
-    """scripts/sampled_metrics.py on two run folders (the real-model draw is skipped here)."""
-    import importlib.util
-    import json
-    from pathlib import Path
+ROOT = Path(__file__).resolve().parents[1]
 
-    spec = importlib.util.spec_from_file_location(
-        "sampled_metrics_script", Path(__file__).resolve().parents[1] / "scripts" / "sampled_metrics.py")
+
+def _script():
+    """scripts/sampled_metrics.py as a module."""
+    spec = importlib.util.spec_from_file_location("sampled_metrics_script", ROOT / "scripts" / "sampled_metrics.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_the_script_writes_the_comparison_of_run_folders(tmp_path):
+    """scripts/sampled_metrics.py on two run folders (the real-model draw is skipped here)."""
+    script = _script()
     rng = np.random.default_rng(0)
     folders = []
     for seed in (0, 1):
@@ -130,11 +134,7 @@ def test_the_script_writes_the_comparison_of_run_folders(tmp_path):
 
 def test_the_committed_table_is_what_the_script_writes_from_its_json():
     """results/sampled_metrics.md is rendered from results/sampled_metrics.json, never edited by hand."""
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("sampled_metrics_script", root / "scripts" / "sampled_metrics.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    d = json.loads((root / "results" / "sampled_metrics.json").read_text(encoding="utf-8"))
+    d = json.loads((ROOT / "results" / "sampled_metrics.json").read_text(encoding="utf-8"))
     tables = {m: pd.DataFrame(rows).set_index("method") for m, rows in d["tables"].items()}
-    expected = script.markdown(tables, d["kendall_tau"], d["realised"], d["protocol_line"])
-    assert (root / "results" / "sampled_metrics.md").read_text(encoding="utf-8") == expected
+    expected = _script().markdown(tables, d["kendall_tau"], d["realised"], d["protocol_line"])
+    assert (ROOT / "results" / "sampled_metrics.md").read_text(encoding="utf-8") == expected
