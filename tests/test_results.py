@@ -239,6 +239,25 @@ def test_mixed_history_is_compared_with_each_half_of_what_it_combines():
                      ("joint", "full_finetune"): "joint vs pretrain-then-fine-tune"}
 
 
+def test_the_menu_is_compared_with_full_fine_tuning():
+    """Each other way of carrying θ_s (a penalty towards it, fewer trainable parameters, fusion) is
+    compared with plain full fine-tuning, the question a practitioner asks of it; zero-shot is not
+    (nothing is fine-tuned)."""
+    res = fake(seeds=(0, 1))
+    methods = ("full_finetune", "l2sp", "frozen_adaptor", "lora_adaptor", "fusion", "zero_shot")
+    res.rows = [r for r in res.rows if r["method"] != "lora"]
+    for s in (0, 1):
+        for i, method in enumerate(methods):
+            res.rows.append({"method": method, "kind": "transfer", "seed": s, "metrics": {"ndcg@10": .04 - i / 1000},
+                             "valid": {"ndcg@10": .04}, "by_user_type": {}, "trainable_params": 1,
+                             "total_params": 1, "train_seconds": 1.0})
+    res.per_user = pd.DataFrame([{"method": m, "seed": s, "user": f"u{u}", "rank": 1, "ndcg@10": (u % 3) / 10}
+                                 for m in ("popularity", "text") + methods for s in (0, 1) for u in range(30)])
+    pairs = {(c["method"], c["vs"]): c["about"] for c in res.compare_all() if c["about"] != "main"}
+    assert pairs == {(m, "full_finetune"): "vs full fine-tuning"
+                     for m in ("l2sp", "frozen_adaptor", "lora_adaptor", "fusion")}
+
+
 def test_no_committed_json_stores_a_spread_for_one_seed():
     """The JSON twin of the test below: a summary over one seed stores its std as null, never 0.0."""
     bad = []

@@ -51,6 +51,13 @@ PAIRS = (
     ("mixed_history", "full_finetune", "θ_s and source items"),
     # the source's data in one training vs θ_s carried into a second one
     ("joint", "full_finetune", "joint vs pretrain-then-fine-tune"),
+    # what the menu's other ways of carrying θ_s cost or buy against plain full fine-tuning: a penalty
+    # towards θ_s, fewer trainable parameters (frozen encoder, LoRA), the text feature fused in again
+    ("l2sp", "full_finetune", "vs full fine-tuning"),
+    ("frozen_adaptor", "full_finetune", "vs full fine-tuning"),
+    ("lora", "full_finetune", "vs full fine-tuning"),
+    ("lora_adaptor", "full_finetune", "vs full fine-tuning"),
+    ("fusion", "full_finetune", "vs full fine-tuning"),
 )
 
 @dataclass(eq=False)
@@ -269,7 +276,8 @@ class Results:
           above say what the source items add to each model);
         * ``mixed_history`` vs ``text_mixed`` and vs ``full_finetune``: what θ_s adds to the mixed
           histories, and what the source items add to θ_s; ``joint`` vs ``full_finetune`` (one training
-          on both domains vs pretrain-then-fine-tune) — all of :data:`PAIRS`;
+          on both domains vs pretrain-then-fine-tune); every other way of carrying θ_s (L2-SP, frozen
+          encoder + adaptor, LoRA, fusion) vs ``full_finetune`` — all of :data:`PAIRS`;
         * cold users: every mapping vs popularity (``cold:`` methods);
         * the cold-start curve: at every fraction, the strategy vs each baseline (``curve:`` methods).
         """
