@@ -301,6 +301,24 @@ def test_the_colab_cell_names_the_built_repository_or_asks_for_it(links):
     assert source[0] == filled
 
 
+def test_every_notebook_can_install_its_package_on_colab():
+    """Each chapter's first code cell installs xdtutor where it is missing (Colab) — hidden on the site,
+    before the parameters cell in the notebook — and stops with a one-line request while the repository
+    URL is unset; the Colab section of "Run it yourself" points at it."""
+    import json
+
+    for md in sorted((BOOK / "chapters").glob("*.md")):
+        cells = [c for c in json.loads((ROOT / "notebooks" / f"{md.stem}.ipynb").read_text(encoding="utf-8"))["cells"]
+                 if c["cell_type"] == "code"]
+        first, second = ("".join(c["source"]) for c in cells[:2])
+        assert 'find_spec("xdtutor") is None' in first and "pip install" in first, md.name
+        assert 'raise SystemExit("Set REPO' in first and "OWNER" not in first, md.name
+        assert "remove-cell" in cells[0]["metadata"].get("tags", []), md.name
+        assert "parameters" in cells[1]["metadata"].get("tags", []), md.name
+    colab = (BOOK / "run_yourself.md").read_text(encoding="utf-8").split("(run-colab)=")[1].split("(run-binder)=")[0]
+    assert "first code cell" in colab
+
+
 #: Characters of code that fit the article column of a 1280-pixel window (code at 0.8rem,
 #: book/_static/code.css); tests/test_book.py measures the rendered pages in a browser.
 CODE_WIDTH = 84

@@ -55,6 +55,9 @@ def test_comparison_text_never_falls_back_to_a_p_value():
         old, "full_finetune", "text")
     new = Results.load(ROOT / "results" / "kitchen_to_food_converged.json")  # per-user rows: the stored two-level interval
     assert comparison_text(new, "full_finetune", "text") == interval_text(new.comparison("full_finetune", "text"))
+    # a pair the newer file did not compare is not blamed on an older format
+    assert comparison_text(new, "sasrec", "popularity").startswith("not compared user by user in this file; over "
+                                                                   "the seeds' means: 95 % interval over 3 seeds")
     frame = comparisons_frame(old).set_index("method")  # the table too: the seeds' interval, not "p = 0.85"
     assert (frame.loc["full_finetune", "diff_low"], frame.loc["full_finetune", "diff_high"]) == (c["diff_low"],
                                                                                                  c["diff_high"])

@@ -241,8 +241,8 @@ def test_mixed_history_is_compared_with_each_half_of_what_it_combines():
 
 def test_the_menu_is_compared_with_full_fine_tuning():
     """Each other way of carrying θ_s (a penalty towards it, fewer trainable parameters, fusion) is
-    compared with plain full fine-tuning, the question a practitioner asks of it; zero-shot is not
-    (nothing is fine-tuned)."""
+    compared with plain full fine-tuning, the question a practitioner asks of it; zero-shot (nothing
+    fine-tuned) with the popularity prior it lacks."""
     res = fake(seeds=(0, 1))
     methods = ("full_finetune", "l2sp", "frozen_adaptor", "lora_adaptor", "fusion", "zero_shot")
     res.rows = [r for r in res.rows if r["method"] != "lora"]
@@ -255,7 +255,8 @@ def test_the_menu_is_compared_with_full_fine_tuning():
                                  for m in ("popularity", "text") + methods for s in (0, 1) for u in range(30)])
     pairs = {(c["method"], c["vs"]): c["about"] for c in res.compare_all() if c["about"] != "main"}
     assert pairs == {(m, "full_finetune"): "vs full fine-tuning"
-                     for m in ("l2sp", "frozen_adaptor", "lora_adaptor", "fusion")}
+                     for m in ("l2sp", "frozen_adaptor", "lora_adaptor", "fusion")} | {
+        ("zero_shot", "popularity"): "zero-shot vs popularity"}
 
 
 def test_no_committed_json_stores_a_spread_for_one_seed():

@@ -152,7 +152,8 @@ def test_student_notebook_has_the_exercises_and_no_solution(built, source):
 
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "outputs left"
-    assert "parameters" in code[0].metadata.get("tags", []), "papermill's parameters cell is kept"
+    assert 'find_spec("xdtutor")' in code[0].source, "the install cell is kept (students on Colab need it)"
+    assert "parameters" in code[1].metadata.get("tags", []), "papermill's parameters cell is kept"
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=IDS)

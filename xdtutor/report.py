@@ -102,8 +102,11 @@ def stored_comparison_text(res: Results, c: dict) -> str:
     interval where the file kept only a p-value (format 1)."""
     if c.get("diff_low") is not None:
         return interval_text(c)
-    return "an earlier run that kept no per-user results: " + seed_interval_text(
-        res.seed_difference(c["method"], c["vs"], c.get("metric", "ndcg@10")))
+    # a file whose other comparisons have intervals over users simply did not make this one
+    why = ("not compared user by user in this file; over the seeds' means: "
+           if any(x.get("diff_low") is not None for x in res.comparisons)
+           else "an earlier run that kept no per-user results: ")
+    return why + seed_interval_text(res.seed_difference(c["method"], c["vs"], c.get("metric", "ndcg@10")))
 
 
 def gain_line(res: Results) -> str:

@@ -51,6 +51,8 @@ PAIRS = (
     ("mixed_history", "full_finetune", "θ_s and source items"),
     # the source's data in one training vs θ_s carried into a second one
     ("joint", "full_finetune", "joint vs pretrain-then-fine-tune"),
+    # θ_s with no target training against the popularity prior it lacks (in-batch pretraining)
+    ("zero_shot", "popularity", "zero-shot vs popularity"),
     # what the menu's other ways of carrying θ_s cost or buy against plain full fine-tuning: a penalty
     # towards θ_s, fewer trainable parameters (frozen encoder, LoRA), the text feature fused in again
     ("l2sp", "full_finetune", "vs full fine-tuning"),
