@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from .report import (comparison_text, curve_comparisons, difference_text, interval_text, protocol_caveat,
-                     stop_line)
+                     stop_line, target_line)
 from .results import Results, find_results
 
 PAGES = ("README.md", "book/10_faq.md")
@@ -65,9 +65,20 @@ def _findings(root: Path) -> str:
     # the curve is its own experiment (format-1 files named it after the config it extends)
     cold = _latest(root, ("cold_start", "kitchen_to_food"), having="cold_start")
     lines = []
+    menu = _latest(root, "kitchen_to_food_menu")
+    if menu is not None:
+        others = [m for m, k in menu.kinds().items() if k == "transfer" and m not in ("full_finetune", "zero_shot")]
+        lines.append(f"- **Kitchen → Food, the whole menu trained to convergence** (`results/kitchen_to_food_menu.md`, "
+                     f"{len(menu.config.seeds)} seed(s); {stop_line(menu)}): "
+                     + _gain(menu, menu.gain(), f"best transfer on validation ({menu.best('transfer')[0]}) vs the "
+                             f"best baseline ({menu.best('baseline')[0]})")
+                     + f"; the +10 % target {target_line(menu, 0.10)}; against full fine-tuning: "
+                     + "; ".join(f"{m} {comparison_text(menu, m, 'full_finetune')}" for m in others)
+                     + ("; zero-shot vs popularity: " + comparison_text(menu, "zero_shot", "popularity")
+                        if "zero_shot" in menu.kinds() else "") + ".")
     if k2f is not None:
         caps = k2f.time_caps()
-        lines.append(f"- **Kitchen → Food** (`results/kitchen_to_food.md`, {len(k2f.config.seeds)} seed(s), "
+        lines.append(f"- **Kitchen → Food, first runs** (`results/kitchen_to_food.md`, {len(k2f.config.seeds)} seed(s), "
                      f"{caps['train'] or 'no'}-min cap per model, {k2f.info.get('device_name')}{_caveat(k2f)}): "
                      + _gain(k2f, k2f.gain_vs("text"), f"best transfer ({k2f.best('transfer')[0]}) vs the same model "
                              "trained on Food only") + "; "
