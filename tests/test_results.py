@@ -216,14 +216,11 @@ def test_every_transfer_is_compared_with_the_same_architecture_without_the_sourc
         ("text_id", "text"): "ID embedding", ("transductive", "full_finetune"): "ID embedding"}
 
 
-def test_mixed_history_is_compared_with_each_half_of_what_it_combines():
-    """``mixed_history`` = θ_s + source items in the histories: it is compared with ``text_mixed`` (the
-    histories without θ_s), with ``full_finetune`` (θ_s without the histories) and, as a cross-domain
-    model, with the ID model on the same histories; ``joint`` (both domains in one training) with
-    ``full_finetune`` (pretrain, then fine-tune)."""
+def _side_pairs(methods: tuple[str, ...]) -> dict:
+    """``{(method, vs): about}`` of the comparisons beside the main ones that ``compare_all`` makes when
+    ``methods`` ran as transfers (two seeds, per-user rows) next to popularity and text."""
     res = fake(seeds=(0, 1))
     res.rows = [r for r in res.rows if r["method"] != "lora"]
-    methods = ("mixed_history", "text_mixed", "sasrec_mixed", "full_finetune", "joint")
     for s in (0, 1):
         for i, method in enumerate(methods):
             res.rows.append({"method": method, "kind": "transfer", "seed": s, "metrics": {"ndcg@10": .04 - i / 1000},
@@ -232,6 +229,15 @@ def test_mixed_history_is_compared_with_each_half_of_what_it_combines():
     res.per_user = pd.DataFrame([{"method": m, "seed": s, "user": f"u{u}", "rank": 1, "ndcg@10": (u % 3) / 10}
                                  for m in ("popularity", "text") + methods for s in (0, 1) for u in range(30)])
     pairs = {(c["method"], c["vs"]): c["about"] for c in res.compare_all() if c["about"] != "main"}
+    return pairs
+
+
+def test_mixed_history_is_compared_with_each_half_of_what_it_combines():
+    """``mixed_history`` = θ_s + source items in the histories: it is compared with ``text_mixed`` (the
+    histories without θ_s), with ``full_finetune`` (θ_s without the histories) and, as a cross-domain
+    model, with the ID model on the same histories; ``joint`` (both domains in one training) with
+    ``full_finetune`` (pretrain, then fine-tune)."""
+    pairs = _side_pairs(("mixed_history", "text_mixed", "sasrec_mixed", "full_finetune", "joint"))
     assert pairs == {("mixed_history", "sasrec_mixed"): "cross-domain histories",
                      ("text_mixed", "sasrec_mixed"): "cross-domain histories",
                      ("mixed_history", "text_mixed"): "θ_s and source items",
@@ -243,17 +249,7 @@ def test_the_menu_is_compared_with_full_fine_tuning():
     """Each other way of carrying θ_s (a penalty towards it, fewer trainable parameters, fusion) is
     compared with plain full fine-tuning, the question a practitioner asks of it; zero-shot (nothing
     fine-tuned) with the popularity prior it lacks."""
-    res = fake(seeds=(0, 1))
-    methods = ("full_finetune", "l2sp", "frozen_adaptor", "lora_adaptor", "fusion", "zero_shot")
-    res.rows = [r for r in res.rows if r["method"] != "lora"]
-    for s in (0, 1):
-        for i, method in enumerate(methods):
-            res.rows.append({"method": method, "kind": "transfer", "seed": s, "metrics": {"ndcg@10": .04 - i / 1000},
-                             "valid": {"ndcg@10": .04}, "by_user_type": {}, "trainable_params": 1,
-                             "total_params": 1, "train_seconds": 1.0})
-    res.per_user = pd.DataFrame([{"method": m, "seed": s, "user": f"u{u}", "rank": 1, "ndcg@10": (u % 3) / 10}
-                                 for m in ("popularity", "text") + methods for s in (0, 1) for u in range(30)])
-    pairs = {(c["method"], c["vs"]): c["about"] for c in res.compare_all() if c["about"] != "main"}
+    pairs = _side_pairs(("full_finetune", "l2sp", "frozen_adaptor", "lora_adaptor", "fusion", "zero_shot"))
     assert pairs == {(m, "full_finetune"): "vs full fine-tuning"
                      for m in ("l2sp", "frozen_adaptor", "lora_adaptor", "fusion")} | {
         ("zero_shot", "popularity"): "zero-shot vs popularity"}
