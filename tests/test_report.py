@@ -113,6 +113,11 @@ def test_target_line_needs_the_gain_and_an_interval_above_zero():
     res.comparisons = [{"method": "lora", "vs": "text", "diff_low": 0.001, "diff_high": 0.02}]
     assert target_line(res) == "met (+33.3% against the +10% asked)"
     assert target_line(res, 0.5).startswith("missed (+33.3% against the +50% asked)")
+    res.comparisons[0]["relative_low"] = 0.05  # met on the mean, with an interval reaching below the bar
+    assert target_line(res) == ("met (+33.3% against the +10% asked; the relative interval's lower end, "
+                                "+5.0%, is below the bar)")
+    res.comparisons[0]["relative_low"] = 0.12
+    assert target_line(res) == "met (+33.3% against the +10% asked)"
     res.comparisons[0]["diff_low"] = -0.001
     assert target_line(res) == "missed (+33.3% against the +10% asked; the interval of the difference does not exclude 0)"
     res.rows = []

@@ -72,7 +72,11 @@ def _findings(root: Path) -> str:
                      f"{len(menu.config.seeds)} seed(s); {stop_line(menu)}): "
                      + _gain(menu, menu.gain(), f"best transfer on validation ({menu.best('transfer')[0]}) vs the "
                              f"best baseline ({menu.best('baseline')[0]})")
-                     + f"; the +10 % target {target_line(menu, 0.10)}; against full fine-tuning: "
+                     + f"; the +10 % target {target_line(menu, 0.10)}"
+                     + (f"; {menu.best('transfer')[0]} vs sasrec (not the best baseline on validation): "
+                        + comparison_text(menu, menu.best("transfer")[0], "sasrec")
+                        if menu.best("baseline")[0] != "sasrec" and "sasrec" in menu.kinds() else "")
+                     + "; against full fine-tuning: "
                      + "; ".join(f"{m} {comparison_text(menu, m, 'full_finetune')}" for m in others)
                      + ("; zero-shot vs popularity: " + comparison_text(menu, "zero_shot", "popularity")
                         if "zero_shot" in menu.kinds() else "") + ".")

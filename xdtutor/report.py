@@ -133,6 +133,8 @@ def target_line(res: Results, target: float = 0.10) -> str:
     met = g["relative_gain"] >= target and above
     why = ("" if above else "; the interval of the difference does not exclude 0" if measured
            else "; no interval of the difference, so it cannot count")
+    if met and _finite(c.get("relative_low")) and c["relative_low"] < target:  # met on the mean only
+        why += f"; the relative interval's lower end, {c['relative_low']:+.1%}, is below the bar"
     return f"{'met' if met else 'missed'} ({g['relative_gain']:+.1%} against the {target:+.0%} asked{why})"
 
 
