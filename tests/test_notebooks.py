@@ -204,4 +204,5 @@ def test_papermill_runs_a_chapter_with_injected_parameters(tmp_path):
     nb = nbformat.read(out, as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in _tags(c)]
     assert len(injected) == 1 and "SEED = 1" in injected[0].source
-    assert nb.cells.index(injected[0]) == 2  # right after the parameters cell, before the set-up line
+    # right after the parameters cell (title, install cell, parameters), before the set-up line
+    assert nb.cells.index(injected[0]) == 3 and "parameters" in _tags(nb.cells[2])
