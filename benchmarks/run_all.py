@@ -41,7 +41,7 @@ QUICK = {
                    "--set", "data.source_subsample=0.05", "--set", "pretrain.epochs=1",
                    "--set", "train.epochs=1", "--set", "strategies=[zero_shot]",
                    "--set", "baselines=[popularity]", "--set", "cold_start.fractions=[]"],
-    "memory": ["--items", "2000", "4000", "--rows", "500", "--users", "64"],
+    "memory": ["--items", "2000", "20000", "--rows", "2000", "--users", "64"],
 }
 
 

@@ -133,7 +133,8 @@ def test_benchmark_script_smoke(name, data_dir, tmp_path, monkeypatch):
                                                       "eval_s ~ users*items"}
     if name == "memory":  # chunking must lower the peak, and the 16 GB extrapolation must be there
         by = {(r["items"], r["setting"]): r["peak_mib"] for r in data["rows"]}
-        assert by[(4000, "logits_chunk=256")] < by[(4000, "logits_chunk=0")]
+        # at 20,000 items x 2,000 targets the unchunked logits alone are 160 MB: far above RSS noise
+        assert by[(20000, "logits_chunk=256")] < by[(20000, "logits_chunk=0")]
         assert "unchunked_over_chunked_peak_at_largest" in data["summary"]
     md = common.write_markdown(tmp_path).read_text()
     assert data["title"] in md
