@@ -67,19 +67,19 @@ def _findings(root: Path) -> str:
     lines = []
     menu = _latest(root, "kitchen_to_food_menu")
     if menu is not None:
+        best = menu.best("transfer")[0]
         others = [m for m, k in menu.kinds().items() if k == "transfer" and m not in ("full_finetune", "zero_shot")]
         lines.append(f"- **Kitchen → Food, the whole menu trained to convergence** (`results/kitchen_to_food_menu.md`, "
                      f"{len(menu.config.seeds)} seed(s); {stop_line(menu)}): "
-                     + _gain(menu, menu.gain(), f"best transfer on validation ({menu.best('transfer')[0]}) vs the "
+                     + _gain(menu, menu.gain(), f"best transfer on validation ({best}) vs the "
                              f"best baseline ({menu.best('baseline')[0]})")
                      + f"; the +10 % target {target_line(menu, 0.10)}"
-                     + (f"; {menu.best('transfer')[0]} vs sasrec (not the best baseline on validation): "
-                        + comparison_text(menu, menu.best("transfer")[0], "sasrec")
+                     + (f"; {best} vs sasrec (not the best baseline on validation): "
+                        + comparison_text(menu, best, "sasrec")
                         if menu.best("baseline")[0] != "sasrec" and "sasrec" in menu.kinds() else "")
-                     + "; against full fine-tuning: "
-                     + "; ".join(f"{m} {comparison_text(menu, m, 'full_finetune')}" for m in others)
-                     + ("; zero-shot vs popularity: " + comparison_text(menu, "zero_shot", "popularity")
-                        if "zero_shot" in menu.kinds() else "") + ".")
+                     + "; against full fine-tuning, and zero-shot against popularity: "
+                     + _pairs(menu, tuple((m, "full_finetune") for m in others) + (("zero_shot", "popularity"),))
+                     + ".")
     if k2f is not None:
         caps = k2f.time_caps()
         lines.append(f"- **Kitchen → Food, first runs** (`results/kitchen_to_food.md`, {len(k2f.config.seeds)} seed(s), "
