@@ -160,10 +160,10 @@ def test_time_steps_of_the_negatives_benchmark_trains_and_times():
     from xdtutor.utils import pad_left
 
     torch.manual_seed(0)
-    model = SASRec(30, hidden=16, n_layers=1, n_heads=2, max_len=8)
+    model = SASRec(30, hidden=16, n_layers=1, n_heads=2, max_len=8).score_only(20)  # items 20-29: a source
     rows = pad_left([list(range(i, i + 6)) for i in range(20)], 9)      # (20, 9) windows
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    for negatives in ("all", "in_batch"):
+    for negatives in ("all", "in_batch", "per_domain"):
         s = time_steps(model, rows[:, :-1], rows[:, 1:], negatives, steps=2, batch_size=8)
         assert s > 0
     assert any(not torch.equal(before[n], p) for n, p in model.named_parameters())

@@ -104,6 +104,41 @@ def test_a_joint_model_ranks_target_items_and_learns_only_them_when_asked(kind):
         model.score_only(5, train_on="source")
 
 
+def test_domain_catalogue_keeps_every_ranked_item_and_the_batch_s_others():
+    from xdtutor.models.sasrec import domain_catalogue
+
+    x = torch.tensor([[0, 9, 2], [0, 0, 7]])            # +1-shifted; n_scored = 3, so 7 and 9 are others
+    y = torch.tensor([[9, 2, 3], [0, 7, 9]])
+    ids, lx, ly = domain_catalogue(x, y, 3)
+    assert ids.tolist() == [0, 1, 2, 6, 8]              # the 3 ranked items, then items 7 and 9 (0-based 6, 8)
+    assert lx.tolist() == [[0, 5, 2], [0, 0, 4]] and ly.tolist() == [[5, 2, 3], [0, 4, 5]]
+
+
+@pytest.mark.parametrize("kind", ["sasrec", "text"])
+def test_per_domain_negatives_score_ranked_items_against_all_and_others_against_the_batch(kind):
+    """Joint training's cheaper objective, by hand: a target (ranked) next item is a softmax over the 5
+    ranked items, a source next item a softmax over the source items the batch holds; one mean."""
+    torch.manual_seed(0)
+    model = (SASRec(12, hidden=8, n_layers=1, n_heads=2, max_len=6) if kind == "sasrec"
+             else TextSeqRec(torch.randn(12, 4), hidden=8, n_layers=1, n_heads=2, max_len=6))
+    model.score_only(5, train_on="all").eval()
+    seq = torch.tensor([[0, 0, 1, 2, 3, 4], [0, 0, 0, 6, 8, 6]])       # a target row, a source row (+1)
+    targets = torch.tensor([[0, 2, 3, 4, 5, 1], [0, 0, 8, 6, 10, 0]])  # the source row holds items 6, 8, 10
+    got = model.loss(seq, targets, negatives="per_domain")
+    items = model.item_representations()                              # (12, H)
+    states = model(seq)                                               # (2, L, H)
+    if kind == "text":
+        states, items = F.normalize(states, dim=-1) / model.temperature, F.normalize(items, dim=-1)
+    ranked = F.cross_entropy(states[0, 1:] @ items[:5].T, targets[0, 1:] - 1, reduction="sum")   # 5 targets
+    others = items[[5, 7, 9]]                                          # items 6, 8, 10 (0-based 5, 7, 9)
+    local = torch.tensor([1, 0, 2])                                    # 8, 6, 10 among (6, 8, 10)
+    source = F.cross_entropy(states[1, 2:5] @ others.T, local, reduction="sum")                   # 3 targets
+    torch.testing.assert_close(got, (ranked + source) / 8)
+    assert not torch.allclose(got, model.loss(seq, targets))          # not the softmax over all 12 items
+    model.train()
+    model.loss(seq, targets, negatives="per_domain").backward()        # it trains
+
+
 def test_evaluation_ranks_the_scored_items_and_masks_only_those():
     torch.manual_seed(0)
     model = SASRec(9, hidden=8, n_layers=1, n_heads=2, max_len=6).score_only(5)
@@ -134,6 +169,24 @@ def test_the_new_strategies_run_end_to_end_and_pair_users():
     assert ("text_mixed", "text") in pairs and len(pairs) == len(res.comparisons)  # each pair once
     # every transfer method against the text model and against the ID model, whichever is chosen as best
     assert {(s, ref) for s in STRATEGIES for ref in ("text", "sasrec")} <= set(pairs)
+
+
+def test_joint_training_takes_per_domain_negatives_from_its_own_settings(monkeypatch):
+    cfg = build_config({**MICRO, "strategies": ["joint", "full_finetune"], "baselines": [],
+                        "cold_users": {"mappings": []}, "cold_start": {"fractions": []},
+                        "per_method": {"joint": {"train.negatives": "per_domain"}}})
+    seen, real = [], TextSeqRec.loss
+
+    def spy(self, item_seq, targets, negatives="all", logits_chunk=0):
+        seen.append((self.n_items, self.n_scored, negatives))
+        return real(self, item_seq, targets, negatives=negatives, logits_chunk=logits_chunk)
+
+    monkeypatch.setattr(TextSeqRec, "loss", spy)
+    res = pipeline.run_experiment(cfg, dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+    assert {r["method"] for r in res.rows} == {"joint", "full_finetune"}
+    n_src, n_tgt = 30, 20
+    assert (n_src + n_tgt, n_tgt, "per_domain") in seen            # the joint model, on both catalogues
+    assert {neg for n, _, neg in seen if n == n_tgt} == {"all"}     # fine-tuning keeps the shared setting
 
 
 def test_cold_users_map_into_a_model_trained_on_the_target_split(monkeypatch):

@@ -78,6 +78,10 @@ class TrainConfig:
             benchmarks/results/negatives.json). Under torchrun each process draws its candidates from its
             own batch (nothing is gathered across ranks), so their number follows the per-process
             batch size. The model's ``loss`` must accept ``negatives=`` for ``"in_batch"``.
+            ``"per_domain"`` is for a model on a joint catalogue (``joint``): a next item among the
+            ranked (target) items is scored against all of them, any other (a source item) against
+            the batch's other items — the target's and the source's own objectives in one loss
+            (:func:`xdtutor.models.sasrec.per_domain_ce`; ``python -m benchmarks.bench_joint``).
         logits_chunk: Target rows per chunk of the training logits (0 = all at once, fastest).
             A memory setting, not a result setting (same loss up to float rounding; see
             :func:`xdtutor.models.sasrec.softmax_ce`): needed for catalogues whose (rows × items)

@@ -82,7 +82,7 @@ def _cross_entropy(picked: torch.Tensor, items: torch.Tensor, labels: torch.Tens
     return F.cross_entropy(logits, labels, reduction=reduction, ignore_index=-1)
 
 
-NEGATIVES = ("all", "in_batch")
+NEGATIVES = ("all", "in_batch", "per_domain")
 
 
 def loss_targets(model: nn.Module, targets: torch.Tensor, negatives: str = "all") -> torch.Tensor:
@@ -130,6 +130,61 @@ def batch_catalogue(item_seq: torch.Tensor, targets: torch.Tensor,
         return torch.where(x > 0, torch.searchsorted(ids, x.contiguous()) + 1, torch.zeros_like(x))  # (B, L)
 
     return ids - 1, local(item_seq), local(targets)
+
+
+def domain_catalogue(item_seq: torch.Tensor, targets: torch.Tensor,
+                     n_scored: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ranked items plus the batch's other items, and the batch re-indexed into that catalogue.
+
+    Used by ``negatives="per_domain"`` (joint training on a target and a source catalogue): the
+    first ``n_scored`` items (the target's, which evaluation ranks) are all candidates, every other
+    item only when the batch holds it (as an input or a target).
+
+    Args:
+        item_seq: (B, L) +1-shifted inputs, 0 = padding.
+        targets: (B, L) +1-shifted targets, 0 = ignore.
+        n_scored: The number of ranked items (ids 0 … n_scored − 1).
+
+    Returns:
+        ``(ids, local_seq, local_targets)``: (n_scored + U,) sorted 0-based catalogue ids — the
+        ranked items, then the U distinct other items of the batch — and the two (B, L) tensors with
+        id ``ids[k]`` replaced by ``k + 1`` (0 stays 0), so a local id ≤ ``n_scored`` is a ranked item.
+    """
+    real = torch.cat([item_seq[item_seq > n_scored], targets[targets > n_scored]])  # (M,) other items
+    ranked = torch.arange(1, n_scored + 1, device=targets.device, dtype=targets.dtype)
+    ids = torch.cat([ranked, torch.unique(real)]).contiguous()                      # (n + U,) +1-shifted
+
+    def local(x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x > 0, torch.searchsorted(ids, x.contiguous()) + 1, torch.zeros_like(x))  # (B, L)
+
+    return ids - 1, local(item_seq), local(targets)
+
+
+def per_domain_ce(states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, n_scored: int,
+                  temperature: float = 1.0, logits_chunk: int = 0) -> torch.Tensor:
+    """Cross-entropy of ``negatives="per_domain"``: full softmax for the ranked items, in-batch for the rest.
+
+    A target among the ranked items is scored against all of them (what evaluation does); any other
+    target (a source item in joint training) only against the batch's other items — the two objectives
+    of pretrain-then-fine-tune (``"in_batch"`` on the source, ``"all"`` on the target) trained at once,
+    so a source row no longer pays for a softmax over every catalogue.
+
+    Args:
+        states: (B, L, H) sequence states.
+        items: (n_scored + U, H) the representations of :func:`domain_catalogue`'s ``ids``.
+        targets: (B, L) its local targets, 0 = ignore.
+        n_scored: The number of ranked items (the first rows of ``items``).
+        temperature, logits_chunk: As in :func:`softmax_ce`.
+
+    Returns:
+        Scalar mean loss over all non-padding targets (each target weighs the same, whatever its domain).
+    """
+    ranked = targets.masked_fill(targets > n_scored, 0)                            # (B, L)
+    other = torch.where(targets > n_scored, targets - n_scored, torch.zeros_like(targets))  # (B, L)
+    m_ranked, m_other = (ranked > 0).sum(), (other > 0).sum()
+    total = (softmax_ce(states, items[:n_scored], ranked, temperature, logits_chunk) * m_ranked
+             + softmax_ce(states, items[n_scored:], other, temperature, logits_chunk) * m_other)
+    return total / (m_ranked + m_other).clamp(min=1)
 
 
 class SASRec(nn.Module):
@@ -218,7 +273,9 @@ class SASRec(nn.Module):
             item_seq: (B, L) left-padded +1-shifted inputs.
             targets: (B, L) next items, +1-shifted, 0 = ignore.
             negatives: ``"all"`` ranks each target against the whole catalogue; ``"in_batch"``
-                only against the distinct items of the batch (see :func:`batch_catalogue`).
+                only against the distinct items of the batch (see :func:`batch_catalogue`);
+                ``"per_domain"`` a ranked item against all ranked items, any other against the
+                batch's other items (see :func:`per_domain_ce`).
             logits_chunk: Target rows per logits chunk (see :func:`softmax_ce`; 0 = no chunking).
 
         Returns:
@@ -231,7 +288,11 @@ class SASRec(nn.Module):
                 items, targets = items[: self.n_scored], loss_targets(self, targets)
             return softmax_ce(states, items, targets, logits_chunk=logits_chunk, static_shapes=self.static_shapes)
         if self.static_shapes:
-            raise ValueError("negatives='in_batch' has data-dependent shapes; use_static_shapes(False) for it")
+            raise ValueError(f"negatives={negatives!r} has data-dependent shapes; use_static_shapes(False) for it")
+        if negatives == "per_domain":
+            ids, _, local_targets = domain_catalogue(item_seq, targets, self.n_scored)
+            return per_domain_ce(states, self.item_embedding.weight[ids + 1], local_targets,  # (n + U, H)
+                                 self.n_scored, logits_chunk=logits_chunk)
         ids, _, local_targets = batch_catalogue(item_seq, targets, negatives)
         return softmax_ce(states, self.item_embedding.weight[ids + 1], local_targets,  # (U, H) candidates
                           logits_chunk=logits_chunk)

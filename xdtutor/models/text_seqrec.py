@@ -17,7 +17,8 @@ from torch import nn
 
 from .adaptors import ADAPTORS, make_adaptor
 from .blocks import SequenceEncoder, last_states
-from .sasrec import batch_catalogue, init_weights, loss_targets, set_scored, softmax_ce
+from .sasrec import (batch_catalogue, domain_catalogue, init_weights, loss_targets, per_domain_ce, set_scored,
+                     softmax_ce)
 
 SIMILARITIES = ("dot", "cos")
 
@@ -199,13 +200,22 @@ class TextSeqRec(nn.Module):
             negatives: ``"all"`` — softmax over the whole catalogue (what evaluation ranks);
                 ``"in_batch"`` — softmax over the distinct items of the batch (inputs and
                 targets), UniSRec's pretraining objective: the adaptor then runs on those U rows
-                only, so a step costs O(U) instead of O(N) on a large source catalogue.
+                only, so a step costs O(U) instead of O(N) on a large source catalogue;
+                ``"per_domain"`` — a target among the ranked items (``n_scored``) against all of
+                them, any other (a source item in joint training) against the batch's other items
+                (:func:`~.sasrec.per_domain_ce`): the adaptor runs on the n ranked + U other rows.
             logits_chunk: Target rows per logits chunk (see :func:`~.sasrec.softmax_ce`; 0 = none).
         """
         if negatives == "all":
             items = self.item_representations()                                # (N, H)
         elif self.static_shapes:
-            raise ValueError("negatives='in_batch' has data-dependent shapes; use_static_shapes(False) for it")
+            raise ValueError(f"negatives={negatives!r} has data-dependent shapes; use_static_shapes(False) for it")
+        elif negatives == "per_domain":  # the ranked items plus the batch's other items
+            ids, item_seq, targets = domain_catalogue(item_seq, targets, self.n_scored)
+            items = self.item_representations(ids)                             # (n + U, H)
+            states = self._encode(item_seq, items)                             # (B, L, H)
+            states, items, t = self._logits_parts(states, items)
+            return per_domain_ce(states, items, targets, self.n_scored, temperature=t, logits_chunk=logits_chunk)
         else:  # the batch re-indexed into its own small catalogue of U items
             ids, item_seq, targets = batch_catalogue(item_seq, targets, negatives)
             items = self.item_representations(ids)                             # (U, H)

@@ -2,9 +2,12 @@
 
 Multi-domain training instead of pretrain-then-fine-tune: the training rows are the target split's
 plus every source sequence as pretraining would see it (:func:`xdtutor.data.views.joint_training`),
-the softmax runs over the joint catalogue (target and source items), and validation and test rank
-target items only. No θ_s: what the source teaches enters through the shared weights during training.
-A step costs more than a target-only one (more rows, a larger softmax).
+and validation and test rank target items only. No θ_s: what the source teaches enters through the
+shared weights during training. With ``train.negatives: all`` the softmax runs over the joint catalogue
+(target and source items) for every row; with ``per_domain`` a target row's softmax runs over the target
+items and a source row's over the batch's source items — the two stages' own objectives (full softmax on
+the target, in-batch on the source) trained at once, at a fraction of the cost on a large source
+catalogue (``python -m benchmarks.bench_joint``). Either way a step costs more than a target-only one.
 """
 
 from __future__ import annotations
