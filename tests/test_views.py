@@ -117,26 +117,31 @@ def test_domain_catalogue_keeps_every_ranked_item_and_the_batch_s_others():
 @pytest.mark.parametrize("kind", ["sasrec", "text"])
 def test_per_domain_negatives_score_ranked_items_against_all_and_others_against_the_batch(kind):
     """Joint training's cheaper objective, by hand: a target (ranked) next item is a softmax over the 5
-    ranked items, a source next item a softmax over the source items the batch holds; one mean."""
+    ranked items, a source next item a softmax over the source items the batch holds (inputs too); one mean."""
     torch.manual_seed(0)
     model = (SASRec(12, hidden=8, n_layers=1, n_heads=2, max_len=6) if kind == "sasrec"
              else TextSeqRec(torch.randn(12, 4), hidden=8, n_layers=1, n_heads=2, max_len=6))
     model.score_only(5, train_on="all").eval()
-    seq = torch.tensor([[0, 0, 1, 2, 3, 4], [0, 0, 0, 6, 8, 6]])       # a target row, a source row (+1)
-    targets = torch.tensor([[0, 2, 3, 4, 5, 1], [0, 0, 8, 6, 10, 0]])  # the source row holds items 6, 8, 10
+    # (+1-shifted) a Food row 1 2 3 4 5 2 and a Kitchen row 7 6 8 6 10, as inputs and next items:
+    # 7 is only ever an input, yet a candidate (the text model also encodes it from the batch's table)
+    seq = torch.tensor([[0, 1, 2, 3, 4, 5], [0, 0, 7, 6, 8, 6]])
+    targets = torch.tensor([[0, 2, 3, 4, 5, 2], [0, 0, 6, 8, 6, 10]])
     got = model.loss(seq, targets, negatives="per_domain")
     items = model.item_representations()                              # (12, H)
     states = model(seq)                                               # (2, L, H)
     if kind == "text":
         states, items = F.normalize(states, dim=-1) / model.temperature, F.normalize(items, dim=-1)
     ranked = F.cross_entropy(states[0, 1:] @ items[:5].T, targets[0, 1:] - 1, reduction="sum")   # 5 targets
-    others = items[[5, 7, 9]]                                          # items 6, 8, 10 (0-based 5, 7, 9)
-    local = torch.tensor([1, 0, 2])                                    # 8, 6, 10 among (6, 8, 10)
-    source = F.cross_entropy(states[1, 2:5] @ others.T, local, reduction="sum")                   # 3 targets
-    torch.testing.assert_close(got, (ranked + source) / 8)
+    others = items[[5, 6, 7, 9]]                                       # items 6, 7, 8, 10 (0-based 5, 6, 7, 9)
+    local = torch.tensor([0, 2, 0, 3])                                 # 6, 8, 6, 10 among (6, 7, 8, 10)
+    source = F.cross_entropy(states[1, 2:] @ others.T, local, reduction="sum")                   # 4 targets
+    torch.testing.assert_close(got, (ranked + source) / 9)
     assert not torch.allclose(got, model.loss(seq, targets))          # not the softmax over all 12 items
     model.train()
     model.loss(seq, targets, negatives="per_domain").backward()        # it trains
+    model.score_only(5, train_on="scored")                             # source next items as context only:
+    with pytest.raises(ValueError, match="per_domain.*train_on='scored'"):  # per_domain would learn them
+        model.loss(seq, targets, negatives="per_domain")
 
 
 def test_evaluation_ranks_the_scored_items_and_masks_only_those():

@@ -28,6 +28,10 @@ from .stats import METHOD as STATS_METHOD
 from .stats import verdict
 from .utils import atomic_write, write_json
 
+#: What a ``TrainConfig.negatives`` setting puts in the softmax, in words (the setup tables).
+NEGATIVES_SAID = {"all": "all items", "in_batch": "the batch",
+                  "per_domain": "the target's items for a target next item, the batch's for a source one"}
+
 if TYPE_CHECKING:  # the results model is rendered, never imported at run time (it saves through us)
     from .results import Results
 
@@ -639,12 +643,12 @@ def setup_differences(res: Results, source: str) -> pd.DataFrame:
         "dropout": f"{m.dropout}" + _own_settings(c, ("model.dropout",)),
         "item adaptor": m.adaptor,
         "scores": f"{m.similarity}" + (f" / {m.temperature}" if m.similarity == "cos" else "")
-                  + f", softmax over {'the batch' if tr.negatives == 'in_batch' else 'all items'}",
+                  + f", softmax over {NEGATIVES_SAID[tr.negatives]}",
         "stopping rule": stop + _own_settings(c, ("train.patience", "train.epochs", "train.max_train_minutes")),
         "pretraining data": f"{sources_line}; at most {pre.epochs} epochs"
                             + (f", {pre.max_train_minutes}-min cap" if pre.max_train_minutes else "")
                             + f", batch {pre.batch_size}, softmax over "
-                            + ("the batch" if pre.negatives == "in_batch" else "all items"),
+                            + NEGATIVES_SAID[pre.negatives],
         "fine-tuning": ", ".join(c.strategies) or "none (target-only models)",
     }
     rows = [{"aspect": k, "published": v, "ours": ours.get(k, "-")} for k, v in published["settings"].items()]

@@ -71,13 +71,13 @@ class TrainConfig:
             ``sasrec_random_batches``). Off by default; the encoder's length-sorted chunks
             (``SequenceEncoder.chunk_rows``) save the padding without changing the batches.
         negatives: Candidates of the softmax loss: ``"all"`` (the whole catalogue, what evaluation
-            ranks) or ``"in_batch"`` (the distinct items of each batch, UniSRec's pretraining
+            ranks), ``"in_batch"`` (the distinct items of each batch, UniSRec's pretraining
             objective): a step no longer scales with the catalogue — a Kitchen pretraining step
             (27,637 items, batch 256, MLP adaptor, 1 CPU thread) took 1.13 s with ``"all"`` and
             0.27 s with ``"in_batch"`` (``python -m benchmarks.bench_negatives --threads 1``,
             benchmarks/results/negatives.json). Under torchrun each process draws its candidates from its
             own batch (nothing is gathered across ranks), so their number follows the per-process
-            batch size. The model's ``loss`` must accept ``negatives=`` for ``"in_batch"``.
+            batch size. The model's ``loss`` must accept ``negatives=`` for ``"in_batch"`` and ``"per_domain"``.
             ``"per_domain"`` is for a model on a joint catalogue (``joint``): a next item among the
             ranked (target) items is scored against all of them, any other (a source item) against
             the batch's other items — the target's and the source's own objectives in one loss

@@ -132,13 +132,22 @@ def batch_catalogue(item_seq: torch.Tensor, targets: torch.Tensor,
     return ids - 1, local(item_seq), local(targets)
 
 
+def check_trains_on_all(model: nn.Module) -> None:
+    """``negatives="per_domain"`` learns the source next items too: refuse a model that keeps them as context."""
+    if getattr(model, "train_on", "all") == "scored":
+        raise ValueError("negatives='per_domain' learns every next item, source ones too; this model was set "
+                         "to learn only its ranked items (score_only(..., train_on='scored')): use "
+                         "negatives='all' for it")
+
+
 def domain_catalogue(item_seq: torch.Tensor, targets: torch.Tensor,
                      n_scored: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The ranked items plus the batch's other items, and the batch re-indexed into that catalogue.
 
     Used by ``negatives="per_domain"`` (joint training on a target and a source catalogue): the
     first ``n_scored`` items (the target's, which evaluation ranks) are all candidates, every other
-    item only when the batch holds it (as an input or a target).
+    item only when the batch holds it (as an input or a target). With several sources their items
+    form one pool: a source next item competes with the batch's items of every source.
 
     Args:
         item_seq: (B, L) +1-shifted inputs, 0 = padding.
@@ -218,8 +227,8 @@ class SASRec(nn.Module):
         """Shapes that never depend on the data (for ``torch.compile(fullgraph=True)``); returns ``self``.
 
         Turns off the encoder's padding trim and length-sorted chunks and computes the loss at
-        every position; results are the same up to float rounding. ``negatives="in_batch"`` needs
-        the data (its catalogue is the batch's distinct items) and is refused in this mode.
+        every position; results are the same up to float rounding. ``negatives="in_batch"`` and
+        ``"per_domain"`` need the data (their candidates depend on the batch) and are refused in this mode.
         """
         self.encoder.static_shapes = on
         return self
@@ -290,6 +299,7 @@ class SASRec(nn.Module):
         if self.static_shapes:
             raise ValueError(f"negatives={negatives!r} has data-dependent shapes; use_static_shapes(False) for it")
         if negatives == "per_domain":
+            check_trains_on_all(self)
             ids, _, local_targets = domain_catalogue(item_seq, targets, self.n_scored)
             return per_domain_ce(states, self.item_embedding.weight[ids + 1], local_targets,  # (n + U, H)
                                  self.n_scored, logits_chunk=logits_chunk)

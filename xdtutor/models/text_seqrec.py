@@ -17,7 +17,7 @@ from torch import nn
 
 from .adaptors import ADAPTORS, make_adaptor
 from .blocks import SequenceEncoder, last_states
-from .sasrec import (batch_catalogue, domain_catalogue, init_weights, loss_targets, per_domain_ce, set_scored,
+from .sasrec import (batch_catalogue, check_trains_on_all, domain_catalogue, init_weights, loss_targets, per_domain_ce, set_scored,
                      softmax_ce)
 
 SIMILARITIES = ("dot", "cos")
@@ -211,6 +211,7 @@ class TextSeqRec(nn.Module):
         elif self.static_shapes:
             raise ValueError(f"negatives={negatives!r} has data-dependent shapes; use_static_shapes(False) for it")
         elif negatives == "per_domain":  # the ranked items plus the batch's other items
+            check_trains_on_all(self)
             ids, item_seq, targets = domain_catalogue(item_seq, targets, self.n_scored)
             items = self.item_representations(ids)                             # (n + U, H)
             states = self._encode(item_seq, items)                             # (B, L, H)
