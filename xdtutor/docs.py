@@ -128,6 +128,9 @@ def _findings(root: Path) -> str:
                      + _pairs(joint, (("joint", "full_finetune"), ("joint", "text"))) + ".")
     if cold is not None and cold.cold_start:
         lines.append(_curve_line(cold, conv))
+    extra = _latest(root, "cold_start_fusion", having="cold_start")
+    if extra is not None:  # another strategy retrained where the curve's showed no lead over text
+        lines.append(_curve_line(extra, None, f"{extra.config.cold_start.strategy.capitalize()} on the cold-start curve"))
     cg = next((g for g in (r.cold_user_gain() for r in (cold, k2f) if r is not None) if g), None)
     if cg is not None:
         lines.append(f"- **Cold users** (no Food history, none of their Food interactions in any model; "
@@ -177,9 +180,9 @@ def _encoder_line(size: dict) -> str:
     return line + "."
 
 
-def _curve_line(cold: Results, conv: Results | None) -> str:
+def _curve_line(cold: Results, conv: Results | None, title: str = "Cold-start curve") -> str:
     """The cold-start curve: at each point, the strategy vs the best target-only model on validation."""
-    head = f"- **Cold-start curve** (`results/cold_start.md`, {len(cold.config.seeds)} seed(s)"
+    head = f"- **{title}** (`results/{cold.config.name}.md`, {len(cold.config.seeds)} seed(s)"
     table = curve_comparisons(cold, conv)
     best = table[table["best"].astype(bool)]
     others = table[~table["best"].astype(bool)]
@@ -187,7 +190,8 @@ def _curve_line(cold: Results, conv: Results | None) -> str:
         fractions = sorted({r["fraction"] for r in cold.cold_start})
         return (f"{head}): {cold.config.cold_start.strategy} and the baselines retrained on "
                 + ", ".join(f"{f:.0%}" for f in fractions) + " of the Food training users.")
-    return (f"{head}; 100 % = `results/kitchen_to_food_converged.md`): {cold.config.cold_start.strategy} vs "
+    end = "; 100 % = `results/kitchen_to_food_converged.md`" if conv is not None else ""
+    return (f"{head}{end}): {cold.config.cold_start.strategy} vs "
             "the best target-only model on validation, by share of the Food training users: "
             + "; ".join(f"{r.fraction:.0%} vs {r.vs} {_pct(r.diff / r.reference)} ({r.verdict}, 95 % interval "
                         f"of the difference [{r.diff_low:+.4f}, {r.diff_high:+.4f}])" for r in best.itertuples())
