@@ -8,8 +8,8 @@ Food next item is scored against the Food items (what evaluation ranks) and a Ki
 against the Kitchen items of the batch (in-batch negatives, pretraining's objective). This script times
 ``--steps`` AdamW steps of the full-scale config's text model (hidden 64, 2 layers, MLP adaptor) on the
 real joint training windows, shuffled, for both settings, and reports seconds per step and the implied
-seconds per epoch (training only, no validation). The item texts are embedded with the Kitchen → Food config's encoder
-settings, so the embeddings a run of it cached are reused.
+seconds per epoch (training only, no validation). The item texts are embedded with the Kitchen → Food
+config's encoder settings, so the embeddings a run of it cached are reused.
 
 Run: ``python -m benchmarks.bench_joint --threads 1 [--steps 10] [--batch-size 256]``.
 """
@@ -39,10 +39,10 @@ def main(argv: list[str] | None = None) -> dict:
     from xdtutor.train import training_sequences
 
     data = load_dataset("food_kitchen", data_dir=common.data_dir_or_exit(), target="food")
-    view = joint_training(data, data.pretraining_sources())
+    sources = data.pretraining_sources()
+    view = joint_training(data, sources)
     encoder = load_config("configs/kitchen_to_food.yaml").encoder  # the runs' encoder: their cache is reused
-    embs = [encode_texts(d.texts, encoder, device=device, progress=False)
-            for d in (data.target.domain, *data.pretraining_sources())]
+    embs = [encode_texts(d.texts, encoder, device=device, progress=False) for d in (data.target.domain, *sources)]
     text_emb = torch.as_tensor(view.table(embs[0], embs[1:]))                        # (N_t + N_s, D)
     inputs, targets = training_sequences(view.split, 50)
     n_food = ranked_items(view.split)

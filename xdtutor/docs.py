@@ -130,7 +130,8 @@ def _findings(root: Path) -> str:
         lines.append(_curve_line(cold, conv))
     extra = _latest(root, "cold_start_fusion", having="cold_start")
     if extra is not None:  # another strategy retrained where the curve's showed no lead over text
-        lines.append(_curve_line(extra, None, f"{extra.config.cold_start.strategy.capitalize()} on the cold-start curve"))
+        strategy = extra.config.cold_start.strategy
+        lines.append(_curve_line(extra, None, f"{strategy.capitalize()} on the cold-start curve"))
     cg = next((g for g in (r.cold_user_gain() for r in (cold, k2f) if r is not None) if g), None)
     if cg is not None:
         lines.append(f"- **Cold users** (no Food history, none of their Food interactions in any model; "

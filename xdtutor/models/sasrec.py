@@ -124,7 +124,12 @@ def batch_catalogue(item_seq: torch.Tensor, targets: torch.Tensor,
     if negatives != "in_batch":
         raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
     real = torch.cat([item_seq[item_seq > 0], targets[targets > 0]])       # (M,)
-    ids = torch.unique(real).contiguous()                                  # (U,) sorted, +1-shifted
+    return _reindexed(torch.unique(real).contiguous(), item_seq, targets)  # (U,) sorted, +1-shifted
+
+
+def _reindexed(ids: torch.Tensor, item_seq: torch.Tensor,
+               targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(ids − 1, local_seq, local_targets)`` for sorted +1-shifted ``ids``: id ``ids[k]`` becomes ``k + 1``."""
 
     def local(x: torch.Tensor) -> torch.Tensor:
         return torch.where(x > 0, torch.searchsorted(ids, x.contiguous()) + 1, torch.zeros_like(x))  # (B, L)
@@ -161,12 +166,7 @@ def domain_catalogue(item_seq: torch.Tensor, targets: torch.Tensor,
     """
     real = torch.cat([item_seq[item_seq > n_scored], targets[targets > n_scored]])  # (M,) other items
     ranked = torch.arange(1, n_scored + 1, device=targets.device, dtype=targets.dtype)
-    ids = torch.cat([ranked, torch.unique(real)]).contiguous()                      # (n + U,) +1-shifted
-
-    def local(x: torch.Tensor) -> torch.Tensor:
-        return torch.where(x > 0, torch.searchsorted(ids, x.contiguous()) + 1, torch.zeros_like(x))  # (B, L)
-
-    return ids - 1, local(item_seq), local(targets)
+    return _reindexed(torch.cat([ranked, torch.unique(real)]).contiguous(), item_seq, targets)  # (n + U,)
 
 
 def per_domain_ce(states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, n_scored: int,

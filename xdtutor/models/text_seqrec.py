@@ -17,8 +17,8 @@ from torch import nn
 
 from .adaptors import ADAPTORS, make_adaptor
 from .blocks import SequenceEncoder, last_states
-from .sasrec import (batch_catalogue, check_trains_on_all, domain_catalogue, init_weights, loss_targets, per_domain_ce, set_scored,
-                     softmax_ce)
+from .sasrec import (batch_catalogue, check_trains_on_all, domain_catalogue, init_weights, loss_targets,
+                     per_domain_ce, set_scored, softmax_ce)
 
 SIMILARITIES = ("dot", "cos")
 
