@@ -84,16 +84,36 @@ def test_typed_numbers_finds_results_but_not_section_numbers_or_glue():
 
 def test_no_result_number_is_typed_into_the_prose():
     """Every number a reader sees in a chapter, the FAQ or the README comes from a results file: glued
-    in chapters, generated into README/FAQ. Published (external) numbers are glued from
+    in chapters, generated into README/FAQ (and the benchmarks' README). Published (external) numbers are glued from
     xdtutor/published.yaml too."""
     import jupytext
 
     pages = sorted((ROOT / "book" / "chapters").glob("*.md"))
     bad = []
-    for page in pages + sorted((ROOT / "book").glob("*.md")) + [ROOT / "README.md"]:
+    for page in pages + sorted((ROOT / "book").glob("*.md")) + [ROOT / "README.md", ROOT / "benchmarks" / "README.md"]:
         if page in pages:
             text = "\n".join(c.source for c in jupytext.read(page).cells if c.cell_type == "markdown")
         else:
             text = page.read_text(encoding="utf-8")
         bad += [f"{page.relative_to(ROOT)}: {n}" for n in typed_numbers(text)]
     assert not bad, bad
+
+
+def test_the_benchmark_summary_has_a_line_per_file_read_from_it(tmp_path):
+    """The benchmarks README's numbers come from ``benchmarks/results/*.json``: a changed file changes
+    its line (the summary was once typed by hand and went stale)."""
+    import json
+    import shutil
+
+    from xdtutor.docs import _benchmarks
+
+    shutil.copytree(ROOT / "benchmarks" / "results", tmp_path / "benchmarks" / "results")
+    lines = _benchmarks(tmp_path).splitlines()
+    files = sorted(p.name for p in (tmp_path / "benchmarks" / "results").glob("*.json"))
+    assert [re.search(r"\(`(\w+\.json)`", line).group(1) for line in lines] == files
+    path = tmp_path / "benchmarks" / "results" / "joint.json"
+    d = json.loads(path.read_text())
+    d["rows"] = [{**r, "s_per_step": 2.0 if r["negatives"] == "all" else 0.5} for r in d["rows"]]
+    path.write_text(json.dumps(d))
+    assert "2.00 s with the full softmax, 0.50 s with `per_domain` (4.0×)" in _benchmarks(tmp_path)
+    assert _benchmarks(tmp_path / "empty").startswith("No benchmark has been run yet")

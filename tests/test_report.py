@@ -209,10 +209,12 @@ def test_setup_differences_name_each_methods_own_settings():
     their own ``per_method`` values; those are named."""
     res = fake()
     shared = setup_differences(res, "unisrec_scientific")["ours"]
-    assert "own settings" not in shared["dropout"] and "own settings" not in shared["stopping rule"]
+    assert not any("own settings" in shared[k] for k in ("dropout", "stopping rule", "scores"))
     res.config = replace(res.config, per_method={"text": {"model.dropout": 0.3},
-                                                 "lora": {"train.patience": 9, "train.lr": 0.002}})
+                                                 "lora": {"train.patience": 9, "train.lr": 0.002,
+                                                          "train.negatives": "in_batch"}})
     ours = setup_differences(res, "unisrec_scientific")["ours"]
+    assert ours["scores"].endswith("softmax over all items (own settings: lora: train.negatives=in_batch)")
     assert ours["dropout"] == f"{res.config.model.dropout} (own settings: text: model.dropout=0.3)"
     assert ours["stopping rule"].endswith("(own settings: lora: train.patience=9)")
 

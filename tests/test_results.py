@@ -196,6 +196,55 @@ def test_seed_difference_of_a_committed_file_reads_its_seed_rows():
         res.seed_difference("full_finetune", "nonexistent")
 
 
+def test_seed_difference_names_the_methods_it_compares():
+    """The stats dict's own ``method`` (the kind of interval) must not overwrite the compared method."""
+    c = fake(seeds=(0, 1, 2)).seed_difference("lora", "text")
+    assert (c["method"], c["vs"], c["interval"]) == ("lora", "text", "welch-t over seeds")
+
+
+def test_seed_difference_across_files_compares_only_runs_of_the_same_experiment():
+    """A run that trained one new strategy is compared with a committed run's rows over the seeds, and
+    only when everything but the methods is the same (a file written before the protocol gained fields
+    still matches one written after: the defaults compare equal)."""
+    from dataclasses import replace
+
+    from xdtutor.report import across_files_text
+    from xdtutor.results import seed_difference_across
+
+    conv = Results.load(ROOT / "results" / "kitchen_to_food_converged.json")
+    c = seed_difference_across(conv, "full_finetune", conv, "text")
+    assert {k: c[k] for k in ("diff", "diff_low", "diff_high", "seeds")} == pytest.approx(
+        {k: v for k, v in conv.seed_difference("full_finetune", "text").items()
+         if k in ("diff", "diff_low", "diff_high", "seeds")})
+    assert (c["method"], c["vs"]) == ("full_finetune", "text")
+    newer = Results.load(ROOT / "results" / "kitchen_to_food_mixed_history.json")  # protocol has more keys
+    assert set(newer.info["protocol"]) != set(conv.info["protocol"])
+    assert seed_difference_across(newer, "mixed_history", conv, "text")["files"] == [
+        "kitchen_to_food_mixed_history", "kitchen_to_food_converged"]
+    assert "no per-user pairing" in across_files_text(newer, "mixed_history", conv, "text")
+    # a run that trained one strategy: its own rows where they ran, the other file's otherwise
+    from xdtutor.report import comparison_text, versus_text
+    alone = Results(conv.config, rows=[r for r in conv.rows if r["method"] in ("full_finetune", "popularity")],
+                    info=conv.info)
+    assert versus_text(alone, "full_finetune", "popularity", conv) == comparison_text(alone, "full_finetune",
+                                                                                     "popularity")
+    assert versus_text(alone, "full_finetune", "text", conv) == across_files_text(alone, "full_finetune", conv,
+                                                                                 "text")
+    other = Results(replace(conv.config, model=replace(conv.config.model, hidden=128)), rows=conv.rows,
+                    info=conv.info)
+    with pytest.raises(ValueError, match=r"model\.hidden"):
+        seed_difference_across(other, "full_finetune", conv, "text")
+    fewer = Results(replace(conv.config, seeds=(0, 1)), rows=conv.rows, info=conv.info)
+    with pytest.raises(ValueError, match="seeds"):
+        seed_difference_across(fewer, "full_finetune", conv, "text")
+    moved = Results(conv.config, rows=conv.rows, info={**conv.info, "protocol": {
+        **conv.info["protocol"], "ties": "optimistic"}})
+    with pytest.raises(ValueError, match="protocol"):
+        seed_difference_across(moved, "full_finetune", conv, "text")
+    with pytest.raises(KeyError, match="joint"):
+        seed_difference_across(conv, "joint", conv, "text")
+
+
 def test_every_transfer_is_compared_with_the_same_architecture_without_the_source():
     """``transductive`` (text + ID from θ_s) needs ``text_id`` (text + ID, target only) as a reference,
     as ``full_finetune`` needs ``text``: both are compared, whichever baseline wins on validation."""

@@ -19,10 +19,10 @@ import re
 from pathlib import Path
 
 from .report import (comparison_text, curve_comparisons, difference_text, interval_text, protocol_caveat,
-                     stop_line, target_line)
+                     stop_line, target_line, versus_text)
 from .results import Results, find_results
 
-PAGES = ("README.md", "book/10_faq.md")
+PAGES = ("README.md", "book/10_faq.md", "benchmarks/README.md")
 REGION = re.compile(r"(<!-- generated:(\w+) -->\n)(.*?)(<!-- /generated -->)", re.S)
 
 
@@ -125,7 +125,9 @@ def _findings(root: Path) -> str:
     if joint is not None:
         lines.append(f"- **Joint training on Kitchen and Food** (`results/kitchen_to_food_joint.md`, "
                      f"{len(joint.config.seeds)} seed(s); {stop_line(joint)}): "
-                     + _pairs(joint, (("joint", "full_finetune"), ("joint", "text"))) + ".")
+                     + "; ".join(f"joint vs {b}: {versus_text(joint, 'joint', b, conv)}"
+                                 for b in ("full_finetune", "text", "sasrec")
+                                 if b in joint.kinds() or (conv is not None and b in conv.kinds())) + ".")
     if cold is not None and cold.cold_start:
         lines.append(_curve_line(cold, conv))
     extra = _latest(root, "cold_start_fusion", having="cold_start")
@@ -224,11 +226,79 @@ def _source_yardstick(root: Path) -> str:
             "`results/source_popularity.json`): a source model must beat that to have learned anything.")
 
 
+def _bench_line(name: str, d: dict) -> str | None:
+    """One bullet of :func:`_benchmarks` for the benchmark file ``name`` (``None`` for one it does not know)."""
+    rows, s = d["rows"], d["summary"]
+    if name == "encoding":
+        speed = {r["impl"]: r for r in rows if r.get("precision") == "fp32"}
+        return (f"Encoding {speed['xdtutor']['texts']:,} Food+Kitchen titles: xdtutor "
+                f"{speed['xdtutor']['texts_per_s']:.0f} texts/s vs sentence-transformers "
+                f"{speed['sentence-transformers']['texts_per_s']:.0f} texts/s; paired speed ratio "
+                f"{s['speed_ratio_xdtutor_over_peer_fp32']:.2f} (rounds "
+                + " / ".join(f"{x:.2f}" for x in s["speed_ratio_per_round_fp32"])
+                + f"); embeddings equal to {s['max_abs_diff_fp32']:.0e}")
+    if name == "evaluation":
+        parts = []
+        for cat, c in ((k, v) for k, v in s.items() if isinstance(v, dict) and "speed_ratio_vs_loop" in v):
+            ours = next(r for r in rows if r["catalogue"] == cat and r["impl"] == "xdtutor.evaluate")
+            parts.append(f"{cat.capitalize()} ({ours['items']:,} items) {ours['users_per_s']:,.0f} users/s, "
+                         f"{c['speed_ratio_vs_loop']:.1f}× the per-user loop and {c['speed_ratio_vs_torchmetrics']:.0f}× "
+                         f"torchmetrics, ranks equal to the loop's for {_pct(c['ranks_equal_loop_fraction'])[1:]} of users")
+        return f"Full-ranking evaluation ({rows[0]['users']:,} users): " + "; ".join(parts)
+    if name in ("training", "training_food"):
+        epochs = "; ".join(f"{r['model']} {r['epoch_s']:.1f} s" for r in rows if r["chunk_rows"])
+        speed = ", ".join(f"{m} {x:.2f}×" for m, x in s["speedup"].items())
+        return (f"One training epoch on {'Food' if name == 'training_food' else 'Scientific'} "
+                f"({rows[0]['rows']:,} windows, batch {s['batch_size']}): {epochs}; chunked logits vs "
+                f"unchunked: {speed}")
+    if name in ("negatives", "joint"):
+        step = {r["negatives"]: r["s_per_step"] for r in rows}
+        other = "in_batch" if name == "negatives" else "per_domain"
+        what = "Kitchen pretraining" if name == "negatives" else "joint Kitchen + Food training"
+        return (f"A {what} step ({s['catalogue_items']:,} items, batch {s['batch_size']}): {step['all']:.2f} s "
+                f"with the full softmax, {step[other]:.2f} s with `{other}` ({step['all'] / step[other]:.1f}×)")
+    if name == "recbole":
+        (xm, xs), (rm, rs), c = s["test_ndcg@10_mean_sd"]["xdtutor"], s["test_ndcg@10_mean_sd"]["RecBole"], \
+            s["test_ndcg@10_diff"]
+        return (f"SASRec beside RecBole on Scientific ({s['seeds']} seeds): {s['time_to_converged_ratio']:.1f}× "
+                f"faster to a converged model, {s['train_epoch_ratio']:.1f}× per epoch, "
+                f"{s['eval_speed_ratio']:.1f}× in evaluation; test NDCG@10 {xm:.4f} ± {xs:.4f} vs "
+                f"{rm:.4f} ± {rs:.4f} (difference [{c['diff_low']:+.4f}, {c['diff_high']:+.4f}] over seeds)")
+    if name == "scaling":
+        laws = ", ".join(f"{k.split(' ~ ')[0]} ∝ ({k.split(' ~ ')[1].replace('*', ' × ')})^{v['b']:.2f}"
+                         for k, v in s["power_laws"].items())
+        return f"Scaling on Kitchen slices (power laws fitted over the slices): {laws}"
+    if name == "memory":
+        return (f"Peak memory of a training step: {s['chunked_step_mib_per_1k_items']:.1f} MiB per 1,000 "
+                f"catalogue items with chunked logits; unchunked {s['unchunked_over_chunked_peak_at_largest']:.1f}× "
+                "that at the largest catalogue")
+    if name == "end_to_end":
+        walls = [r["wall_s"] for r in rows if r.get("status") == "ok"]
+        return (f"`xdtutor run` at `scale: ci`: {min(walls):.0f}–{max(walls):.0f} s per config, "
+                f"{len(walls)} configs, embedding cache warm")
+    return None
+
+
+def _benchmarks(root: Path) -> str:
+    """The benchmarks README's summary: a line per ``benchmarks/results/*.json`` file, with the load
+    average it started under (the machines are shared)."""
+    lines = []
+    for path in sorted((root / "benchmarks" / "results").glob("*.json")):
+        d = json.loads(path.read_text(encoding="utf-8"))
+        line = _bench_line(path.stem, d)
+        if line is not None:
+            env = d.get("env", {})
+            lines.append(f"* {line} (`{path.name}`; {env.get('device_name', '?')}, {env.get('cpu_count', '?')} "
+                         f"cores, torch threads {env.get('torch_threads', '?')}, load "
+                         f"{env.get('load_avg_1min_start', float('nan')):.1f} at the start).")
+    return "\n".join(lines) or "No benchmark has been run yet (`python -m benchmarks.run_all`)."
+
+
 def snippets(root: str | Path) -> dict[str, str]:
     """Every generated region's text, by name, from the files under ``root`` (the repository)."""
     root = Path(root)
     return {"findings": _findings(root), "pretraining_speed": _pretraining_speed(root),
-            "source_yardstick": _source_yardstick(root)}
+            "source_yardstick": _source_yardstick(root), "benchmarks": _benchmarks(root)}
 
 
 def render(text: str, values: dict[str, str]) -> str:

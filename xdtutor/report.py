@@ -113,6 +113,28 @@ def stored_comparison_text(res: Results, c: dict) -> str:
     return why + seed_interval_text(res.seed_difference(c["method"], c["vs"], c.get("metric", "ndcg@10")))
 
 
+def across_files_text(res_a: Results, a: str, res_b: Results, b: str, metric: str = "ndcg@10") -> str:
+    """:func:`comparison_text` for ``a`` of one results file against ``b`` of another run of the same
+    experiment (:func:`xdtutor.results.seed_difference_across`): the relative difference and the interval
+    over the seeds' test means, said as such (the files keep no per-user rows to pair)."""
+    from .results import seed_difference_across  # not at import time: results saves through this module
+
+    c = seed_difference_across(res_a, a, res_b, b, metric)
+    base = float(np.mean([r["metrics"][metric] for r in res_b.rows if r["method"] == b]))
+    relative = f"{c['diff'] / base:+.1%} ".replace("%", " %") if base else ""
+    return (f"{relative}(`results/{res_a.name}.json` vs `results/{res_b.name}.json`, "
+            f"no per-user pairing across files; {seed_interval_text(c)})")
+
+
+def versus_text(res: Results, a: str, b: str, other: Results | None = None, metric: str = "ndcg@10") -> str:
+    """:func:`comparison_text` of ``a`` vs ``b`` when both ran in ``res``; else ``a`` against ``other``'s
+    ``b`` (:func:`across_files_text`) — e.g. a run that trained only ``joint`` against the committed
+    run whose ``full_finetune`` it is compared with."""
+    if b in res.kinds() or other is None:
+        return comparison_text(res, a, b, metric)
+    return across_files_text(res, a, other, b, metric)
+
+
 def gain_line(res: Results) -> str:
     """Markdown: best transfer vs best target-only baseline on NDCG@10 (both chosen on validation)."""
     g = res.gain()
@@ -643,7 +665,7 @@ def setup_differences(res: Results, source: str) -> pd.DataFrame:
         "dropout": f"{m.dropout}" + _own_settings(c, ("model.dropout",)),
         "item adaptor": m.adaptor,
         "scores": f"{m.similarity}" + (f" / {m.temperature}" if m.similarity == "cos" else "")
-                  + f", softmax over {NEGATIVES_SAID[tr.negatives]}",
+                  + f", softmax over {NEGATIVES_SAID[tr.negatives]}" + _own_settings(c, ("train.negatives",)),
         "stopping rule": stop + _own_settings(c, ("train.patience", "train.epochs", "train.max_train_minutes")),
         "pretraining data": f"{sources_line}; at most {pre.epochs} epochs"
                             + (f", {pre.max_train_minutes}-min cap" if pre.max_train_minutes else "")

@@ -262,7 +262,8 @@ class Results:
         missing = [m for m, v in per_seed.items() if not v]
         if missing:
             raise KeyError(f"no rows for {missing} in this results file")
-        return {"method": a, "vs": b, "metric": metric, **seed_difference(per_seed[a], per_seed[b], level)}
+        found = seed_difference(per_seed[a], per_seed[b], level)  # its "method" names the interval
+        return {**found, "interval": found["method"], "method": a, "vs": b, "metric": metric}
 
     def compare_all(self, metric: str = "ndcg@10") -> list[dict]:
         """The comparisons a reader needs, each with its interval (needs ``per_user``):
@@ -480,6 +481,47 @@ def combine(parts: Sequence[Results]) -> Results:
                 "date": max(str(r.info.get("date", "")) for r in parts)}
     out.comparisons = out.compare_all()
     return out
+
+
+#: Config sections two files must share for their rows to be compared across files (what the methods
+#: are, which ran, and how progress was shown may differ).
+SHARED_SECTIONS = ("seeds", "scale", "data.", "encoder.", "model.", "pretrain.", "train.", "transfer.")
+
+
+def seed_difference_across(res_a: Results, a: str, res_b: Results, b: str, metric: str = "ndcg@10",
+                           level: float = 0.95) -> dict:
+    """``a`` of one results file minus ``b`` of another, with a Welch interval over the seeds' test means.
+
+    For a run that trained one strategy beside a committed run of the same experiment (e.g. ``joint``
+    beside ``kitchen_to_food_converged``'s ``full_finetune``): committed files keep no per-user rows, so
+    users cannot be paired and the interval covers seed variation only
+    (:func:`xdtutor.stats.seed_difference`).
+
+    Returns:
+        :meth:`Results.seed_difference`'s dict plus ``"files"``: the two experiments' names.
+
+    Raises:
+        ValueError: If the files differ in their seeds, scale, protocol, device kind, library versions or
+            any shared setting (:data:`SHARED_SECTIONS`; the dotted keys are named).
+        KeyError: If a method has no rows in its file.
+    """
+    fa, fb = (flatten(r.config.to_dict()) for r in (res_a, res_b))
+    diff = sorted(k for k in set(fa) | set(fb) if k.startswith(SHARED_SECTIONS) and k not in NOT_RESULTS
+                  and fa.get(k) != fb.get(k))
+    diff += ["protocol"] * (res_a.protocol != res_b.protocol)  # as Protocols: a newer file's defaults compare equal
+    diff += [k for k in ("device_name", "versions") if res_a.info.get(k) != res_b.info.get(k)]
+    if diff:
+        raise ValueError(f"{res_a.name} and {res_b.name} differ in {diff}; their rows are not comparable")
+    per_seed = {}
+    for res, m in ((res_a, a), (res_b, b)):
+        rows = sorted((r for r in res.rows if r["method"] == m), key=lambda r: r["seed"])
+        if not rows:
+            raise KeyError(f"no rows for {m!r} in {res.name}")
+        per_seed[m, res.name] = [r["metrics"][metric] for r in rows]
+    va, vb = per_seed.values()
+    found = seed_difference(va, vb, level)
+    return {**found, "interval": found["method"], "method": a, "vs": b, "metric": metric,
+            "files": [res_a.name, res_b.name]}
 
 
 def find_results(name: str | Sequence[str], scale: str = "full", root: str | Path = "results", *,
