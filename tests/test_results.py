@@ -208,7 +208,7 @@ def test_seed_difference_across_files_compares_only_runs_of_the_same_experiment(
     still matches one written after: the defaults compare equal)."""
     from dataclasses import replace
 
-    from xdtutor.report import across_files_text
+    from xdtutor.report import across_files_text, comparison_text, versus_text
     from xdtutor.results import seed_difference_across
 
     conv = Results.load(ROOT / "results" / "kitchen_to_food_converged.json")
@@ -223,7 +223,6 @@ def test_seed_difference_across_files_compares_only_runs_of_the_same_experiment(
         "kitchen_to_food_mixed_history", "kitchen_to_food_converged"]
     assert "no per-user pairing" in across_files_text(newer, "mixed_history", conv, "text")
     # a run that trained one strategy: its own rows where they ran, the other file's otherwise
-    from xdtutor.report import comparison_text, versus_text
     alone = Results(conv.config, rows=[r for r in conv.rows if r["method"] in ("full_finetune", "popularity")],
                     info=conv.info)
     assert versus_text(alone, "full_finetune", "popularity", conv) == comparison_text(alone, "full_finetune",
@@ -243,6 +242,18 @@ def test_seed_difference_across_files_compares_only_runs_of_the_same_experiment(
         seed_difference_across(moved, "full_finetune", conv, "text")
     with pytest.raises(KeyError, match="joint"):
         seed_difference_across(conv, "joint", conv, "text")
+    # the same method in two files of the same name (a re-run beside the committed file), seeds in part order
+    again = Results(replace(conv.config, seeds=(2, 0, 1)), rows=conv.rows, info=conv.info)
+    assert seed_difference_across(again, "text", conv, "text")["diff"] == pytest.approx(0.0)
+    # the relative difference is against the second file's method
+    text_mean = sum(r["metrics"]["ndcg@10"] for r in conv.rows if r["method"] == "text") / 3
+    rel = c["diff"] / text_mean
+    assert across_files_text(conv, "full_finetune", conv, "text").startswith(f"{rel:+.1%} ".replace("%", " %"))
+    gpu = Results(conv.config, rows=conv.rows, info={**conv.info, "device_name": "NVIDIA H200"})
+    with pytest.raises(ValueError, match="device_name"):
+        seed_difference_across(gpu, "full_finetune", conv, "text")
+    lone = Results(conv.config, rows=[r for r in conv.rows if r["method"] == "full_finetune"], info=gpu.info)
+    assert versus_text(lone, "full_finetune", "sasrec", conv).startswith("not compared (")
 
 
 def test_every_transfer_is_compared_with_the_same_architecture_without_the_source():
@@ -346,3 +357,17 @@ def test_committed_results_tables_are_what_the_code_writes():
         assert md.read_text(encoding="utf-8") == refresh_markdown(Results.load(path), md), (
             f"{md.name} is out of date: python scripts/render_results.py")
         assert STALE_NOTES not in md.read_text(encoding="utf-8"), f"{md.name}: re-read its notes"
+
+
+def test_the_joint_config_at_full_scale_is_comparable_with_the_converged_run():
+    """``configs/kitchen_to_food_joint.yaml`` trains only ``joint``; its references are the converged
+    run's rows, so the two configs must agree in everything the comparison checks."""
+    from xdtutor.experiment import load_config
+    from xdtutor.results import seed_difference_across
+
+    conv = Results.load(ROOT / "results" / "kitchen_to_food_converged.json")
+    cfg = load_config(ROOT / "configs" / "kitchen_to_food_joint.yaml", ["scale=full"])
+    assert cfg.strategies == ("joint",) and cfg.for_method("joint").train.negatives == "per_domain"
+    rows = [{**r, "method": "joint", "kind": "transfer"} for r in conv.rows if r["method"] == "full_finetune"]
+    joint = Results(cfg, rows=rows, info=conv.info)
+    assert seed_difference_across(joint, "joint", conv, "full_finetune")["diff"] == pytest.approx(0.0)

@@ -226,68 +226,97 @@ def _source_yardstick(root: Path) -> str:
             "`results/source_popularity.json`): a source model must beat that to have learned anything.")
 
 
-def _bench_line(name: str, d: dict) -> str | None:
-    """One bullet of :func:`_benchmarks` for the benchmark file ``name`` (``None`` for one it does not know)."""
-    rows, s = d["rows"], d["summary"]
-    if name == "encoding":
-        speed = {r["impl"]: r for r in rows if r.get("precision") == "fp32"}
-        return (f"Encoding {speed['xdtutor']['texts']:,} Food+Kitchen titles: xdtutor "
-                f"{speed['xdtutor']['texts_per_s']:.0f} texts/s vs sentence-transformers "
-                f"{speed['sentence-transformers']['texts_per_s']:.0f} texts/s; paired speed ratio "
-                f"{s['speed_ratio_xdtutor_over_peer_fp32']:.2f} (rounds "
-                + " / ".join(f"{x:.2f}" for x in s["speed_ratio_per_round_fp32"])
-                + f"); embeddings equal to {s['max_abs_diff_fp32']:.0e}")
-    if name == "evaluation":
-        parts = []
-        for cat, c in ((k, v) for k, v in s.items() if isinstance(v, dict) and "speed_ratio_vs_loop" in v):
-            ours = next(r for r in rows if r["catalogue"] == cat and r["impl"] == "xdtutor.evaluate")
-            parts.append(f"{cat.capitalize()} ({ours['items']:,} items) {ours['users_per_s']:,.0f} users/s, "
-                         f"{c['speed_ratio_vs_loop']:.1f}× the per-user loop and {c['speed_ratio_vs_torchmetrics']:.0f}× "
-                         f"torchmetrics, ranks equal to the loop's for {_pct(c['ranks_equal_loop_fraction'])[1:]} of users")
-        return f"Full-ranking evaluation ({rows[0]['users']:,} users): " + "; ".join(parts)
-    if name in ("training", "training_food"):
-        epochs = "; ".join(f"{r['model']} {r['epoch_s']:.1f} s" for r in rows if r["chunk_rows"])
-        speed = ", ".join(f"{m} {x:.2f}×" for m, x in s["speedup"].items())
-        return (f"One training epoch on {'Food' if name == 'training_food' else 'Scientific'} "
-                f"({rows[0]['rows']:,} windows, batch {s['batch_size']}): {epochs}; chunked logits vs "
-                f"unchunked: {speed}")
-    if name in ("negatives", "joint"):
-        step = {r["negatives"]: r["s_per_step"] for r in rows}
-        other = "in_batch" if name == "negatives" else "per_domain"
-        what = "Kitchen pretraining" if name == "negatives" else "joint Kitchen + Food training"
-        return (f"A {what} step ({s['catalogue_items']:,} items, batch {s['batch_size']}): {step['all']:.2f} s "
-                f"with the full softmax, {step[other]:.2f} s with `{other}` ({step['all'] / step[other]:.1f}×)")
-    if name == "recbole":
-        (xm, xs), (rm, rs), c = s["test_ndcg@10_mean_sd"]["xdtutor"], s["test_ndcg@10_mean_sd"]["RecBole"], \
-            s["test_ndcg@10_diff"]
-        return (f"SASRec beside RecBole on Scientific ({s['seeds']} seeds): {s['time_to_converged_ratio']:.1f}× "
-                f"faster to a converged model, {s['train_epoch_ratio']:.1f}× per epoch, "
-                f"{s['eval_speed_ratio']:.1f}× in evaluation; test NDCG@10 {xm:.4f} ± {xs:.4f} vs "
-                f"{rm:.4f} ± {rs:.4f} (difference [{c['diff_low']:+.4f}, {c['diff_high']:+.4f}] over seeds)")
-    if name == "scaling":
-        laws = ", ".join(f"{k.split(' ~ ')[0]} ∝ ({k.split(' ~ ')[1].replace('*', ' × ')})^{v['b']:.2f}"
-                         for k, v in s["power_laws"].items())
-        return f"Scaling on Kitchen slices (power laws fitted over the slices): {laws}"
-    if name == "memory":
-        return (f"Peak memory of a training step: {s['chunked_step_mib_per_1k_items']:.1f} MiB per 1,000 "
-                f"catalogue items with chunked logits; unchunked {s['unchunked_over_chunked_peak_at_largest']:.1f}× "
-                "that at the largest catalogue")
-    if name == "end_to_end":
-        walls = [r["wall_s"] for r in rows if r.get("status") == "ok"]
-        return (f"`xdtutor run` at `scale: ci`: {min(walls):.0f}–{max(walls):.0f} s per config, "
-                f"{len(walls)} configs, embedding cache warm")
-    return None
+def _encoding_line(rows: list[dict], s: dict) -> str:
+    speed = {r["impl"]: r for r in rows if r.get("precision") == "fp32"}
+    return (f"Encoding {speed['xdtutor']['texts']:,} Food+Kitchen titles: xdtutor {speed['xdtutor']['texts_per_s']:.0f} "
+            f"texts/s vs sentence-transformers {speed['sentence-transformers']['texts_per_s']:.0f} texts/s; paired "
+            f"speed ratio {s['speed_ratio_xdtutor_over_peer_fp32']:.2f} (rounds "
+            + " / ".join(f"{x:.2f}" for x in s["speed_ratio_per_round_fp32"])
+            + f"); embeddings equal to {s['max_abs_diff_fp32']:.0e}")
+
+
+def _evaluation_line(rows: list[dict], s: dict) -> str:
+    parts = []
+    for cat, c in ((k, v) for k, v in s.items() if isinstance(v, dict) and "speed_ratio_vs_loop" in v):
+        ours = next(r for r in rows if r["catalogue"] == cat and r["impl"] == "xdtutor.evaluate")
+        parts.append(f"{cat.capitalize()} ({ours['items']:,} items, {ours['users']:,} users) "
+                     f"{ours['users_per_s']:,.0f} users/s, {c['speed_ratio_vs_loop']:.1f}× the per-user loop and "
+                     f"{c['speed_ratio_vs_torchmetrics']:.0f}× torchmetrics, ranks equal to the loop's for "
+                     f"{100 * c['ranks_equal_loop_fraction']:.1f} % of users")
+    return "Full-ranking evaluation: " + "; ".join(parts)
+
+
+def _training_line(rows: list[dict], s: dict, target: str) -> str:
+    epochs = "; ".join(f"{r['model']} (chunk_rows={r['chunk_rows']}) {r['epoch_s']:.1f} s" for r in rows)
+    line = f"One training epoch on {target} ({rows[0]['rows']:,} windows, batch {s['batch_size']}): {epochs}"
+    if s.get("speedup"):  # bench_training: training sequences/s of its last chunk_rows over its first
+        line += ("; length-sorted chunks vs whole-batch padding, training sequences/s: "
+                 + ", ".join(f"{m} {x:.2f}×" for m, x in s["speedup"].items()))
+    return line
+
+
+def _step_line(rows: list[dict], s: dict, what: str, other: str) -> str:
+    step = {r["negatives"]: r["s_per_step"] for r in rows}
+    return (f"A {what} step ({s['catalogue_items']:,} items, batch {s['batch_size']}): {step['all']:.2f} s with the "
+            f"full softmax, {step[other]:.2f} s with `{other}` ({step['all'] / step[other]:.1f}×)")
+
+
+def _recbole_line(rows: list[dict], s: dict) -> str:
+    ours, theirs = s["test_ndcg@10_mean_sd"]["xdtutor"], s["test_ndcg@10_mean_sd"]["RecBole"]
+    c = s["test_ndcg@10_diff"]
+    same = s.get("time_to_converged_ratio_same_patience")  # like for like: RecBole ran with one more epoch of patience
+    converged = (f"{same:.1f}× faster to a converged model with the same patience" if same is not None
+                 else f"{s['time_to_converged_ratio']:.1f}× faster to a converged model")
+    return (f"SASRec beside RecBole on Scientific ({s['seeds']} seeds): {converged}, {s['train_epoch_ratio']:.1f}× "
+            f"per epoch, {s['eval_speed_ratio']:.1f}× in evaluation; test NDCG@10 {ours[0]:.4f} ± {ours[1]:.4f} vs "
+            f"{theirs[0]:.4f} ± {theirs[1]:.4f} (difference [{c['diff_low']:+.4f}, {c['diff_high']:+.4f}] over seeds)")
+
+
+def _scaling_line(rows: list[dict], s: dict) -> str:
+    laws = ", ".join(f"{k.split(' ~ ')[0]} ∝ ({k.split(' ~ ')[1].replace('*', ' × ')})^{v['b']:.2f}"
+                     for k, v in s["power_laws"].items())
+    return f"Scaling on Kitchen slices (power laws fitted over the slices): {laws}"
+
+
+def _memory_line(rows: list[dict], s: dict) -> str:
+    largest = max(r["items"] for r in rows)
+    return (f"Peak memory of a training step: {s['chunked_step_mib_per_1k_items']:.1f} MiB per 1,000 catalogue "
+            f"items with chunked logits; at {largest:,} items the unchunked peak is "
+            f"{s['unchunked_over_chunked_peak_at_largest']:.1f}× the chunked one")
+
+
+def _end_to_end_line(rows: list[dict], s: dict) -> str:
+    walls = [r["wall_s"] for r in rows if r.get("status") == "ok"]
+    return (f"`xdtutor run` at `scale: ci`: {min(walls):.0f}–{max(walls):.0f} s per config, {len(walls)} configs, "
+            "embedding cache warm")
+
+
+#: benchmarks/results/<name>.json -> its line of the benchmarks README (from the file's rows and summary)
+BENCH_LINES = {
+    "encoding": _encoding_line,
+    "evaluation": _evaluation_line,
+    "training": lambda rows, s: _training_line(rows, s, "Scientific"),
+    "training_food": lambda rows, s: _training_line(rows, s, "Food"),
+    "negatives": lambda rows, s: _step_line(rows, s, "Kitchen pretraining", "in_batch"),
+    "joint": lambda rows, s: _step_line(rows, s, "joint Kitchen + Food training", "per_domain"),
+    "recbole": _recbole_line,
+    "scaling": _scaling_line,
+    "memory": _memory_line,
+    "end_to_end": _end_to_end_line,
+}
 
 
 def _benchmarks(root: Path) -> str:
-    """The benchmarks README's summary: a line per ``benchmarks/results/*.json`` file, with the load
+    """The benchmarks README's summary: a line per ``benchmarks/results/*.json`` file (:data:`BENCH_LINES`;
+    a file without a formatter is named, so a new benchmark is not left out silently), with the load
     average it started under (the machines are shared)."""
     lines = []
     for path in sorted((root / "benchmarks" / "results").glob("*.json")):
         d = json.loads(path.read_text(encoding="utf-8"))
-        line = _bench_line(path.stem, d)
-        if line is not None:
-            env = d.get("env", {})
+        if path.stem not in BENCH_LINES:
+            lines.append(f"* `{path.name}`: no summary line yet (`xdtutor.docs.BENCH_LINES`); see `results/latest.md`.")
+        else:
+            line, env = BENCH_LINES[path.stem](d["rows"], d["summary"]), d.get("env", {})
             lines.append(f"* {line} (`{path.name}`; {env.get('device_name', '?')}, {env.get('cpu_count', '?')} "
                          f"cores, torch threads {env.get('torch_threads', '?')}, load "
                          f"{env.get('load_avg_1min_start', float('nan')):.1f} at the start).")

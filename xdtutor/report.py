@@ -122,17 +122,21 @@ def across_files_text(res_a: Results, a: str, res_b: Results, b: str, metric: st
     c = seed_difference_across(res_a, a, res_b, b, metric)
     base = float(np.mean([r["metrics"][metric] for r in res_b.rows if r["method"] == b]))
     relative = f"{c['diff'] / base:+.1%} ".replace("%", " %") if base else ""
-    return (f"{relative}(`results/{res_a.name}.json` vs `results/{res_b.name}.json`, "
-            f"no per-user pairing across files; {seed_interval_text(c)})")
+    return (f"{relative}(files `{res_a.name}` vs `{res_b.name}`, no per-user pairing across files; "
+            f"{seed_interval_text(c)})")
 
 
 def versus_text(res: Results, a: str, b: str, other: Results | None = None, metric: str = "ndcg@10") -> str:
     """:func:`comparison_text` of ``a`` vs ``b`` when both ran in ``res``; else ``a`` against ``other``'s
     ``b`` (:func:`across_files_text`) — e.g. a run that trained only ``joint`` against the committed
-    run whose ``full_finetune`` it is compared with."""
+    run whose ``full_finetune`` it is compared with; ``"not compared (why)"`` when the two files are not
+    runs of the same experiment on the same device kind."""
     if b in res.kinds() or other is None:
         return comparison_text(res, a, b, metric)
-    return across_files_text(res, a, other, b, metric)
+    try:
+        return across_files_text(res, a, other, b, metric)
+    except ValueError as exc:  # e.g. a GPU run beside CPU references: said, not compared
+        return f"not compared ({exc})"
 
 
 def gain_line(res: Results) -> str:

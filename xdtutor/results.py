@@ -4,7 +4,8 @@ A run (:func:`xdtutor.pipeline.run_experiment`) fills a :class:`Results`; :meth:
 writes a folder (``results.json`` + ``per_user.csv`` + figures), :meth:`Results.load` reads that
 folder or a committed ``results/<name>.json`` back, :func:`combine` merges runs of the same
 experiment with different seeds (seeds run as separate processes), and :func:`find_results`
-finds the committed files of an experiment. Everything a reader sees — a table, a gain, a test, a
+finds the committed files of an experiment, and :func:`seed_difference_across` compares a method
+of one file with one of another run of the same experiment. Everything a reader sees — a table, a gain, a test, a
 budget warning — is computed here from those rows and rendered by :mod:`xdtutor.report`.
 
 Spread is the **sample** standard deviation over seeds (``ddof=1``); with one seed it is undefined
@@ -485,7 +486,7 @@ def combine(parts: Sequence[Results]) -> Results:
 
 #: Config sections two files must share for their rows to be compared across files (what the methods
 #: are, which ran, and how progress was shown may differ).
-SHARED_SECTIONS = ("seeds", "scale", "data.", "encoder.", "model.", "pretrain.", "train.", "transfer.")
+SHARED_SECTIONS = ("scale", "source_eval_users", "data.", "encoder.", "model.", "pretrain.", "train.", "transfer.")
 
 
 def seed_difference_across(res_a: Results, a: str, res_b: Results, b: str, metric: str = "ndcg@10",
@@ -508,17 +509,15 @@ def seed_difference_across(res_a: Results, a: str, res_b: Results, b: str, metri
     fa, fb = (flatten(r.config.to_dict()) for r in (res_a, res_b))
     diff = sorted(k for k in set(fa) | set(fb) if k.startswith(SHARED_SECTIONS) and k not in NOT_RESULTS
                   and fa.get(k) != fb.get(k))
+    diff += ["seeds"] * (sorted(res_a.config.seeds) != sorted(res_b.config.seeds))  # combine keeps part order
     diff += ["protocol"] * (res_a.protocol != res_b.protocol)  # as Protocols: a newer file's defaults compare equal
     diff += [k for k in ("device_name", "versions") if res_a.info.get(k) != res_b.info.get(k)]
     if diff:
         raise ValueError(f"{res_a.name} and {res_b.name} differ in {diff}; their rows are not comparable")
-    per_seed = {}
-    for res, m in ((res_a, a), (res_b, b)):
-        rows = sorted((r for r in res.rows if r["method"] == m), key=lambda r: r["seed"])
-        if not rows:
+    va, vb = ([r["metrics"][metric] for r in res.rows if r["method"] == m] for res, m in ((res_a, a), (res_b, b)))
+    for values, res, m in ((va, res_a, a), (vb, res_b, b)):
+        if not values:
             raise KeyError(f"no rows for {m!r} in {res.name}")
-        per_seed[m, res.name] = [r["metrics"][metric] for r in rows]
-    va, vb = per_seed.values()
     found = seed_difference(va, vb, level)
     return {**found, "interval": found["method"], "method": a, "vs": b, "metric": metric,
             "files": [res_a.name, res_b.name]}
