@@ -120,8 +120,7 @@ def across_files_text(res_a: Results, a: str, res_b: Results, b: str, metric: st
     from .results import seed_difference_across  # not at import time: results saves through this module
 
     c = seed_difference_across(res_a, a, res_b, b, metric)
-    base = float(np.mean([r["metrics"][metric] for r in res_b.rows if r["method"] == b]))
-    relative = f"{c['diff'] / base:+.1%} ".replace("%", " %") if base else ""
+    relative = f"{c['diff'] / c['mean_b']:+.1%} ".replace("%", " %") if c["mean_b"] else ""
     return (f"{relative}(files `{res_a.name}` vs `{res_b.name}`, no per-user pairing across files; "
             f"{seed_interval_text(c)})")
 

@@ -257,14 +257,9 @@ class Results:
         return paired_difference(self.per_user, a, b, metric, **kwargs)
 
     def seed_difference(self, a: str, b: str, metric: str = "ndcg@10", level: float = 0.95) -> dict:
-        """``a − b`` with a Welch interval over the seeds' test means (:func:`xdtutor.stats.seed_difference`):
-        the interval a file without per-user rows (format 1) allows; seed variation only."""
-        per_seed = {m: [r["metrics"][metric] for r in self.rows if r["method"] == m] for m in (a, b)}
-        missing = [m for m, v in per_seed.items() if not v]
-        if missing:
-            raise KeyError(f"no rows for {missing} in this results file")
-        found = seed_difference(per_seed[a], per_seed[b], level)  # its "method" names the interval
-        return {**found, "interval": found["method"], "method": a, "vs": b, "metric": metric}
+        """``a − b`` with a Welch interval over the seeds' test means (:func:`seed_difference_across` within
+        one file): the interval a file without per-user rows (format 1) allows; seed variation only."""
+        return seed_difference_across(self, a, self, b, metric, level)
 
     def compare_all(self, metric: str = "ndcg@10") -> list[dict]:
         """The comparisons a reader needs, each with its interval (needs ``per_user``):
@@ -499,28 +494,30 @@ def seed_difference_across(res_a: Results, a: str, res_b: Results, b: str, metri
     (:func:`xdtutor.stats.seed_difference`).
 
     Returns:
-        :meth:`Results.seed_difference`'s dict plus ``"files"``: the two experiments' names.
+        :func:`xdtutor.stats.seed_difference`'s dict (its kind of interval as ``"interval"``) with
+        ``"method"``, ``"vs"``, ``"metric"``, the seed means ``"mean_a"``/``"mean_b"`` and ``"files"``.
 
     Raises:
         ValueError: If the files differ in their seeds, scale, protocol, device kind, library versions or
             any shared setting (:data:`SHARED_SECTIONS`; the dotted keys are named).
         KeyError: If a method has no rows in its file.
     """
-    fa, fb = (flatten(r.config.to_dict()) for r in (res_a, res_b))
-    diff = sorted(k for k in set(fa) | set(fb) if k.startswith(SHARED_SECTIONS) and k not in NOT_RESULTS
-                  and fa.get(k) != fb.get(k))
-    diff += ["seeds"] * (sorted(res_a.config.seeds) != sorted(res_b.config.seeds))  # combine keeps part order
-    diff += ["protocol"] * (res_a.protocol != res_b.protocol)  # as Protocols: a newer file's defaults compare equal
-    diff += [k for k in ("device_name", "versions") if res_a.info.get(k) != res_b.info.get(k)]
-    if diff:
-        raise ValueError(f"{res_a.name} and {res_b.name} differ in {diff}; their rows are not comparable")
+    if res_a is not res_b:  # one file (Results.seed_difference) is always comparable with itself
+        fa, fb = (flatten(r.config.to_dict()) for r in (res_a, res_b))
+        diff = sorted(k for k in set(fa) | set(fb) if k.startswith(SHARED_SECTIONS) and k not in NOT_RESULTS
+                      and fa.get(k) != fb.get(k))
+        diff += ["seeds"] * (sorted(res_a.config.seeds) != sorted(res_b.config.seeds))  # combine keeps part order
+        diff += ["protocol"] * (res_a.protocol != res_b.protocol)  # as Protocols: a newer file's defaults match
+        diff += [k for k in ("device_name", "versions") if res_a.info.get(k) != res_b.info.get(k)]
+        if diff:
+            raise ValueError(f"{res_a.name} and {res_b.name} differ in {diff}; their rows are not comparable")
     va, vb = ([r["metrics"][metric] for r in res.rows if r["method"] == m] for res, m in ((res_a, a), (res_b, b)))
     for values, res, m in ((va, res_a, a), (vb, res_b, b)):
         if not values:
             raise KeyError(f"no rows for {m!r} in {res.name}")
-    found = seed_difference(va, vb, level)
+    found = seed_difference(va, vb, level)  # its "method" names the interval
     return {**found, "interval": found["method"], "method": a, "vs": b, "metric": metric,
-            "files": [res_a.name, res_b.name]}
+            "mean_a": float(np.mean(va)), "mean_b": float(np.mean(vb)), "files": [res_a.name, res_b.name]}
 
 
 def find_results(name: str | Sequence[str], scale: str = "full", root: str | Path = "results", *,
