@@ -178,3 +178,21 @@ def test_an_interrupted_first_trial_keeps_its_label_and_a_changed_setup_is_refus
         (tmp_path / "micro.yaml").write_text(yaml.safe_dump({**MICRO, "train": {**MICRO["train"], "epochs": 3}}))
         tune = load_tune_config(tmp_path / "search.yaml")
         search(tune, out, dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+
+
+def test_a_searchs_summary_names_its_best_values_and_its_change_on_validation(tmp_path):
+    from xdtutor.tune import Search
+
+    tune = write_search(tmp_path, timeout_minutes=80)
+    trial = lambda n, lr, value, **extra: {"number": n, "state": "COMPLETE", "value": value,
+                                           "params": {"train.lr": lr, "train.weight_decay": 0.0}, **extra}
+    found = Search(tune, [trial(0, 1e-3, 0.0600, experiment_values=True), trial(1, 3e-3, 0.0660),
+                          {"number": 2, "state": "RUNNING", "value": None, "params": {}}])
+    text = found.summary()
+    assert text.startswith("**full_finetune** (2 of 3 trials or 80 minutes): ")
+    assert "experiment's values reach valid ndcg@10 0.0600" in text
+    assert "best trial (number 1) 0.0660 with train.lr = 0.003, train.weight_decay = 0 (" in text
+    assert text.endswith("(+10.0% on validation, one seed)")
+    kept = Search(tune, [trial(0, 1e-3, 0.0600, experiment_values=True), trial(1, 3e-3, 0.0500)])
+    assert kept.summary().endswith("the search kept the experiment's own values")
+    assert Search(tune, []).summary().endswith("no trial finished yet")

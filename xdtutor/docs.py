@@ -121,6 +121,13 @@ def _findings(root: Path) -> str:
                      + _pairs(mh, (("mixed_history", "full_finetune"), ("mixed_history", "text_mixed")))
                      + "; " + _gain(mh, mh.gain(), f"best transfer on validation ({mh.best('transfer')[0]}) vs "
                                     f"the best baseline ({mh.best('baseline')[0]})") + ".")
+    searches = sorted((root / "results").glob("tune_kitchen_to_food_*.json"))
+    if searches:
+        from .tune import Search
+
+        lines.append("- **Kitchen → Food settings chosen on validation** (`results/tune_kitchen_to_food_*.md`; "
+                     "one seed, validation users only, test not read): "
+                     + "; ".join(Search.load(f).summary() for f in searches) + ".")
     joint = _latest(root, "kitchen_to_food_joint")
     if joint is not None:
         lines.append(f"- **Joint training on Kitchen and Food** (`results/kitchen_to_food_joint.md`, "

@@ -242,6 +242,28 @@ class Search:
                             timeout_minutes=d["budget"]["timeout_minutes"], metric=d["metric"].removeprefix("valid "))
         return cls(config, d["trials"], d["info"])
 
+    def summary(self) -> str:
+        """One Markdown sentence: trials finished of the budget, the experiment's own values' validation
+        metric, the best trial with its values and its change over the experiment's values.
+
+        The change is on validation, one seed: what the search saw, not a test result."""
+        c = self.config
+        head = f"**{c.method}** ({len(self.finished)} of {c.trials} trials"
+        head += f" or {c.timeout_minutes:g} minutes)" if c.timeout_minutes else ")"
+        if not self.finished:
+            return head + ": no trial finished yet"
+        best, base = self.best, self.experiment_values
+        own = ", ".join(f"{k} = {_fmt(v)}" for k, v in best["params"].items())
+        text = head + ": "
+        if base is not None:
+            text += f"the experiment's values reach valid {c.metric} {base['value']:.4f}, "
+        text += f"the best trial (number {best['number']}) {best['value']:.4f} with {own}"
+        if base is not None and base["number"] == best["number"]:
+            return text + " — the search kept the experiment's own values"
+        if base is not None and base["value"] > 0:
+            text += f" ({best['value'] / base['value'] - 1:+.1%} on validation, one seed)"
+        return text
+
     def markdown(self) -> str:
         keys = [p.key for p in self.config.space]
         lines = [f"# Search `{self.config.name}`: {self.config.method}, valid {self.config.metric}", "",
