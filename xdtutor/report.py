@@ -167,6 +167,45 @@ def target_line(res: Results, target: float = 0.10) -> str:
     return f"{'met' if met else 'missed'} ({g['relative_gain']:+.1%} against the {target:+.0%} asked{why})"
 
 
+def target_across_line(files: list[Results], target: float = 0.10, metric: str = "ndcg@10") -> str:
+    """:func:`target_line` over several results files of one experiment — e.g. the menu beside runs that
+    retrained some of its methods with the settings their validation searches chose.
+
+    Every method of every file is a candidate (a method retrained with other settings is one more
+    candidate, not a replacement): the best transfer and the best target-only baseline are each chosen on
+    mean *validation* ``metric`` across the files; test never chooses.
+
+    Args:
+        files: Results of runs of the same experiment (:func:`xdtutor.results.seed_difference_across`
+            checks that the two chosen files are comparable).
+        target: The relative gain asked of the best transfer.
+
+    Returns:
+        ``"met (…)"`` or ``"missed (…)"`` naming both methods and their files, with the relative gain and
+        the Welch interval over the seeds' test means (the files keep no per-user rows to pair).
+    """
+    from .results import seed_difference_across  # not at import time: results saves through this module
+
+    def pick(kind: str) -> tuple[Results, str]:
+        found = [(res.valid_means(metric)[m], i, res, m) for i, res in enumerate(files)
+                 for m, k in res.kinds().items() if k == kind and m in res.valid_means(metric).index]
+        if not found:
+            raise ValueError(f"no {kind} with a validation {metric} in {[res.name for res in files]}")
+        return max(found, key=lambda x: x[:2])[2:]  # a tie goes to the later file
+
+    (res_t, t), (res_b, b) = pick("transfer"), pick("baseline")
+    c = seed_difference_across(res_t, t, res_b, b, metric)
+    relative = c["diff"] / c["mean_b"]
+    measured = not math.isnan(c["diff_low"])
+    met = relative >= target and measured and c["diff_low"] > 0
+    why = ("" if measured and c["diff_low"] > 0 else "; the interval of the difference does not exclude 0"
+           if measured else "; no interval of the difference, so it cannot count")
+    if met and c["diff_low"] / c["mean_b"] < target:  # met on the mean only
+        why += f"; the interval's lower end, {c['diff_low'] / c['mean_b']:+.1%} of {b}, is below the bar"
+    return (f"{'met' if met else 'missed'} ({t} in `{res_t.name}` vs {b} in `{res_b.name}`, both chosen on "
+            f"validation: {relative:+.1%} against the {target:+.0%} asked; {seed_interval_text(c)}{why})")
+
+
 def gain_vs_line(res: Results, baseline: str = "text") -> str:
     """Markdown: best transfer (chosen on validation) vs baseline ``baseline`` on NDCG@10."""
     g = res.gain_vs(baseline)
@@ -183,7 +222,7 @@ def comparisons_frame(res: Results) -> pd.DataFrame:
             "relative_low", "relative_high", "seeds", "n_users"]
     df = pd.DataFrame(res.comparisons)
     if df.empty:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=[*cols, "verdict"])  # the same columns as a file with comparisons
     df = df.reindex(columns=cols)
     verdicts = []
     for i, c in enumerate(res.comparisons):
