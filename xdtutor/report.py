@@ -148,6 +148,21 @@ def gain_line(res: Results) -> str:
             f"{comparison_text(res, g['best_transfer'], g['best_baseline'])})")
 
 
+def _target_verdict(relative: float, diff_low: float | None, relative_low: float | None, target: float,
+                    low_words: str) -> tuple[bool, str]:
+    """``(met, why)`` of a gain against a target: met = the mean gain reaches ``target`` and the interval
+    of the difference lies above 0; ``why`` says what is missing, or (``low_words``, a format string for
+    ``relative_low``) that the relative interval reaches below the bar although the mean is above it."""
+    measured = _finite(diff_low)  # a format-1 or one-seed file has no interval
+    above = measured and diff_low > 0
+    met = relative >= target and above
+    why = ("" if above else "; the interval of the difference does not exclude 0" if measured
+           else "; no interval of the difference, so it cannot count")
+    if met and _finite(relative_low) and relative_low < target:  # met on the mean only
+        why += f"; {low_words.format(relative_low)} is below the bar"
+    return met, why
+
+
 def target_line(res: Results, target: float = 0.10) -> str:
     """Whether the best transfer beat the best target-only baseline (both chosen on validation) by
     at least ``target`` (relative NDCG@10) with an interval of the difference above 0: ``"met (…)"``
@@ -155,15 +170,9 @@ def target_line(res: Results, target: float = 0.10) -> str:
     g = res.gain()
     if not g:
         return "not measured (no gain computed)"
-    c = res.comparison(g["best_transfer"], g["best_baseline"])
-    low = None if c is None else c.get("diff_low")
-    measured = low is not None and not math.isnan(low)  # a format-1 or one-seed file has no interval
-    above = measured and low > 0
-    met = g["relative_gain"] >= target and above
-    why = ("" if above else "; the interval of the difference does not exclude 0" if measured
-           else "; no interval of the difference, so it cannot count")
-    if met and _finite(c.get("relative_low")) and c["relative_low"] < target:  # met on the mean only
-        why += f"; the relative interval's lower end, {c['relative_low']:+.1%}, is below the bar"
+    c = res.comparison(g["best_transfer"], g["best_baseline"]) or {}
+    met, why = _target_verdict(g["relative_gain"], c.get("diff_low"), c.get("relative_low"), target,
+                               "the relative interval's lower end, {:+.1%},")
     return f"{'met' if met else 'missed'} ({g['relative_gain']:+.1%} against the {target:+.0%} asked{why})"
 
 
@@ -186,9 +195,11 @@ def target_across_line(files: list[Results], target: float = 0.10, metric: str =
     """
     from .results import seed_difference_across  # not at import time: results saves through this module
 
+    valid = [res.valid_means(metric) for res in files]
+
     def pick(kind: str) -> tuple[Results, str]:
-        found = [(res.valid_means(metric)[m], i, res, m) for i, res in enumerate(files)
-                 for m, k in res.kinds().items() if k == kind and m in res.valid_means(metric).index]
+        found = [(v[m], i, res, m) for i, (res, v) in enumerate(zip(files, valid))
+                 for m, k in res.kinds().items() if k == kind and m in v.index]
         if not found:
             raise ValueError(f"no {kind} with a validation {metric} in {[res.name for res in files]}")
         return max(found, key=lambda x: x[:2])[2:]  # a tie goes to the later file
@@ -196,12 +207,8 @@ def target_across_line(files: list[Results], target: float = 0.10, metric: str =
     (res_t, t), (res_b, b) = pick("transfer"), pick("baseline")
     c = seed_difference_across(res_t, t, res_b, b, metric)
     relative = c["diff"] / c["mean_b"]
-    measured = not math.isnan(c["diff_low"])
-    met = relative >= target and measured and c["diff_low"] > 0
-    why = ("" if measured and c["diff_low"] > 0 else "; the interval of the difference does not exclude 0"
-           if measured else "; no interval of the difference, so it cannot count")
-    if met and c["diff_low"] / c["mean_b"] < target:  # met on the mean only
-        why += f"; the interval's lower end, {c['diff_low'] / c['mean_b']:+.1%} of {b}, is below the bar"
+    met, why = _target_verdict(relative, c["diff_low"], c["diff_low"] / c["mean_b"], target,
+                               "the interval's lower end, {:+.1%} of " + b + ",")
     return (f"{'met' if met else 'missed'} ({t} in `{res_t.name}` vs {b} in `{res_b.name}`, both chosen on "
             f"validation: {relative:+.1%} against the {target:+.0%} asked; {seed_interval_text(c)}{why})")
 
