@@ -300,6 +300,29 @@ def test_fusion_trains_target_view_and_keeps_source_view(world, mode):
     assert res.trainable_params < res.total_params
 
 
+def dropout_rates(model: torch.nn.Module) -> set[float]:
+    """``p`` of every dropout layer of the recommender itself (LoRA's own ``lora_dropout`` aside)."""
+    return {m.p for n, m in model.named_modules() if isinstance(m, torch.nn.Dropout) and "lora_" not in n}
+
+
+def recommender(model: torch.nn.Module) -> TextSeqRec:
+    return next(m for m in model.modules() if isinstance(m, TextSeqRec))  # inside LoRA's wrapper too
+
+
+@pytest.mark.parametrize("strategy", [full_finetune, l2sp, frozen_adaptor, lora_adaptor, fusion])
+def test_fine_tuning_dropout_and_temperature_replace_theta_s_ones(world, strategy):
+    data, knowledge, tgt_emb = world
+    assert knowledge.model_config["dropout"] == 0.0 and knowledge.model_config["temperature"] != 0.5
+    kept = strategy.transfer(knowledge, data.target, text_emb=tgt_emb).model
+    assert dropout_rates(kept) == {0.0} and recommender(kept).temperature == knowledge.model_config["temperature"]
+    t = strategy.transfer(knowledge, data.target, TransferConfig(dropout=0.3, temperature=0.5), text_emb=tgt_emb)
+    assert dropout_rates(t.model) == {0.3}  # fusion's fresh adaptor included
+    assert recommender(t.model).temperature == 0.5
+    if strategy is full_finetune:  # dropout has no weights: θ_s loads unchanged
+        for k, v in theta_of(t.model).items():
+            assert torch.equal(v, knowledge.theta[k]), k
+
+
 def test_transfer_config_rejects_bad_values():
     with pytest.raises(ConfigError, match="fusion"):
         TransferConfig(fusion="sum")
@@ -309,3 +332,7 @@ def test_transfer_config_rejects_bad_values():
         from_dict(TransferConfig, {"train": {"epochs": 3}})  # the training loop is not the strategy's
     with pytest.raises(ConfigError, match="lora_rank must be an integer"):
         from_dict(TransferConfig, {"lora_rank": 2.5})
+    with pytest.raises(ConfigError, match="dropout must be in"):
+        TransferConfig(dropout=1.0)
+    with pytest.raises(ConfigError, match="temperature must be positive"):
+        TransferConfig(temperature=0.0)

@@ -13,7 +13,7 @@ from test_pipeline import micro_emb
 from test_transfer import synthetic_dataset
 from xdtutor import cli, pipeline
 from xdtutor.config import ConfigError, flatten
-from xdtutor.tune import experiment_config, load_tune_config, search
+from xdtutor.tune import _trained_with, experiment_config, load_tune_config, search
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*tied with their target")
 SEARCHES = Path(__file__).resolve().parents[1] / "configs" / "tune"
@@ -35,7 +35,7 @@ def test_shipped_searches_load_and_name_keys_of_their_experiment(path):
     assert tune.name == path.stem or tune.name.endswith(path.stem)
     current = flatten(experiment_config(tune).for_method(tune.method).to_dict())
     for p in tune.space:
-        assert p.key in current and p.contains(current[p.key]), p.key  # the experiment's values are trial 0
+        assert p.key in current and p.contains(_trained_with(current, p.key)), p.key  # they are trial 0
 
 
 def test_a_bad_search_file_is_a_one_line_error(tmp_path, capsys):
@@ -110,6 +110,19 @@ def test_search_tries_the_experiments_values_first_and_never_reads_test(tmp_path
     table = again.frame()
     assert list(table.index) == [0, 1, 2] and table.loc[0, "experiment's values"]
     assert table["valid ndcg@10"].max() == found.best["value"]
+
+
+@pytest.mark.slow
+def test_a_strategy_searches_its_fine_tuning_dropout_starting_from_theta_s_one(tmp_path):
+    pytest.importorskip("optuna")
+    tune = write_search(tmp_path, trials=2, sets=["model.dropout=0.1"],
+                        space={"transfer.dropout": {"float": [0.0, 0.5]}})
+    flat = flatten(experiment_config(tune).for_method(tune.method).to_dict())
+    assert flat["transfer.dropout"] is None and flat["model.dropout"] == 0.1  # null: θ_s's value
+    found = search(tune, tmp_path / "out", dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+    first, second = found.trials
+    assert first["experiment_values"] and first["params"] == {"transfer.dropout": flat["model.dropout"]}
+    assert second["params"]["transfer.dropout"] != first["params"]["transfer.dropout"]
 
 
 @pytest.mark.slow

@@ -205,7 +205,8 @@ class ExperimentConfig:
                 check(isinstance(key, str) and "." in key and key.split(".")[0] in allowed,
                       f"per_method.{method}.{key}: {method!r} may set dotted keys of "
                       f"{', '.join(s + '.*' for s in allowed)} only, e.g. train.lr"
-                      + (" (its model is θ_s's)" if allowed == ("train", "transfer") else ""))
+                      + (" (its model is θ_s's; transfer.dropout and transfer.temperature change "
+                         "θ_t's)" if allowed == ("train", "transfer") else ""))
                 check(key not in FIXED_PER_EXPERIMENT, f"per_method.{method}.{key}: one value for the whole "
                       f"experiment ({FIXED_PER_EXPERIMENT[key] if key in FIXED_PER_EXPERIMENT else ''})")
             self.for_method(method)  # an unknown key or a bad value is an error now, not when it trains

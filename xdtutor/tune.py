@@ -10,7 +10,9 @@ that config's run reads test once (``xdtutor run``).
 * The sampler is Optuna's TPE, seeded; every trial trains with the same seed, so two trials differ
   only in the values searched.
 * θ_s is pretrained once and shared by every trial: a strategy that starts from θ_s may search
-  ``train.*`` and ``transfer.*`` keys (``model.*`` would change θ_s); a baseline, which has no θ_s,
+  ``train.*`` and ``transfer.*`` keys (``model.*`` would change θ_s; ``transfer.dropout`` and
+  ``transfer.temperature`` change them for fine-tuning only, and a null one — θ_s's value — counts as
+  ``model.*``'s for the first trial); a baseline, which has no θ_s,
   may search ``train.*`` and ``model.*``.
 * The budget is the number of trials (and optionally minutes); the trials live in
   ``<out>/study.db``. A search that was stopped continues where it stopped: finished trials are kept,
@@ -41,6 +43,7 @@ from .experiment import (FIXED_PER_EXPERIMENT, NOT_RESULTS, ExperimentConfig, lo
                          read_yaml_mapping)
 from .provenance import provenance
 from .transfer import STRATEGIES
+from .transfer.base import INHERITED_FROM_MODEL
 from .utils import atomic_write, select_device
 
 LOG = logging.getLogger("xdtutor")
@@ -133,7 +136,8 @@ class TuneConfig:
         for p in self.space:
             check(p.key.split(".")[0] in allowed, f"space.{p.key}: {self.method!r} may search "
                   f"{', '.join(s + '.*' for s in allowed)} only"
-                  + (" (its model is θ_s's, pretrained once for every trial)" if "model" not in allowed else ""))
+                  + (" (its model is θ_s's, pretrained once for every trial; transfer.dropout and "
+                     "transfer.temperature change θ_t's)" if "model" not in allowed else ""))
             check(p.key not in FIXED_PER_EXPERIMENT, f"space.{p.key}: one value for the whole experiment "
                   f"({FIXED_PER_EXPERIMENT.get(p.key)})")
 
@@ -329,6 +333,15 @@ def _fingerprint(tune: TuneConfig, base: ExperimentConfig) -> dict:
             "space": [[p.key, p.kind, p.low, p.high, list(p.choices)] for p in tune.space]}
 
 
+def _trained_with(flat: Mapping[str, Any], key: str) -> Any:
+    """The value of ``key`` the experiment trains with: a null ``transfer.dropout`` or
+    ``transfer.temperature`` means θ_s's ``model.*`` value (:meth:`TransferConfig.model_overrides`)."""
+    section, name = key.split(".", 1)
+    if section == "transfer" and name in INHERITED_FROM_MODEL and flat[key] is None:
+        return flat[f"model.{name}"]
+    return flat[key]
+
+
 def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None = LOG.info,
            dataset=None, text_emb: Mapping[str, Any] | None = None) -> Search:
     """Run (or continue) the search and write ``tune.json`` / ``tune.md`` into ``out``.
@@ -406,7 +419,7 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
         if t.number not in queued:
             study.enqueue_trial(t.params, user_attrs={**t.user_attrs, "rerun_of": t.number})
     if not study.trials:
-        current = {p.key: flat[p.key] for p in tune.space}
+        current = {p.key: _trained_with(flat, p.key) for p in tune.space}
         if all(p.contains(current[p.key]) for p in tune.space):
             study.enqueue_trial(current, user_attrs={"experiment_values": True})
         else:

@@ -29,6 +29,9 @@ from ..models import TextSeqRec, count_parameters, transferable_names
 
 FUSIONS = ("add", "concat", "gate")
 
+#: ``TransferConfig`` fields that, when set, replace θ_s's ``model.<field>`` for fine-tuning (no weights).
+INHERITED_FROM_MODEL = ("dropout", "temperature")
+
 
 @dataclass(frozen=True)
 class TransferConfig:
@@ -43,6 +46,9 @@ class TransferConfig:
         lora_dropout: Dropout on LoRA's input.
         lora_targets: Names (suffixes) of the encoder's ``nn.Linear`` layers to wrap; empty = all of them.
         fusion: How target item features meet the source's: ``"add"``, ``"concat"`` or ``"gate"``.
+        dropout: Dropout of θ_t while it fine-tunes (transformer and adaptors); ``None`` keeps θ_s's
+            (``model.dropout`` of pretraining). Dropout holds no weights, so θ_s loads unchanged.
+        temperature: Cosine temperature of θ_t; ``None`` keeps θ_s's (``model.temperature``).
     """
 
     use_id: bool = False
@@ -52,6 +58,8 @@ class TransferConfig:
     lora_dropout: float = 0.0
     lora_targets: tuple[str, ...] = ()
     fusion: str = "gate"
+    dropout: float | None = None
+    temperature: float | None = None
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -59,6 +67,18 @@ class TransferConfig:
         check(self.lora_rank > 0, f"lora_rank must be positive, got {self.lora_rank}")
         check(0.0 <= self.lora_dropout < 1.0, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         check(self.fusion in FUSIONS, f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        check(self.dropout is None or 0.0 <= self.dropout < 1.0,
+              f"dropout must be in [0, 1) or null, got {self.dropout}")
+        check(self.temperature is None or self.temperature > 0,
+              f"temperature must be positive or null, got {self.temperature}")
+
+    def model_overrides(self) -> dict[str, float]:
+        """The ``TextSeqRec`` settings fine-tuning changes from θ_s's (the ones that are not ``None``).
+
+        They change no parameter shape, so a strategy that starts from θ_s — whose ``model.*`` is
+        fixed by pretraining — can still search them.
+        """
+        return {k: getattr(self, k) for k in INHERITED_FROM_MODEL if getattr(self, k) is not None}
 
 
 @dataclass(eq=False)
@@ -121,7 +141,7 @@ def joint_text_emb(target: Any, text_emb: Any) -> torch.Tensor:
 
 
 def build_target_model(knowledge: Any, text_emb: torch.Tensor, *, use_id: bool = False,
-                       from_source: bool = True) -> TextSeqRec:
+                       from_source: bool = True, config: TransferConfig | None = None) -> TextSeqRec:
     """A :class:`~xdtutor.models.TextSeqRec` on the target catalogue, initialised from θ_s.
 
     Args:
@@ -129,17 +149,23 @@ def build_target_model(knowledge: Any, text_emb: torch.Tensor, *, use_id: bool =
         text_emb: Target catalogue embeddings ``(N_t, D)``.
         use_id: Add a (fresh, target-only) ID embedding.
         from_source: Load θ_s (``False`` gives the text-based target-only baseline's initialisation).
+        config: Its :meth:`TransferConfig.model_overrides` (dropout, temperature) replace θ_s's.
 
     Raises:
         RuntimeError: If θ_s does not cover the model's transferable parameters exactly (no
             ``strict=False`` silently ignoring missing keys).
     """
-    kwargs = dict(knowledge.model_config)
+    kwargs = target_model_config(knowledge, config)
     kwargs["use_id"] = use_id
     model = TextSeqRec(text_emb, **kwargs)
     if from_source:
         load_theta(model, knowledge.theta)
     return model
+
+
+def target_model_config(knowledge: Any, config: TransferConfig | None = None) -> dict[str, Any]:
+    """θ_s's ``TextSeqRec`` keyword arguments with fine-tuning's overrides (``config``) applied."""
+    return {**knowledge.model_config, **(config.model_overrides() if config is not None else {})}
 
 
 def load_theta(model: nn.Module, theta: dict[str, torch.Tensor]) -> None:

@@ -13,6 +13,7 @@ NAME = "frozen_adaptor"
 
 def transfer(knowledge, target, config: TransferConfig = TransferConfig(), *, text_emb=None) -> Transferred:
     """Freeze ``model.encoder``; ``model.adaptor`` [+ ``model.id_embedding``] train."""
-    model = build_target_model(knowledge, target_text_emb(knowledge, target, text_emb), use_id=config.use_id)
+    emb = target_text_emb(knowledge, target, text_emb)  # (N_t, D)
+    model = build_target_model(knowledge, emb, use_id=config.use_id, config=config)
     model.encoder.requires_grad_(False)
     return transferred(NAME, model)

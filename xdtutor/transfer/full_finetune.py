@@ -9,5 +9,6 @@ NAME = "full_finetune"
 
 def transfer(knowledge, target, config: TransferConfig = TransferConfig(), *, text_emb=None) -> Transferred:
     """Initialise from θ_s (plus a fresh ID embedding when ``config.use_id``); everything trains."""
-    model = build_target_model(knowledge, target_text_emb(knowledge, target, text_emb), use_id=config.use_id)
+    emb = target_text_emb(knowledge, target, text_emb)  # (N_t, D)
+    model = build_target_model(knowledge, emb, use_id=config.use_id, config=config)
     return transferred(NAME, model)

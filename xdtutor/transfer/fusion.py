@@ -25,7 +25,8 @@ from torch import nn
 
 from ..models import make_adaptor
 from ..models.sasrec import init_weights
-from .base import FUSIONS, Transferred, TransferConfig, build_target_model, target_text_emb, transferred
+from .base import (FUSIONS, Transferred, TransferConfig, build_target_model, target_model_config, target_text_emb,
+                   transferred)
 
 NAME = "fusion"
 
@@ -116,9 +117,11 @@ def _out_width(adaptor: nn.Module, in_dim: int) -> int:
 
 def transfer(knowledge, target, config: TransferConfig = TransferConfig(), *, text_emb=None) -> Transferred:
     """θ_s's encoder (trained) reading fused item features (``config.fusion``)."""
-    model = build_target_model(knowledge, target_text_emb(knowledge, target, text_emb), use_id=config.use_id)
-    fresh = make_adaptor(knowledge.model_config.get("adaptor", "linear"), model.text_dim, model.hidden,
-                         float(knowledge.model_config.get("dropout", 0.2)))
+    emb = target_text_emb(knowledge, target, text_emb)  # (N_t, D)
+    model = build_target_model(knowledge, emb, use_id=config.use_id, config=config)
+    own = target_model_config(knowledge, config)  # the fresh adaptor drops out like the rest of θ_t
+    fresh = make_adaptor(own.get("adaptor", "linear"), model.text_dim, model.hidden,
+                         float(own.get("dropout", 0.2)))
     fresh.apply(init_weights)
     model.adaptor = FusedAdaptor(model.adaptor, fresh, model.text_dim, config.fusion)
     if config.fusion in ("concat", "gate"):

@@ -51,6 +51,7 @@ class L2SPPenalty:
 
 def transfer(knowledge, target, config: TransferConfig = TransferConfig(), *, text_emb=None) -> Transferred:
     """Full fine-tuning from θ_s with :class:`L2SPPenalty` (α = ``config.l2sp_alpha``)."""
-    model = build_target_model(knowledge, target_text_emb(knowledge, target, text_emb), use_id=config.use_id)
+    emb = target_text_emb(knowledge, target, text_emb)  # (N_t, D)
+    model = build_target_model(knowledge, emb, use_id=config.use_id, config=config)
     penalty: Callable = L2SPPenalty(knowledge.theta, config.l2sp_alpha)
     return transferred(NAME, model, penalty=penalty, extra={"alpha": config.l2sp_alpha})

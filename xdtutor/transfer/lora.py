@@ -110,7 +110,8 @@ def transfer(knowledge, target, config: TransferConfig = TransferConfig(), *, te
 def build(name: str, knowledge, target, config: TransferConfig, *, text_emb=None,
           train_adaptor: bool = False) -> Transferred:
     """The LoRA starting point shared by ``lora`` and ``lora_adaptor``."""
-    model = build_target_model(knowledge, target_text_emb(knowledge, target, text_emb), use_id=config.use_id)
+    emb = target_text_emb(knowledge, target, text_emb)  # (N_t, D)
+    model = build_target_model(knowledge, emb, use_id=config.use_id, config=config)
     targets = lora_target_names(model, config.lora_targets)
     peft_model = wrap_lora(model, config, train_adaptor=train_adaptor)
     total, _ = count_parameters(model)        # θ_s with the LoRA matrices peft inserted into it

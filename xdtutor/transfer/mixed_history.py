@@ -20,6 +20,7 @@ VIEW = "mixed"
 
 def transfer(knowledge, target, config: TransferConfig = TransferConfig(), *, text_emb=None) -> Transferred:
     """θ_s on the joint catalogue of ``target`` (a mixed-histories split) ranking its target items."""
-    model = build_target_model(knowledge, target_text_emb(knowledge, target, text_emb), use_id=config.use_id)
+    emb = target_text_emb(knowledge, target, text_emb)  # (N_t, D)
+    model = build_target_model(knowledge, emb, use_id=config.use_id, config=config)
     model.score_only(ranked_items(target), train_on="scored")
     return transferred(NAME, model)

@@ -15,5 +15,6 @@ NAME = "transductive"
 
 def transfer(knowledge, target, config: TransferConfig = TransferConfig(), *, text_emb=None) -> Transferred:
     """θ_s with ``use_id=True`` on the target catalogue; everything trains."""
-    model = build_target_model(knowledge, target_text_emb(knowledge, target, text_emb), use_id=True)
+    emb = target_text_emb(knowledge, target, text_emb)  # (N_t, D)
+    model = build_target_model(knowledge, emb, use_id=True, config=config)
     return transferred(NAME, model)

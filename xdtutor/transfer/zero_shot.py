@@ -14,6 +14,7 @@ NAME = "zero_shot"
 
 def transfer(knowledge, target, config: TransferConfig = TransferConfig(), *, text_emb=None) -> Transferred:
     """θ_t = θ_s on the target catalogue; every parameter is frozen."""
-    model = build_target_model(knowledge, target_text_emb(knowledge, target, text_emb), use_id=False)
+    emb = target_text_emb(knowledge, target, text_emb)  # (N_t, D)
+    model = build_target_model(knowledge, emb, use_id=False, config=config)
     model.requires_grad_(False)
     return transferred(NAME, model.eval(), trains=False)
