@@ -126,6 +126,23 @@ def test_a_strategy_searches_its_fine_tuning_dropout_starting_from_theta_s_one(t
 
 
 @pytest.mark.slow
+def test_a_search_stored_before_a_config_key_existed_continues(tmp_path):
+    optuna = pytest.importorskip("optuna")
+    tune = write_search(tmp_path, trials=1)
+    first = search(tune, tmp_path / "out", dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+    study = optuna.load_study(study_name=tune.name, storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
+    older = study.user_attrs["fingerprint"]
+    del older["config"]["transfer.temperature"]  # as stored by a version without the key (its default: null)
+    study.set_user_attr("fingerprint", older)
+    assert search(tune, tmp_path / "out", dataset=synthetic_dataset(), text_emb=micro_emb(),
+                  log=None).trials == first.trials
+    older["config"]["transfer.temperature"] = 0.5  # a real difference is still refused
+    study.set_user_attr("fingerprint", older)
+    with pytest.raises(ConfigError, match=r"another setup \(differs in \['config.transfer.temperature'\]"):
+        search(tune, tmp_path / "out", dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+
+
+@pytest.mark.slow
 def test_a_stopped_search_continues_and_reruns_the_interrupted_trial(tmp_path):
     optuna = pytest.importorskip("optuna")
 

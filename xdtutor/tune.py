@@ -39,8 +39,8 @@ import yaml
 
 from .baselines import BASELINES
 from .config import ConfigError, check, check_types, flatten
-from .experiment import (FIXED_PER_EXPERIMENT, NOT_RESULTS, ExperimentConfig, load_config, method_sections,
-                         read_yaml_mapping)
+from .experiment import (FIXED_PER_EXPERIMENT, NOT_RESULTS, ExperimentConfig, build_config, load_config,
+                         method_sections, read_yaml_mapping)
 from .provenance import provenance
 from .transfer import STRATEGIES
 from .transfer.base import INHERITED_FROM_MODEL
@@ -328,9 +328,25 @@ def _bounds(p: Param) -> list:
 
 def _fingerprint(tune: TuneConfig, base: ExperimentConfig) -> dict:
     """What the trials of a search depend on; a study folder holds the search of one fingerprint."""
-    config = {k: v for k, v in flatten(base.to_dict()).items() if k not in NOT_RESULTS and k != "checkpoint_dir"}
-    return {"config": config, "method": tune.method, "metric": tune.metric, "seed": tune.seed,
+    return {"config": _searched_config(base), "method": tune.method, "metric": tune.metric, "seed": tune.seed,
             "space": [[p.key, p.kind, p.low, p.high, list(p.choices)] for p in tune.space]}
+
+
+def _with_defaults(fingerprint: dict | None) -> dict | None:
+    """A stored fingerprint with the config keys added since it was written at their defaults (so a search
+    started before a new key existed continues); as stored if its config no longer parses."""
+    if fingerprint is None:
+        return None
+    try:
+        config = build_config({}, list(fingerprint["config"].items()))
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return fingerprint
+    return {**fingerprint, "config": _searched_config(config)}
+
+
+def _searched_config(config: ExperimentConfig) -> dict:
+    """The flat config a search's trials depend on (not how they show progress, nor where they save)."""
+    return {k: v for k, v in flatten(config.to_dict()).items() if k not in NOT_RESULTS and k != "checkpoint_dir"}
 
 
 def _trained_with(flat: Mapping[str, Any], key: str) -> Any:
@@ -402,7 +418,7 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
                                 storage=f"sqlite:///{(out / 'study.db').resolve()}",
                                 sampler=optuna.samplers.TPESampler(seed=tune.seed))
     states = optuna.trial.TrialState
-    stored = study.user_attrs.get("fingerprint")
+    stored = _with_defaults(study.user_attrs.get("fingerprint"))
     if stored is None and not study.trials:
         study.set_user_attr("fingerprint", fingerprint)
     elif stored != fingerprint:
