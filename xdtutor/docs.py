@@ -128,8 +128,8 @@ def _findings(root: Path) -> str:
         lines.append("- **Kitchen → Food settings chosen on validation** (`results/tune_kitchen_to_food_*.md`; "
                      "one seed, validation users only, test not read): "
                      + "; ".join(Search.load(f).summary() for f in searches) + ".")
-    retrained = [r for r in (_latest(root, n) for n in ("kitchen_to_food_tuned", "kitchen_to_food_fusion_tuned"))
-                 if r is not None]
+    retrained = [r for r in (_latest(root, n) for n in ("kitchen_to_food_tuned", "kitchen_to_food_fusion_tuned",
+                                                        "kitchen_to_food_fusion_dropout")) if r is not None]
     if menu is not None and retrained:
         again = "; ".join(f"{m} with " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                                    for k, v in sets.items())
