@@ -156,3 +156,10 @@ def test_per_method_settings_apply_to_their_method_only():
     for message, bad in errors.items():
         with pytest.raises(ConfigError, match=message):
             build_config({**MICRO, "per_method": bad})
+    # θ_t's dropout: a θ_s strategy sets it under transfer; one built from the source's data would ignore it
+    both = {**MICRO, "strategies": ["full_finetune", "joint"]}
+    ok = build_config({**both, "per_method": {"full_finetune": {"transfer.dropout": 0.3}}})
+    assert ok.for_method("full_finetune").transfer.model_overrides() == {"dropout": 0.3}
+    with pytest.raises(ConfigError, match="per_method.joint.transfer.dropout: 'joint' does not start from θ_s.*"
+                                          "set model.dropout instead"):
+        build_config({**both, "per_method": {"joint": {"transfer.dropout": 0.3}}})

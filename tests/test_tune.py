@@ -56,6 +56,8 @@ def test_bad_searches_are_errors_naming_the_key(tmp_path):
         write_search(tmp_path, trails=3)
     with pytest.raises(ConfigError, match="space.model.dropout.*train.\\*, transfer.\\* only.*θ_s"):
         write_search(tmp_path, space={"model.dropout": {"float": [0.0, 0.5]}})
+    with pytest.raises(ConfigError, match="space.transfer.temperature: 'joint' does not start from θ_s"):
+        write_search(tmp_path, method="joint", space={"transfer.temperature": {"float": [0.05, 0.2]}})
     with pytest.raises(ConfigError, match="space.train.lr: log_float needs low > 0"):
         write_search(tmp_path, space={"train.lr": {"log_float": [0.0, 0.1]}})
     with pytest.raises(ConfigError, match="space.train.lr must be one of"):

@@ -35,6 +35,7 @@ from .models import ModelConfig
 from .tracking import BACKENDS as TRACKING_BACKENDS
 from .train import TrainConfig
 from .transfer import STRATEGIES, USES_THETA, VIEWS, TransferConfig
+from .transfer.base import INHERITED_FROM_MODEL
 from .utils import is_device_name
 
 SCALES = ("ci", "full")
@@ -207,6 +208,7 @@ class ExperimentConfig:
                       f"{', '.join(s + '.*' for s in allowed)} only, e.g. train.lr"
                       + (" (its model is θ_s's; transfer.dropout and transfer.temperature change "
                          "θ_t's)" if allowed == ("train", "transfer") else ""))
+                check(unused_by(method, key) is None, f"per_method.{method}.{key}: {unused_by(method, key)}")
                 check(key not in FIXED_PER_EXPERIMENT, f"per_method.{method}.{key}: one value for the whole "
                       f"experiment ({FIXED_PER_EXPERIMENT[key] if key in FIXED_PER_EXPERIMENT else ''})")
             self.for_method(method)  # an unknown key or a bad value is an error now, not when it trains
@@ -252,6 +254,18 @@ class ExperimentConfig:
 
 #: Keys one method cannot set for itself: evaluation pads every history to the protocol's length.
 FIXED_PER_EXPERIMENT = {"model.max_len": "every model is evaluated on histories of the protocol's length"}
+
+
+def unused_by(method: str, key: str) -> str | None:
+    """Why ``method`` would ignore the dotted ``key`` as its own setting (``None``: it reads it).
+
+    ``transfer.dropout`` / ``transfer.temperature`` change θ_t's settings; a strategy built from the
+    source's data instead of θ_s reads ``model.*`` for them.
+    """
+    section, _, name = key.partition(".")
+    if section == "transfer" and name in INHERITED_FROM_MODEL and not USES_THETA.get(method, False):
+        return f"{method!r} does not start from θ_s and would ignore it; set model.{name} instead"
+    return None
 
 
 def method_sections(method: str) -> tuple[str, ...]:

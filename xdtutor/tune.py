@@ -40,7 +40,7 @@ import yaml
 from .baselines import BASELINES
 from .config import ConfigError, check, check_types, flatten
 from .experiment import (FIXED_PER_EXPERIMENT, NOT_RESULTS, ExperimentConfig, build_config, load_config,
-                         method_sections, read_yaml_mapping)
+                         method_sections, read_yaml_mapping, unused_by)
 from .provenance import provenance
 from .transfer import STRATEGIES
 from .transfer.base import INHERITED_FROM_MODEL
@@ -138,6 +138,7 @@ class TuneConfig:
                   f"{', '.join(s + '.*' for s in allowed)} only"
                   + (" (its model is θ_s's, pretrained once for every trial; transfer.dropout and "
                      "transfer.temperature change θ_t's)" if "model" not in allowed else ""))
+            check(unused_by(self.method, p.key) is None, f"space.{p.key}: {unused_by(self.method, p.key)}")
             check(p.key not in FIXED_PER_EXPERIMENT, f"space.{p.key}: one value for the whole experiment "
                   f"({FIXED_PER_EXPERIMENT.get(p.key)})")
 
