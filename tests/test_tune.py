@@ -228,3 +228,19 @@ def test_a_searchs_summary_names_its_best_values_and_its_change_on_validation(tm
     kept = Search(tune, [trial(0, 1e-3, 0.0600, experiment_values=True), trial(1, 3e-3, 0.0500)])
     assert kept.summary().endswith("the search kept the experiment's own values")
     assert Search(tune, []).summary().endswith("no trial finished yet")
+
+
+def test_a_searchs_table_says_which_trial_was_interrupted_and_which_ran_it_again(tmp_path):
+    from xdtutor.tune import Search
+
+    tune = write_search(tmp_path)
+    params = {"train.lr": 1e-3, "train.weight_decay": 0.0}
+    found = Search(tune, [{"number": 0, "state": "FAIL", "value": None, "params": params},
+                          {"number": 1, "state": "COMPLETE", "value": 0.06, "params": params, "rerun_of": 0,
+                           "epochs": 12, "best_epoch": 7, "stop_reason": "patience"},
+                          {"number": 2, "state": "RUNNING", "value": None, "params": params}])
+    rows = [line for line in found.markdown().splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert rows[0].endswith("| 0.001 | 0 | — | — | interrupted; run again as trial 1 |")
+    assert rows[1].endswith("| 0.001 | 0 | 0.0600 | 12 (7) | patience |")
+    assert rows[2].endswith("| — | — | running |")
+    assert list(found.frame()["stop"]) == ["interrupted; run again as trial 1", "patience", "running"]

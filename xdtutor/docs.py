@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .report import (across_files_text, comparison_text, curve_comparisons, difference_text, interval_text,
                      protocol_caveat, stop_line, target_across_line, target_line, versus_text)
-from .results import Results, find_results
+from .results import K2F_RETRAINED, Results, find_results
 
 PAGES = ("README.md", "book/10_faq.md", "benchmarks/README.md")
 REGION = re.compile(r"(<!-- generated:(\w+) -->\n)(.*?)(<!-- /generated -->)", re.S)
@@ -128,8 +128,7 @@ def _findings(root: Path) -> str:
         lines.append("- **Kitchen → Food settings chosen on validation** (`results/tune_kitchen_to_food_*.md`; "
                      "one seed, validation users only, test not read): "
                      + "; ".join(Search.load(f).summary() for f in searches) + ".")
-    retrained = [r for r in (_latest(root, n) for n in ("kitchen_to_food_tuned", "kitchen_to_food_fusion_tuned",
-                                                        "kitchen_to_food_fusion_dropout")) if r is not None]
+    retrained = [r for r in (_latest(root, n) for n in K2F_RETRAINED) if r is not None]
     if menu is not None and retrained:
         again = "; ".join(f"{m} with " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                                    for k, v in sets.items())

@@ -208,7 +208,7 @@ class ExperimentConfig:
                       f"{', '.join(s + '.*' for s in allowed)} only, e.g. train.lr"
                       + (" (its model is θ_s's; transfer.dropout and transfer.temperature change "
                          "θ_t's)" if allowed == ("train", "transfer") else ""))
-                check(unused_by(method, key) is None, f"per_method.{method}.{key}: {unused_by(method, key)}")
+                check((why := unused_by(method, key)) is None, f"per_method.{method}.{key}: {why}")
                 check(key not in FIXED_PER_EXPERIMENT, f"per_method.{method}.{key}: one value for the whole "
                       f"experiment ({FIXED_PER_EXPERIMENT[key] if key in FIXED_PER_EXPERIMENT else ''})")
             self.for_method(method)  # an unknown key or a bad value is an error now, not when it trains

@@ -38,6 +38,10 @@ METRICS = ("recall@10", "ndcg@10", "recall@50", "ndcg@50")
 _FIELDS = ("format", "name", "config", "methods", "runs", "source_pretraining", "gain", "comparisons",
            "cold_users", "cold_start", "diagnostics", "histories")
 
+#: The Kitchen -> Food results that retrain menu methods with values a validation search chose
+#: (``configs/<name>.yaml``); README/FAQ findings and chapter 5.8 read them from this list.
+K2F_RETRAINED = ("kitchen_to_food_tuned", "kitchen_to_food_fusion_tuned", "kitchen_to_food_fusion_dropout")
+
 
 #: (method, vs, about) compared whenever both ran, beside the main comparisons:
 PAIRS = (

@@ -138,7 +138,7 @@ class TuneConfig:
                   f"{', '.join(s + '.*' for s in allowed)} only"
                   + (" (its model is θ_s's, pretrained once for every trial; transfer.dropout and "
                      "transfer.temperature change θ_t's)" if "model" not in allowed else ""))
-            check(unused_by(self.method, p.key) is None, f"space.{p.key}: {unused_by(self.method, p.key)}")
+            check((why := unused_by(self.method, p.key)) is None, f"space.{p.key}: {why}")
             check(p.key not in FIXED_PER_EXPERIMENT, f"space.{p.key}: one value for the whole experiment "
                   f"({FIXED_PER_EXPERIMENT.get(p.key)})")
 
@@ -233,7 +233,7 @@ class Search:
 
         rows = [{"trial": t["number"], **{p.key: t["params"].get(p.key) for p in self.config.space},
                  f"valid {self.config.metric}": t["value"], "epochs": t.get("epochs"),
-                 "best epoch": t.get("best_epoch"), "stop": t.get("stop_reason") or t["state"].lower(),
+                 "best epoch": t.get("best_epoch"), "stop": self._stop(t),
                  "experiment's values": bool(t.get("experiment_values"))} for t in self.trials]
         return pd.DataFrame(rows).set_index("trial")
 
@@ -269,6 +269,15 @@ class Search:
             text += f" ({best['value'] / base['value'] - 1:+.1%} on validation, one seed)"
         return text
 
+    def _stop(self, trial: dict) -> str:
+        """Why a trial ended: its stop reason, or that it was interrupted (and which trial ran it again)."""
+        if trial.get("stop_reason"):
+            return trial["stop_reason"]
+        if trial["state"] == "RUNNING":
+            return "running"
+        again = [t["number"] for t in self.trials if t.get("rerun_of") == trial["number"]]
+        return "interrupted" + (f"; run again as trial {again[0]}" if again else "")
+
     def markdown(self) -> str:
         keys = [p.key for p in self.config.space]
         lines = [f"# Search `{self.config.name}`: {self.config.method}, valid {self.config.metric}", "",
@@ -277,10 +286,11 @@ class Search:
                  "", "| trial | " + " | ".join(keys) + f" | valid {self.config.metric} | epochs (best) | stop |",
                  "|---" * (len(keys) + 4) + "|"]
         for t in self.trials:
-            value = f"{t['value']:.4f}" if t["value"] is not None else t["state"].lower()
+            value = f"{t['value']:.4f}" if t["value"] is not None else "—"
             mark = " (experiment's values)" if t.get("experiment_values") else ""
+            epochs = f"{t['epochs']} ({t.get('best_epoch')})" if t.get("epochs") is not None else "—"
             lines.append(f"| {t['number']}{mark} | " + " | ".join(_fmt(t["params"].get(k)) for k in keys)
-                         + f" | {value} | {t.get('epochs', '')} ({t.get('best_epoch', '')}) | {t.get('stop_reason', '')} |")
+                         + f" | {value} | {epochs} | {self._stop(t)} |")
         if self.finished:
             lines += ["", f"Best: trial {self.best['number']}; in the experiment config:", "", "```yaml",
                       yaml.safe_dump({"per_method": self.per_method}, default_flow_style=None).strip(), "```"]
