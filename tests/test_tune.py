@@ -145,6 +145,34 @@ def test_a_search_stored_before_a_config_key_existed_continues(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_trial_interrupted_before_a_config_key_existed_resumes_from_its_checkpoints(tmp_path, monkeypatch):
+    pytest.importorskip("optuna")
+    from xdtutor import tune as tune_module
+
+    real = (pipeline.validate, tune_module._fingerprint)
+    out, tune = tmp_path / "out", write_search(tmp_path, trials=1)
+
+    def older(*args):  # the fingerprint of a version without the key
+        fingerprint = real[1](*args)
+        del fingerprint["config"]["transfer.temperature"]
+        return fingerprint
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt  # trained and checkpointed, stopped before its score was stored
+
+    monkeypatch.setattr(tune_module, "_fingerprint", older)
+    monkeypatch.setattr(pipeline, "validate", stop)
+    with pytest.raises(KeyboardInterrupt):
+        search(tune, out, dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+    folders = sorted((out / "trials").iterdir())
+    monkeypatch.setattr(tune_module, "_fingerprint", real[1])  # resumed by the version with the key
+    monkeypatch.setattr(pipeline, "validate", real[0])
+    found = search(tune, out, dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+    assert [t["state"] for t in found.trials] == ["FAIL", "COMPLETE"]
+    assert sorted((out / "trials").iterdir()) == folders  # the rerun used the interrupted trial's folder
+
+
+@pytest.mark.slow
 def test_a_stopped_search_continues_and_reruns_the_interrupted_trial(tmp_path):
     optuna = pytest.importorskip("optuna")
 

@@ -402,7 +402,6 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
     if tune.metric not in {f"{m}@{k}" for m in ("recall", "ndcg", "mrr", "hr") for k in prepared.target.protocol.ks}:
         raise ConfigError(f"metric: {tune.metric!r} is not computed (protocol ks {list(prepared.target.protocol.ks)})")
     fingerprint = _fingerprint(tune, base)
-    key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
     knowledge = None
     if base.needs_source_model:
         log(f"[tune] pretraining θ_s once for every trial (seed {tune.seed})")
@@ -437,6 +436,9 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
         differs = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise ConfigError(f"--out {out} holds a search of another setup (differs in {differs[:8]}); "
                           "choose another folder or remove it")
+    # trial folders are named after the fingerprint as first stored, so an interrupted trial still finds
+    # its checkpoints after a later version added config keys (at their defaults) to the fingerprint
+    key = hashlib.sha256(json.dumps(study.user_attrs["fingerprint"], sort_keys=True).encode()).hexdigest()[:12]
     # a process killed mid-trial leaves it RUNNING, an interrupted or crashed one FAIL (Optuna re-raises
     # the objective's errors, so no FAIL comes from a search that went on): each is run again, once
     for t in study.get_trials(deepcopy=False, states=(states.RUNNING,)):
