@@ -249,7 +249,7 @@ def test_a_searchs_summary_names_its_best_values_and_its_change_on_validation(tm
     found = Search(tune, [trial(0, 1e-3, 0.0600, experiment_values=True), trial(1, 3e-3, 0.0660),
                           {"number": 2, "state": "RUNNING", "value": None, "params": {}}])
     text = found.summary()
-    assert text.startswith("**full_finetune** (2 of 3 trials or 80 minutes): ")
+    assert text.startswith("**full_finetune** over train.lr, train.weight_decay (2 of 3 trials or 80 minutes): ")
     assert "experiment's values reach valid ndcg@10 0.0600" in text
     assert "best trial (number 1) 0.0660 with train.lr = 0.003, train.weight_decay = 0 (" in text
     assert text.endswith("(+10.0% on validation, one seed)")

@@ -248,12 +248,12 @@ class Search:
         return cls(config, d["trials"], d["info"])
 
     def summary(self) -> str:
-        """One Markdown sentence: trials finished of the budget, the experiment's own values' validation
-        metric, the best trial with its values and its change over the experiment's values.
+        """One Markdown sentence: the keys searched, trials finished of the budget, the experiment's own
+        values' validation metric, the best trial with its values and its change over the experiment's values.
 
         The change is on validation, one seed: what the search saw, not a test result."""
         c = self.config
-        head = f"**{c.method}** ({len(self.finished)} of {c.trials} trials"
+        head = f"**{c.method}** over {', '.join(p.key for p in c.space)} ({len(self.finished)} of {c.trials} trials"
         head += f" or {c.timeout_minutes:g} minutes)" if c.timeout_minutes else ")"
         if not self.finished:
             return head + ": no trial finished yet"
