@@ -11,7 +11,8 @@ from xdtutor.experiment import DataConfig
 from xdtutor.published import published_table, published_value
 from xdtutor.report import (budget_note, comparison_text, comparisons_frame, curve_comparisons, curve_points, gain_line,
                             difference_text, gain_vs_line, interval_text, keep_notes, markdown, mean_std, publish,
-                            STALE_NOTES, setup_differences, stop_line, target_across_line, target_line)
+                            STALE_NOTES, setup_differences, stop_line, target_across_line, target_line,
+                            training_seconds)
 from xdtutor.results import Results, curve_key
 
 
@@ -193,6 +194,18 @@ def test_markdown_report_lists_the_published_numbers_of_its_dataset():
     with pytest.raises(KeyError, match="no published"):
         published_value("scientific", "SASRec", "text", "ndcg@10")
     assert set(published_table("scientific")["source"]) == {"unisrec_scientific", "vqrec_scientific"}
+
+
+def test_markdown_report_sums_the_training_time_behind_its_numbers():
+    res = fake(seeds=(0, 1))  # 3 methods x 2 seeds, 3 s each
+    res.source_runs = [{"seed": 0, "sources": ["kitchen"], "valid_ndcg@10": 0.01, "best_epoch": 2,
+                        "train_seconds": 3582.0}]
+    res.info["wall_seconds"] = 12.0  # a run resumed from its checkpoints: the last invocation only
+    assert training_seconds(res) == 3600.0
+    md = markdown(res)
+    assert "wall time: 12 s" in md and "- training time behind these numbers: 1.0 h, summed" in md
+    res.cold_start = [{"fraction": 0.05, "method": "text", "seed": 0, "train_seconds": 1800.0}]
+    assert training_seconds(res) == 5400.0  # the cold-start curve's trainings count too
 
 
 def test_keep_notes():

@@ -446,6 +446,20 @@ def protocol_caveat(res: Results) -> str | None:
             "transferred models, never the target-only ones: read their gains here as possibly optimistic.")
 
 
+def training_seconds(res: Results) -> float:
+    """Seconds of training in ``res``: every target model's epochs (cold-start curve points included)
+    and every source pretraining's, all seeds (a run resumed from checkpoints keeps the epochs timed
+    before it stopped)."""
+    return sum(float(r.get("train_seconds") or 0.0) for r in (*res.rows, *res.cold_start, *res.source_runs))
+
+
+def _duration(seconds: float) -> str:
+    """``"42 s"``, ``"12 min"`` or ``"6.9 h"``."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
 def markdown(res: Results, overrides: list[str] = ()) -> str:
     """The Markdown report of a run (what ``results/<name>.md`` holds above its notes)."""
     info = res.info
@@ -453,7 +467,11 @@ def markdown(res: Results, overrides: list[str] = ()) -> str:
     lines = [f"# {res.name}", "",
              f"- date: {info.get('date')}; device: {info.get('device')} ({info.get('device_name')}, "
              f"{info.get('torch_threads')} torch threads); wall time: {info.get('wall_seconds', 0):.0f} s"
-             + (f" ({len(parts)} parts side by side, {info['compute_seconds']:.0f} s summed)" if parts else ""),
+             + (f" (the longest of {len(parts)} parts, run as separate processes; "
+                f"{info['compute_seconds']:.0f} s summed)" if parts else ""),
+             f"- training time behind these numbers: {_duration(training_seconds(res))}, summed over every trained "
+             "model and source model, all seeds and every invocation of a resumed run (the wall time above "
+             "counts the last invocation only)",
              f"- seeds: {info.get('seeds')}; scale: {res.config.scale}; overrides: {' '.join(overrides) or '-'}",
              *(["- per-method settings (over the shared ones): " + "; ".join(
                  f"{m}: " + ", ".join(f"{k}={v}" for k, v in sets.items()) for m, sets in res.config.per_method.items())]

@@ -436,8 +436,9 @@ def combine(parts: Sequence[Results]) -> Results:
 
     Lets the seeds of a full-scale experiment run as separate processes (one per core or GPU) and
     still give one table with mean ± std and one significance test over all seeds. ``info`` gets
-    ``wall_seconds`` = the longest part (the parts ran side by side), ``compute_seconds`` = their
-    sum, and ``parts`` = each part's seeds, device, date and wall time.
+    ``wall_seconds`` = the longest part (the wall time when the parts run side by side; nothing
+    records whether they did), ``compute_seconds`` = their sum, and ``parts`` = each part's seeds,
+    device, date and wall time.
 
     Raises:
         ValueError: If the parts differ in anything but their seeds and how they showed progress
