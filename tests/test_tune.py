@@ -173,6 +173,19 @@ def test_a_trial_interrupted_before_a_config_key_existed_resumes_from_its_checkp
 
 
 @pytest.mark.slow
+def test_a_search_continued_in_a_new_call_does_not_propose_its_finished_values_again(tmp_path):
+    pytest.importorskip("optuna")
+    out = tmp_path / "out"
+    first = search(write_search(tmp_path, trials=2), out, dataset=synthetic_dataset(), text_emb=micro_emb(),
+                   log=None)
+    more = search(write_search(tmp_path, trials=4), out, dataset=synthetic_dataset(), text_emb=micro_emb(),
+                  log=None)
+    assert more.trials[:2] == first.trials
+    tried = [t["params"] for t in more.trials]
+    assert all(p not in tried[:i] for i, p in enumerate(tried)), tried  # no trial repeats an earlier one
+
+
+@pytest.mark.slow
 def test_a_stopped_search_continues_and_reruns_the_interrupted_trial(tmp_path):
     optuna = pytest.importorskip("optuna")
 
@@ -266,9 +279,14 @@ def test_a_searchs_table_says_which_trial_was_interrupted_and_which_ran_it_again
     found = Search(tune, [{"number": 0, "state": "FAIL", "value": None, "params": params},
                           {"number": 1, "state": "COMPLETE", "value": 0.06, "params": params, "rerun_of": 0,
                            "epochs": 12, "best_epoch": 7, "stop_reason": "patience"},
-                          {"number": 2, "state": "RUNNING", "value": None, "params": params}])
+                          {"number": 2, "state": "RUNNING", "value": None, "params": params},
+                          {"number": 3, "state": "COMPLETE", "value": 0.06, "params": params, "epochs": 12,
+                           "best_epoch": 7, "stop_reason": "patience"}])
     rows = [line for line in found.markdown().splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert rows[0].endswith("| 0.001 | 0 | — | — | interrupted; run again as trial 1 |")
     assert rows[1].endswith("| 0.001 | 0 | 0.0600 | 12 (7) | patience |")
     assert rows[2].endswith("| — | — | running |")
-    assert list(found.frame()["stop"]) == ["interrupted; run again as trial 1", "patience", "running"]
+    assert rows[3].endswith("| 12 (7) | patience; repeats trial 1's values |")
+    assert "(2 of 3 trials; 1 repeating an earlier trial's values): " in found.summary()
+    assert list(found.frame()["stop"]) == ["interrupted; run again as trial 1", "patience", "running",
+                                           "patience; repeats trial 1's values"]

@@ -16,8 +16,9 @@ that config's run reads test once (``xdtutor run``).
   may search ``train.*`` and ``model.*``.
 * The budget is the number of trials (and optionally minutes); the trials live in
   ``<out>/study.db``. A search that was stopped continues where it stopped: finished trials are kept,
-  an interrupted one is run again with its values from its checkpoints. Later proposals may differ
-  from those of an uninterrupted search (the sampler's random state is not saved).
+  an interrupted one is run again with its values from its checkpoints. The sampler's random state is
+  not saved, so a continued search seeds it with ``seed`` plus the number of trials so far: its
+  proposals differ from an uninterrupted search's, and do not repeat the first process's.
 
 Files in ``out``: ``tune.json`` (space, budget, every trial with its value, stop reason and epochs,
 the best values as ``--set`` overrides, provenance) and ``tune.md`` (the same as a table).
@@ -254,7 +255,9 @@ class Search:
         The change is on validation, one seed: what the search saw, not a test result."""
         c = self.config
         head = f"**{c.method}** over {', '.join(p.key for p in c.space)} ({len(self.finished)} of {c.trials} trials"
-        head += f" or {c.timeout_minutes:g} minutes)" if c.timeout_minutes else ")"
+        head += f" or {c.timeout_minutes:g} minutes" if c.timeout_minutes else ""
+        repeats = sum("; repeats trial" in self._stop(t) for t in self.finished)
+        head += f"; {repeats} repeating an earlier trial's values)" if repeats else ")"
         if not self.finished:
             return head + ": no trial finished yet"
         best, base = self.best, self.experiment_values
@@ -270,9 +273,14 @@ class Search:
         return text
 
     def _stop(self, trial: dict) -> str:
-        """Why a trial ended: its stop reason, or that it was interrupted (and which trial ran it again)."""
+        """Why a trial ended: its stop reason, or that it was interrupted (and which trial ran it again);
+        a finished trial that repeats an earlier one's values says so (a search continued by a version
+        that seeded its sampler as the first call did proposed them again)."""
         if trial.get("stop_reason"):
-            return trial["stop_reason"]
+            same = [t["number"] for t in self.finished
+                    if t["number"] < trial["number"] and t["params"] == trial["params"]]
+            repeat = f"; repeats trial {same[0]}'s values" if same and trial.get("rerun_of") is None else ""
+            return trial["stop_reason"] + repeat
         if trial["state"] == "RUNNING":
             return "running"
         again = [t["number"] for t in self.trials if t.get("rerun_of") == trial["number"]]
@@ -425,8 +433,10 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=tune.name, direction="maximize", load_if_exists=True,
-                                storage=f"sqlite:///{(out / 'study.db').resolve()}",
-                                sampler=optuna.samplers.TPESampler(seed=tune.seed))
+                                storage=f"sqlite:///{(out / 'study.db').resolve()}")
+    # seeded by the trials so far: a search continued in a new process would otherwise draw again the
+    # values its first process drew (TPE starts with seeded random proposals) and repeat finished trials
+    study.sampler = optuna.samplers.TPESampler(seed=tune.seed + len(study.trials))
     states = optuna.trial.TrialState
     stored = _with_defaults(study.user_attrs.get("fingerprint"))
     if stored is None and not study.trials:
