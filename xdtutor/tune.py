@@ -256,7 +256,7 @@ class Search:
         c = self.config
         head = f"**{c.method}** over {', '.join(p.key for p in c.space)} ({len(self.finished)} of {c.trials} trials"
         head += f" or {c.timeout_minutes:g} minutes" if c.timeout_minutes else ""
-        repeats = sum("; repeats trial" in self._stop(t) for t in self.finished)
+        repeats = sum(self._repeats(t) is not None for t in self.finished)
         head += f"; {repeats} repeating an earlier trial's values)" if repeats else ")"
         if not self.finished:
             return head + ": no trial finished yet"
@@ -272,15 +272,18 @@ class Search:
             text += f" ({best['value'] / base['value'] - 1:+.1%} on validation, one seed)"
         return text
 
+    def _repeats(self, trial: dict) -> int | None:
+        """The earlier finished trial whose values ``trial`` (not a rerun) repeats, if any — what a
+        continued search proposed before its sampler was seeded by the trials so far."""
+        same = [t["number"] for t in self.finished if t["number"] < trial["number"] and t["params"] == trial["params"]]
+        return same[0] if same and trial.get("rerun_of") is None else None
+
     def _stop(self, trial: dict) -> str:
-        """Why a trial ended: its stop reason, or that it was interrupted (and which trial ran it again);
-        a finished trial that repeats an earlier one's values says so (a search continued by a version
-        that seeded its sampler as the first call did proposed them again)."""
+        """Why a trial ended: its stop reason (and the trial whose values it repeats), or that it was
+        interrupted (and which trial ran it again)."""
         if trial.get("stop_reason"):
-            same = [t["number"] for t in self.finished
-                    if t["number"] < trial["number"] and t["params"] == trial["params"]]
-            repeat = f"; repeats trial {same[0]}'s values" if same and trial.get("rerun_of") is None else ""
-            return trial["stop_reason"] + repeat
+            repeats = self._repeats(trial)
+            return trial["stop_reason"] + (f"; repeats trial {repeats}'s values" if repeats is not None else "")
         if trial["state"] == "RUNNING":
             return "running"
         again = [t["number"] for t in self.trials if t.get("rerun_of") == trial["number"]]
