@@ -222,6 +222,9 @@ def test_keep_notes():
     assert STALE_NOTES in keep_notes("# x\n\n| -0.0012 | 0.0616 |\n", signed)  # a sign flipped
     twice = "# x\n\n| 0.0616 | 0.0616 |\n\n## Notes\n\n- a tie\n"
     assert STALE_NOTES in keep_notes("# x\n\n| 0.0616 | 0.0620 |\n", twice)  # one of two equal values changed
+    timed = "# x\n\n- training time behind these numbers: 25 min\n\n| 0.0616 |\n\n## Notes\n\n- slow\n"
+    assert STALE_NOTES not in keep_notes("# x\n\n- training time behind these numbers: 25.1 min\n\n| 0.0616 |\n",
+                                         timed)  # how long it took is not a result the notes quote
     assert keep_notes("# x\n", "# x\n| no notes |\n") == "# x\n"
     assert keep_notes("# x\n", None) == "# x\n"
 

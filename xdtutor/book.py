@@ -38,7 +38,7 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .experiment import ExperimentConfig, load_config  # noqa: E402
-from .utils import seed_everything, select_device  # noqa: E402
+from .utils import format_seconds, seed_everything, select_device  # noqa: E402
 
 SCALES = ("ci", "full")
 #: Measured chapter runtimes (written by ``scripts/execute_notebooks.py``), relative to the repository.
@@ -69,11 +69,6 @@ def find_root(start: str | Path | None = None) -> Path | None:
         if (folder / "pyproject.toml").is_file() and (folder / "xdtutor").is_dir():
             return folder
     return None
-
-
-def format_seconds(seconds: float) -> str:
-    """``"42 s"`` below 90 seconds, else ``"3.5 min"``."""
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 def runtime_text(record: dict | None) -> str:

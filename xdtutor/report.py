@@ -26,7 +26,7 @@ from .published import METRICS as PUBLISHED_METRICS
 from .published import published_table, sources
 from .stats import METHOD as STATS_METHOD
 from .stats import verdict
-from .utils import atomic_write, write_json
+from .utils import atomic_write, format_seconds, write_json
 
 #: What a ``TrainConfig.negatives`` setting puts in the softmax, in words (the setup tables).
 NEGATIVES_SAID = {"all": "all items", "in_batch": "the batch",
@@ -453,13 +453,6 @@ def training_seconds(res: Results) -> float:
     return sum(float(r.get("train_seconds") or 0.0) for r in (*res.rows, *res.cold_start, *res.source_runs))
 
 
-def _duration(seconds: float) -> str:
-    """``"42 s"``, ``"12 min"`` or ``"6.9 h"``."""
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
-
-
 def markdown(res: Results, overrides: list[str] = ()) -> str:
     """The Markdown report of a run (what ``results/<name>.md`` holds above its notes)."""
     info = res.info
@@ -469,7 +462,7 @@ def markdown(res: Results, overrides: list[str] = ()) -> str:
              f"{info.get('torch_threads')} torch threads); wall time: {info.get('wall_seconds', 0):.0f} s"
              + (f" (the longest of {len(parts)} parts, run as separate processes; "
                 f"{info['compute_seconds']:.0f} s summed)" if parts else ""),
-             f"- training time behind these numbers: {_duration(training_seconds(res))}, summed over every trained "
+             f"- training time behind these numbers: {format_seconds(training_seconds(res))}, summed over every trained "
              "model and source model, all seeds and every invocation of a resumed run (the wall time above "
              "counts the last invocation only)",
              f"- seeds: {info.get('seeds')}; scale: {res.config.scale}; overrides: {' '.join(overrides) or '-'}",
@@ -577,9 +570,9 @@ def keep_notes(new: str, old: str | None) -> str:
         return new
     notes = lines[start:]
 
-    def numbers(text: list[str]) -> Counter:  # of the generated part, its run date and wall time aside
+    def numbers(text: list[str]) -> Counter:  # of the generated part, its run date and times aside
         return Counter(float(n.replace(",", "").replace("−", "-")) for line in text
-                       if not line.startswith("- date:") for n in re.findall(r"[+\-−]?\d[\d,]*(?:\.\d+)?", line))
+                       if not line.startswith(("- date:", "- training time")) for n in re.findall(r"[+\-−]?\d[\d,]*(?:\.\d+)?", line))
 
     # a number the notes may quote is gone (a rewording, or an added interval, is not a change)
     if numbers(lines[:start]) - numbers(new.splitlines()) and STALE_NOTES not in notes:

@@ -16,6 +16,13 @@ import numpy as np
 import torch
 
 
+def format_seconds(seconds: float) -> str:
+    """``"42 s"`` below 90 seconds, ``"3.5 min"`` below an hour, else ``"6.9 h"``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) so a run is repeatable on CPU."""
     random.seed(seed)
