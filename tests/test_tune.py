@@ -183,6 +183,10 @@ def test_a_search_continued_in_a_new_call_does_not_propose_its_finished_values_a
     assert more.trials[:2] == first.trials
     tried = [t["params"] for t in more.trials]
     assert all(p not in tried[:i] for i, p in enumerate(tried)), tried  # no trial repeats an earlier one
+    assert [t["sampler_seed"] for t in more.trials] == [0, 0, 2, 2]  # the second call: seed + 2 trials
+    assert first.to_dict()["sampler"] == "optuna TPESampler(seed=0)"
+    assert "seeded 0, 2 by the calls" in more.to_dict()["sampler"]
+    assert "seed 0 (continued in calls seeded 2: seed + the trials before each)." in more.markdown()
 
 
 @pytest.mark.slow

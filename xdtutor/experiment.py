@@ -201,16 +201,8 @@ class ExperimentConfig:
             check(method in trained, f"per_method.{method}: this config never trains {method!r} "
                   "(not in strategies, baselines or the cold-start curve), so its settings would be ignored")
             check(isinstance(sets, dict) and sets, f"per_method.{method} must map dotted config keys to values")
-            allowed = method_sections(method)
             for key in sets:
-                check(isinstance(key, str) and "." in key and key.split(".")[0] in allowed,
-                      f"per_method.{method}.{key}: {method!r} may set dotted keys of "
-                      f"{', '.join(s + '.*' for s in allowed)} only, e.g. train.lr"
-                      + (" (its model is θ_s's; transfer.dropout and transfer.temperature change "
-                         "θ_t's)" if allowed == ("train", "transfer") else ""))
-                check((why := unused_by(method, key)) is None, f"per_method.{method}.{key}: {why}")
-                check(key not in FIXED_PER_EXPERIMENT, f"per_method.{method}.{key}: one value for the whole "
-                      f"experiment ({FIXED_PER_EXPERIMENT[key] if key in FIXED_PER_EXPERIMENT else ''})")
+                check((why := own_key_error(method, key)) is None, f"per_method.{method}.{key}: {why}")
             self.for_method(method)  # an unknown key or a bad value is an error now, not when it trains
 
     def for_method(self, name: str) -> "ExperimentConfig":
@@ -266,6 +258,19 @@ def unused_by(method: str, key: str) -> str | None:
     if section == "transfer" and name in INHERITED_FROM_MODEL and not USES_THETA.get(method, False):
         return f"{method!r} does not start from θ_s and would ignore it; set model.{name} instead"
     return None
+
+
+def own_key_error(method: str, key: Any, verb: str = "set") -> str | None:
+    """Why ``method`` cannot have its own value of the dotted ``key`` (``None``: it can) — in a config's
+    ``per_method`` (``verb`` "set") or a search's ``space`` ("search")."""
+    allowed = method_sections(method)
+    if not (isinstance(key, str) and "." in key and key.split(".")[0] in allowed):
+        return (f"{method!r} may {verb} dotted keys of {', '.join(s + '.*' for s in allowed)} only, e.g. train.lr"
+                + (" (its model is θ_s's, pretrained once for every strategy; transfer.dropout and "
+                   "transfer.temperature change θ_t's)" if "model" not in allowed else ""))
+    if key in FIXED_PER_EXPERIMENT:
+        return f"one value for the whole experiment ({FIXED_PER_EXPERIMENT[key]})"
+    return unused_by(method, key)
 
 
 def method_sections(method: str) -> tuple[str, ...]:
@@ -325,6 +330,16 @@ def build_config(raw: Mapping[str, Any], sets: Iterable[str | tuple[str, Any]] =
         return from_dict(ExperimentConfig, kwargs)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def with_current_defaults(raw: Mapping[str, Any], sets: Iterable[str | tuple[str, Any]] = ()
+                          ) -> ExperimentConfig | None:
+    """A config stored by an earlier version, with the keys added since at their defaults (so a run or
+    search started before a new key existed can continue); ``None`` if it no longer parses."""
+    try:
+        return build_config(raw, sets)
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _reject_moved_and_derived(raw: Mapping[str, Any], where: str) -> None:

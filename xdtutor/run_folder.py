@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from .config import ConfigError, flatten
-from .experiment import NOT_RESULTS, build_config
+from .experiment import NOT_RESULTS, with_current_defaults
 from .utils import atomic_write, write_json
 
 #: What a run writes into its folder (removed by ``overwrite``; anything else there is left alone).
@@ -122,9 +122,7 @@ class RunFolder:
 
 
 def _with_defaults(config: dict) -> dict:
-    """A stored config with the settings added since it was written filled in at their defaults
-    (so a run started before a new config key existed still resumes); as stored if it no longer parses."""
-    try:
-        return build_config(config).to_dict()
-    except (ConfigError, TypeError, ValueError):
-        return config
+    """A stored config with the settings added since it was written at their defaults; as stored if it
+    no longer parses (:func:`with_current_defaults`)."""
+    current = with_current_defaults(config)
+    return config if current is None else current.to_dict()

@@ -40,8 +40,8 @@ import yaml
 
 from .baselines import BASELINES
 from .config import ConfigError, check, check_types, flatten
-from .experiment import (FIXED_PER_EXPERIMENT, NOT_RESULTS, ExperimentConfig, build_config, load_config,
-                         method_sections, read_yaml_mapping, unused_by)
+from .experiment import (NOT_RESULTS, ExperimentConfig, load_config, own_key_error, read_yaml_mapping,
+                         with_current_defaults)
 from .provenance import provenance
 from .transfer import STRATEGIES
 from .transfer.base import INHERITED_FROM_MODEL
@@ -133,15 +133,8 @@ class TuneConfig:
               f"timeout_minutes must be positive or null, got {self.timeout_minutes}")
         check(bool(re.fullmatch(r"(recall|ndcg|mrr|hr)@\d+", self.metric)),
               f"metric must be recall@K, ndcg@K, mrr@K or hr@K, got {self.metric!r}")
-        allowed = method_sections(self.method)  # θ_s is pretrained once for every trial
-        for p in self.space:
-            check(p.key.split(".")[0] in allowed, f"space.{p.key}: {self.method!r} may search "
-                  f"{', '.join(s + '.*' for s in allowed)} only"
-                  + (" (its model is θ_s's, pretrained once for every trial; transfer.dropout and "
-                     "transfer.temperature change θ_t's)" if "model" not in allowed else ""))
-            check((why := unused_by(self.method, p.key)) is None, f"space.{p.key}: {why}")
-            check(p.key not in FIXED_PER_EXPERIMENT, f"space.{p.key}: one value for the whole experiment "
-                  f"({FIXED_PER_EXPERIMENT.get(p.key)})")
+        for p in self.space:  # θ_s is pretrained once for every trial
+            check((why := own_key_error(self.method, p.key, "search")) is None, f"space.{p.key}: {why}")
 
 
 def load_tune_config(path: str | Path) -> TuneConfig:
@@ -216,13 +209,27 @@ class Search:
         """The finished trial that used the experiment's own values (``None`` if none finished)."""
         return next((t for t in self.finished if t.get("experiment_values")), None)
 
+    @property
+    def sampler_seeds(self) -> list[int]:
+        """The sampler's seed in each call that ran trials: ``seed`` for the first, ``seed`` + the trials
+        before it for a call that continued the search (recorded per trial since 2026-12-03)."""
+        return sorted({t["sampler_seed"] for t in self.trials if t.get("sampler_seed") is not None})
+
+    @property
+    def sampler(self) -> str:
+        seeds = self.sampler_seeds
+        if seeds in ([], [self.config.seed]):
+            return f"optuna TPESampler(seed={self.config.seed})"
+        return (f"optuna TPESampler, seeded {', '.join(map(str, seeds))} by the calls that ran the trials "
+                f"(seed {self.config.seed} + the trials before each call)")
+
     def to_dict(self) -> dict:
         return {"name": self.config.name, "experiment": self.config.experiment, "method": self.config.method,
                 "metric": f"valid {self.config.metric}", "sets": list(self.config.sets),
                 "space": [{"key": p.key, "kind": p.kind, "low": p.low, "high": p.high, "choices": list(p.choices)}
                           for p in self.config.space],
                 "budget": {"trials": self.config.trials, "timeout_minutes": self.config.timeout_minutes},
-                "sampler": f"optuna TPESampler(seed={self.config.seed})", "seed": self.config.seed,
+                "sampler": self.sampler, "seed": self.config.seed,
                 "trials": self.trials, "best": self.best if self.finished else None,
                 "experiment_values": self.experiment_values, "per_method": self.per_method if self.finished else {},
                 "info": self.info}
@@ -289,11 +296,16 @@ class Search:
         again = [t["number"] for t in self.trials if t.get("rerun_of") == trial["number"]]
         return "interrupted" + (f"; run again as trial {again[0]}" if again else "")
 
+    def _continued(self) -> str:
+        later = [s for s in self.sampler_seeds if s != self.config.seed]
+        return f" (continued in calls seeded {', '.join(map(str, later))}: seed + the trials before each)" if later else ""
+
     def markdown(self) -> str:
         keys = [p.key for p in self.config.space]
         lines = [f"# Search `{self.config.name}`: {self.config.method}, valid {self.config.metric}", "",
                  f"Experiment `{self.config.experiment}` {' '.join(self.config.sets)}; "
-                 f"{len(self.finished)} of {self.config.trials} trials finished; sampler TPE, seed {self.config.seed}.",
+                 f"{len(self.finished)} of {self.config.trials} trials finished; sampler TPE, seed {self.config.seed}"
+                 f"{self._continued()}.",
                  "", "| trial | " + " | ".join(keys) + f" | valid {self.config.metric} | epochs (best) | stop |",
                  "|---" * (len(keys) + 4) + "|"]
         for t in self.trials:
@@ -355,15 +367,10 @@ def _fingerprint(tune: TuneConfig, base: ExperimentConfig) -> dict:
 
 
 def _with_defaults(fingerprint: dict | None) -> dict | None:
-    """A stored fingerprint with the config keys added since it was written at their defaults (so a search
-    started before a new key existed continues); as stored if its config no longer parses."""
-    if fingerprint is None:
-        return None
-    try:
-        config = build_config({}, list(fingerprint["config"].items()))
-    except (ConfigError, KeyError, TypeError, ValueError):
-        return fingerprint
-    return {**fingerprint, "config": _searched_config(config)}
+    """A stored fingerprint with the config keys added since it was written at their defaults; as stored
+    if its config no longer parses (:func:`with_current_defaults`)."""
+    config = with_current_defaults({}, list(fingerprint["config"].items())) if fingerprint else None
+    return fingerprint if config is None else {**fingerprint, "config": _searched_config(config)}
 
 
 def _searched_config(config: ExperimentConfig) -> dict:
@@ -426,7 +433,8 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
         t0 = time.perf_counter()
         target, trained = pipeline.train_model(config, prepared, knowledge, tune.method, tune.seed, ckpt)
         value = pipeline.validate(config, target, trained).metrics[tune.metric]
-        for k, v in {**pipeline.how_it_ended(trained), "seconds": time.perf_counter() - t0}.items():
+        ended = {**pipeline.how_it_ended(trained), "seconds": time.perf_counter() - t0, "sampler_seed": sampler_seed}
+        for k, v in ended.items():
             trial.set_user_attr(k, v)
         log(f"[tune {tune.name}] trial {trial.number}: "
             + ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
@@ -439,7 +447,8 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
                                 storage=f"sqlite:///{(out / 'study.db').resolve()}")
     # seeded by the trials so far: a search continued in a new process would otherwise draw again the
     # values its first process drew (TPE starts with seeded random proposals) and repeat finished trials
-    study.sampler = optuna.samplers.TPESampler(seed=tune.seed + len(study.trials))
+    sampler_seed = tune.seed + len(study.trials)
+    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed)
     states = optuna.trial.TrialState
     stored = _with_defaults(study.user_attrs.get("fingerprint"))
     if stored is None and not study.trials:
