@@ -110,10 +110,10 @@ def test_target_across_files_chooses_on_validation_and_reads_the_gain_over_seeds
     line = target_across_line([conv])
     # text leads sasrec on validation (.0685 vs .0675) although it is lower on test
     assert line == ("missed (full_finetune in `kitchen_to_food_converged` vs text in `kitchen_to_food_converged`, "
-                    "both chosen on validation: +6.6% against the +10% asked; 95 % interval over 3 seeds (seed "
+                    "both chosen on validation: +6.6% against a bar of +10%; 95 % interval over 3 seeds (seed "
                     "variation only) [+0.0020, +0.0062]: higher)")
     assert target_across_line([conv], 0.05) == line.replace("missed", "met").replace("+10%", "+5%")[:-1] + (
-        "; the interval's lower end, +3.2% of text, is below the bar)")
+        "; the interval's lower end, +3.2% of text, is below +5%)")
     # text retrained elsewhere: better on validation, worse on test -> it is the reference all the same
     tuned = Results(conv.config, rows=deepcopy([r for r in conv.rows if r["method"] in ("popularity", "text")]),
                     info=conv.info)
@@ -121,7 +121,7 @@ def test_target_across_files_chooses_on_validation_and_reads_the_gain_over_seeds
         if r["method"] == "text":
             r["valid"]["ndcg@10"] += 0.01
             r["metrics"]["ndcg@10"] *= 0.8
-    assert "+33.3% against the +10% asked" in target_across_line([conv, tuned])
+    assert "+33.3% against a bar of +10%" in target_across_line([conv, tuned])
     assert target_across_line([conv, tuned]).startswith("met (")
     # below the menu's own text on validation: the menu's row is the reference, however it does on test
     for r in tuned.rows:
@@ -144,19 +144,19 @@ def test_budget_note_only_when_a_cap_fired():
 
 def test_target_line_needs_the_gain_and_an_interval_above_zero():
     res = fake()  # lora .04 vs text .03 on test, chosen on validation: +33.3 %, no stored interval
-    assert target_line(res) == "missed (+33.3% against the +10% asked; no interval of the difference, so it cannot count)"
+    assert target_line(res) == "missed (+33.3% against a bar of +10%; no interval of the difference, so it cannot count)"
     res.comparisons = [{"method": "lora", "vs": "text", "diff_low": float("nan"), "diff_high": float("nan")}]
     assert target_line(res).endswith("no interval of the difference, so it cannot count)")  # one seed
     res.comparisons = [{"method": "lora", "vs": "text", "diff_low": 0.001, "diff_high": 0.02}]
-    assert target_line(res) == "met (+33.3% against the +10% asked)"
-    assert target_line(res, 0.5).startswith("missed (+33.3% against the +50% asked)")
+    assert target_line(res) == "met (+33.3% against a bar of +10%)"
+    assert target_line(res, 0.5).startswith("missed (+33.3% against a bar of +50%)")
     res.comparisons[0]["relative_low"] = 0.05  # met on the mean, with an interval reaching below the bar
-    assert target_line(res) == ("met (+33.3% against the +10% asked; the relative interval's lower end, "
-                                "+5.0%, is below the bar)")
+    assert target_line(res) == ("met (+33.3% against a bar of +10%; the relative interval's lower end, "
+                                "+5.0%, is below +10%)")
     res.comparisons[0]["relative_low"] = 0.12
-    assert target_line(res) == "met (+33.3% against the +10% asked)"
+    assert target_line(res) == "met (+33.3% against a bar of +10%)"
     res.comparisons[0]["diff_low"] = -0.001
-    assert target_line(res) == "missed (+33.3% against the +10% asked; the interval of the difference does not exclude 0)"
+    assert target_line(res) == "missed (+33.3% against a bar of +10%; the interval of the difference does not exclude 0)"
     res.rows = []
     assert target_line(res) == "not measured (no gain computed)"
 

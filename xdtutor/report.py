@@ -159,7 +159,7 @@ def _target_verdict(relative: float, diff_low: float | None, relative_low: float
     why = ("" if above else "; the interval of the difference does not exclude 0" if measured
            else "; no interval of the difference, so it cannot count")
     if met and _finite(relative_low) and relative_low < target:  # met on the mean only
-        why += f"; {low_words.format(relative_low)} is below the bar"
+        why += f"; {low_words.format(relative_low)} is below {target:+.0%}"
     return met, why
 
 
@@ -173,7 +173,7 @@ def target_line(res: Results, target: float = 0.10) -> str:
     c = res.comparison(g["best_transfer"], g["best_baseline"]) or {}
     met, why = _target_verdict(g["relative_gain"], c.get("diff_low"), c.get("relative_low"), target,
                                "the relative interval's lower end, {:+.1%},")
-    return f"{'met' if met else 'missed'} ({g['relative_gain']:+.1%} against the {target:+.0%} asked{why})"
+    return f"{'met' if met else 'missed'} ({g['relative_gain']:+.1%} against a bar of {target:+.0%}{why})"
 
 
 def target_across_line(files: list[Results], target: float = 0.10, metric: str = "ndcg@10") -> str:
@@ -210,7 +210,7 @@ def target_across_line(files: list[Results], target: float = 0.10, metric: str =
     met, why = _target_verdict(relative, c["diff_low"], c["diff_low"] / c["mean_b"], target,
                                "the interval's lower end, {:+.1%} of " + b + ",")
     return (f"{'met' if met else 'missed'} ({t} in `{res_t.name}` vs {b} in `{res_b.name}`, both chosen on "
-            f"validation: {relative:+.1%} against the {target:+.0%} asked; {seed_interval_text(c)}{why})")
+            f"validation: {relative:+.1%} against a bar of {target:+.0%}; {seed_interval_text(c)}{why})")
 
 
 def gain_vs_line(res: Results, baseline: str = "text") -> str:
