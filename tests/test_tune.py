@@ -186,7 +186,31 @@ def test_a_search_continued_in_a_new_call_does_not_propose_its_finished_values_a
     assert [t["sampler_seed"] for t in more.trials] == [0, 0, 2, 2]  # the second call: seed + 2 trials
     assert first.to_dict()["sampler"] == "optuna TPESampler(seed=0)"
     assert "seeded 0, 2 by the calls" in more.to_dict()["sampler"]
-    assert "seed 0 (continued in calls seeded 2: seed + the trials before each)." in more.markdown()
+    assert "trials finished; sampler optuna TPESampler, seeded 0, 2 by the calls" in more.markdown()
+
+
+@pytest.mark.slow
+def test_a_published_search_continues_in_an_empty_folder_on_another_machine(tmp_path):
+    """``--continue-from``: the committed ``results/<name>.json`` starts a new study (no study.db), so a
+    search continues where it stopped without training its finished trials again."""
+    pytest.importorskip("optuna")
+    data = dict(dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+    first = search(write_search(tmp_path, trials=2), tmp_path / "a", **data)
+    published = first.write_to(tmp_path / "results")
+    more = search(write_search(tmp_path, trials=3), tmp_path / "b", continue_from=published, **data)
+    assert [t["params"] for t in more.trials[:2]] == [t["params"] for t in first.trials]
+    assert [t["value"] for t in more.trials[:2]] == [t["value"] for t in first.trials]
+    assert [t.get("restored_from") for t in more.trials] == [0, 1, None]
+    assert more.trials[2]["params"] not in [t["params"] for t in first.trials]  # a new proposal
+    assert more.trials[2]["sampler_seed"] == 2  # seeded as if the first folder had been continued
+    assert f"Trials 0, 1 were restored from `{published}`" in more.markdown()
+    with pytest.raises(ConfigError, match="already holds 3 trial"):  # not into a folder with trials
+        search(write_search(tmp_path, trials=4), tmp_path / "b", continue_from=published, **data)
+    with pytest.raises(ConfigError, match=r"another setup \(differs in \['config.seeds', 'seed'\]"):
+        search(write_search(tmp_path, trials=3, seed=1), tmp_path / "c", continue_from=published, **data)
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ConfigError, match="bad.json: not a search written by xdtutor tune"):
+        search(write_search(tmp_path, trials=3), tmp_path / "d", continue_from=tmp_path / "bad.json", **data)
 
 
 @pytest.mark.slow

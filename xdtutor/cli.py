@@ -172,7 +172,7 @@ def _tune(args) -> int:
 
     tune = load_tune_config(args.search)
     out = Path(args.out) if args.out else Path("runs") / f"tune-{tune.name}"
-    found = search(tune, out, log=LOG.info)
+    found = search(tune, out, log=LOG.info, continue_from=args.continue_from)
     print(found.markdown())
     written = [out / "tune.json"]
     if args.publish:
@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune = sub.add_parser("tune", help="choose a method's hyper-parameters on validation (Optuna search)")
     tune.add_argument("search", help="YAML file of the search (experiment, method, space, trials)")
     tune.add_argument("--out", help="folder of the search (default runs/tune-<name>); a stopped search there continues")
+    tune.add_argument("--continue-from", metavar="JSON",
+                      help="a published search (e.g. results/<name>.json) whose finished trials start an empty "
+                           "--out: the search continues on a machine without its study.db")
     tune.add_argument("--publish", metavar="FOLDER",
                       help="also write <name>.json and <name>.md there (e.g. results)")
     tune.set_defaults(func=_tune)

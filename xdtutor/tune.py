@@ -19,6 +19,9 @@ that config's run reads test once (``xdtutor run``).
   an interrupted one is run again with its values from its checkpoints. The sampler's random state is
   not saved, so a continued search seeds it with ``seed`` plus the number of trials so far: its
   proposals differ from an uninterrupted search's, and do not repeat the first process's.
+* On a machine without the study (a fresh clone), ``continue_from`` (``xdtutor tune --continue-from
+  results/<name>.json``) starts an empty folder from a published search's finished trials, once it has
+  checked that the search is the same one (method, metric, seed, space, experiment config).
 
 Files in ``out``: ``tune.json`` (space, budget, every trial with its value, stop reason and epochs,
 the best values as ``--set`` overrides, provenance) and ``tune.md`` (the same as a table).
@@ -85,6 +88,16 @@ class Param:
         if self.kind == "choice":
             return value in self.choices
         return isinstance(value, (int, float)) and not isinstance(value, bool) and self.low <= value <= self.high
+
+    def distribution(self):
+        """Optuna's distribution of this key: what :meth:`suggest` draws from."""
+        from optuna import distributions as d
+
+        if self.kind == "choice":
+            return d.CategoricalDistribution(list(self.choices))
+        if self.kind == "int":
+            return d.IntDistribution(int(self.low), int(self.high))
+        return d.FloatDistribution(float(self.low), float(self.high), log=self.kind == "log_float")
 
     def suggest(self, trial) -> Any:
         """Optuna's proposal for this key in ``trial``."""
@@ -217,6 +230,7 @@ class Search:
 
     @property
     def sampler(self) -> str:
+        """The sampler and its seed; for a search continued in later calls, the seed of each call."""
         seeds = self.sampler_seeds
         if seeds in ([], [self.config.seed]):
             return f"optuna TPESampler(seed={self.config.seed})"
@@ -296,16 +310,23 @@ class Search:
         again = [t["number"] for t in self.trials if t.get("rerun_of") == trial["number"]]
         return "interrupted" + (f"; run again as trial {again[0]}" if again else "")
 
-    def _continued(self) -> str:
-        later = [s for s in self.sampler_seeds if s != self.config.seed]
-        return f" (continued in calls seeded {', '.join(map(str, later))}: seed + the trials before each)" if later else ""
+    def _restored(self) -> str:
+        """Where the trials a search was continued from came from (``--continue-from``), if anywhere."""
+        r = self.info.get("restored")
+        if not r:
+            return ""
+        numbers = [str(t["number"]) for t in self.trials if t.get("restored_from") is not None]
+        again = "" if self.config.method in BASELINES else "; θ_s was pretrained again with the same seed"
+        return (f" Trial{'s' * (len(numbers) > 1)} {', '.join(numbers)} {'were' if len(numbers) > 1 else 'was'} "
+                f"restored from `{r['file']}` (run on {r.get('device') or 'an unrecorded device'}"
+                f"{', ' + r['date'] if r.get('date') else ''}){again}.")
 
     def markdown(self) -> str:
         keys = [p.key for p in self.config.space]
         lines = [f"# Search `{self.config.name}`: {self.config.method}, valid {self.config.metric}", "",
                  f"Experiment `{self.config.experiment}` {' '.join(self.config.sets)}; "
-                 f"{len(self.finished)} of {self.config.trials} trials finished; sampler TPE, seed {self.config.seed}"
-                 f"{self._continued()}.",
+                 f"{len(self.finished)} of {self.config.trials} trials finished; sampler {self.sampler}."
+                 + self._restored(),
                  "", "| trial | " + " | ".join(keys) + f" | valid {self.config.metric} | epochs (best) | stop |",
                  "|---" * (len(keys) + 4) + "|"]
         for t in self.trials:
@@ -387,8 +408,47 @@ def _trained_with(flat: Mapping[str, Any], key: str) -> Any:
     return flat[key]
 
 
+def _restore(study, tune: TuneConfig, base: ExperimentConfig, path: Path) -> dict:
+    """Add the finished trials of a published search to an empty study, so that the search continues on
+    a machine without its ``study.db``. Refused unless the published search is this one (same method,
+    metric, seed, space and experiment config, read with today's defaults).
+
+    Returns:
+        Where the trials came from (file, device, date), for the search's ``info``.
+    """
+    import optuna
+
+    where = f"--continue-from {path}"
+    if study.trials:
+        raise ConfigError(f"{where}: the search folder already holds {len(study.trials)} trial(s); continue "
+                          "it without --continue-from, or choose an empty folder")
+    try:
+        published = Search.load(path)
+        stored = with_current_defaults(published.info["experiment_config"])
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read it ({exc.strerror or exc})") from None
+    except (KeyError, TypeError, ValueError) as exc:  # JSON that is not a search written by Search.write
+        raise ConfigError(f"{where}: not a search written by xdtutor tune (missing or bad {exc})") from None
+    mine = _fingerprint(tune, base.for_method(tune.method))
+    theirs = _fingerprint(published.config, stored) if stored is not None else {}
+    if theirs != mine:
+        old, new = flatten(theirs), flatten(mine)
+        differs = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise ConfigError(f"{where}: a search of another setup (differs in {differs[:8]})")
+    distributions = {p.key: p.distribution() for p in tune.space}
+    for t in published.finished:  # interrupted trials are not carried over: their checkpoints stayed behind
+        attrs = {k: v for k, v in t.items() if k not in ("number", "state", "params", "value", "rerun_of")}
+        study.add_trial(optuna.trial.create_trial(params=t["params"], distributions=distributions,
+                                                  value=t["value"], user_attrs={**attrs, "restored_from": t["number"]}))
+    info = published.info
+    device = " ".join(str(info[k]) for k in ("device", "device_name") if info.get(k))
+    cores = f", {info['cpu_count']} cores" if info.get("device") == "cpu" and info.get("cpu_count") else ""
+    return {"file": str(path), "device": device + cores or None, "date": info.get("date")}
+
+
 def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None = LOG.info,
-           dataset=None, text_emb: Mapping[str, Any] | None = None) -> Search:
+           dataset=None, text_emb: Mapping[str, Any] | None = None,
+           continue_from: str | Path | None = None) -> Search:
     """Run (or continue) the search and write ``tune.json`` / ``tune.md`` into ``out``.
 
     Args:
@@ -396,6 +456,8 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
         out: Its folder (``study.db``, checkpoints, ``tune.json``, ``tune.md``).
         log: Where one line per trial goes (``None`` = silent).
         dataset / text_emb: In-memory data and embeddings instead of the experiment's (tests).
+        continue_from: A published search (``tune.json`` or ``results/<name>.json``) of this very search
+            whose finished trials start an empty ``out`` — a search continued on another machine.
     """
     import optuna
 
@@ -445,10 +507,6 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=tune.name, direction="maximize", load_if_exists=True,
                                 storage=f"sqlite:///{(out / 'study.db').resolve()}")
-    # seeded by the trials so far: a search continued in a new process would otherwise draw again the
-    # values its first process drew (TPE starts with seeded random proposals) and repeat finished trials
-    sampler_seed = tune.seed + len(study.trials)
-    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed)
     states = optuna.trial.TrialState
     stored = _with_defaults(study.user_attrs.get("fingerprint"))
     if stored is None and not study.trials:
@@ -458,6 +516,12 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
         differs = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise ConfigError(f"--out {out} holds a search of another setup (differs in {differs[:8]}); "
                           "choose another folder or remove it")
+    if continue_from is not None:
+        study.set_user_attr("restored", _restore(study, tune, base, Path(continue_from)))
+    # seeded by the trials so far: a search continued in a new process would otherwise draw again the
+    # values its first process drew (TPE starts with seeded random proposals) and repeat finished trials
+    sampler_seed = tune.seed + len(study.trials)
+    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed)
     # trial folders are named after the fingerprint as first stored, so an interrupted trial still finds
     # its checkpoints after a later version added config keys (at their defaults) to the fingerprint
     key = hashlib.sha256(json.dumps(study.user_attrs["fingerprint"], sort_keys=True).encode()).hexdigest()[:12]
@@ -483,7 +547,8 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
                                "value": t.value if t.state == states.COMPLETE else None, **t.user_attrs}
                               for t in study.get_trials(deepcopy=False)])
         found.info = {"wall_seconds_this_call": time.perf_counter() - t_start, **provenance(device),
-                      "experiment_config": base.for_method(tune.method).to_dict()}
+                      "experiment_config": base.for_method(tune.method).to_dict(),
+                      **({"restored": study.user_attrs["restored"]} if "restored" in study.user_attrs else {})}
         found.write(out)
         return found
 
