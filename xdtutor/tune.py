@@ -408,20 +408,10 @@ def _trained_with(flat: Mapping[str, Any], key: str) -> Any:
     return flat[key]
 
 
-def _restore(study, tune: TuneConfig, base: ExperimentConfig, path: Path) -> dict:
-    """Add the finished trials of a published search to an empty study, so that the search continues on
-    a machine without its ``study.db``. Refused unless the published search is this one (same method,
-    metric, seed, space and experiment config, read with today's defaults).
-
-    Returns:
-        Where the trials came from (file, device, date), for the search's ``info``.
-    """
-    import optuna
-
+def _published(tune: TuneConfig, base: ExperimentConfig, path: Path) -> Search:
+    """A published search (``tune.json`` / ``results/<name>.json``) to continue; refused unless it is this
+    search (same method, metric, seed, space and experiment config, read with today's defaults)."""
     where = f"--continue-from {path}"
-    if study.trials:
-        raise ConfigError(f"{where}: the search folder already holds {len(study.trials)} trial(s); continue "
-                          "it without --continue-from, or choose an empty folder")
     try:
         published = Search.load(path)
         stored = with_current_defaults(published.info["experiment_config"])
@@ -435,7 +425,22 @@ def _restore(study, tune: TuneConfig, base: ExperimentConfig, path: Path) -> dic
         old, new = flatten(theirs), flatten(mine)
         differs = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise ConfigError(f"{where}: a search of another setup (differs in {differs[:8]})")
-    distributions = {p.key: p.distribution() for p in tune.space}
+    return published
+
+
+def _restore(study, published: Search, path: Path) -> dict:
+    """Add the finished trials of ``published`` to an empty study, so that the search continues on a
+    machine without its ``study.db``.
+
+    Returns:
+        Where the trials came from (file, device, date), for the search's ``info``.
+    """
+    import optuna
+
+    if study.trials:
+        raise ConfigError(f"--continue-from {path}: the search folder already holds {len(study.trials)} "
+                          "trial(s); continue it without --continue-from, or choose an empty folder")
+    distributions = {p.key: p.distribution() for p in published.config.space}
     for t in published.finished:  # interrupted trials are not carried over: their checkpoints stayed behind
         attrs = {k: v for k, v in t.items() if k not in ("number", "state", "params", "value", "rerun_of")}
         study.add_trial(optuna.trial.create_trial(params=t["params"], distributions=distributions,
@@ -482,6 +487,8 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
     if tune.metric not in {f"{m}@{k}" for m in ("recall", "ndcg", "mrr", "hr") for k in prepared.target.protocol.ks}:
         raise ConfigError(f"metric: {tune.metric!r} is not computed (protocol ks {list(prepared.target.protocol.ks)})")
     fingerprint = _fingerprint(tune, base)
+    # checked before θ_s is pretrained: a wrong file is an error now, not after half an hour
+    published = _published(tune, base, Path(continue_from)) if continue_from is not None else None
     knowledge = None
     if base.needs_source_model:
         log(f"[tune] pretraining θ_s once for every trial (seed {tune.seed})")
@@ -516,8 +523,8 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
         differs = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise ConfigError(f"--out {out} holds a search of another setup (differs in {differs[:8]}); "
                           "choose another folder or remove it")
-    if continue_from is not None:
-        study.set_user_attr("restored", _restore(study, tune, base, Path(continue_from)))
+    if published is not None:
+        study.set_user_attr("restored", _restore(study, published, Path(continue_from)))
     # seeded by the trials so far: a search continued in a new process would otherwise draw again the
     # values its first process drew (TPE starts with seeded random proposals) and repeat finished trials
     sampler_seed = tune.seed + len(study.trials)
