@@ -318,3 +318,13 @@ def test_a_searchs_table_says_which_trial_was_interrupted_and_which_ran_it_again
     assert "(2 of 3 trials; 1 repeating an earlier trial's values): " in found.summary()
     assert list(found.frame()["stop"]) == ["interrupted; run again as trial 1", "patience", "running",
                                            "patience; repeats trial 1's values"]
+
+
+def test_tpe_starts_with_ten_random_trials_as_the_book_says():
+    """Chapters 5.8 and 7.4 call the committed five-trial searches random searches: TPE proposes at random
+    until ``n_startup_trials`` trials exist (fix the pages if Optuna's default changes)."""
+    optuna = pytest.importorskip("optuna")
+    import inspect
+
+    assert inspect.signature(optuna.samplers.TPESampler).parameters["n_startup_trials"].default == 10
+    assert max(load_tune_config(p).trials for p in SEARCHES.glob("*.yaml")) < 10

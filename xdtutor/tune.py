@@ -8,7 +8,9 @@ that config's run reads test once (``xdtutor run``).
 * The first trial uses the experiment's own values (where they lie inside the space), so the search
   reports what it gained over them on validation.
 * The sampler is Optuna's TPE, seeded; every trial trains with the same seed, so two trials differ
-  only in the values searched.
+  only in the values searched. TPE models the space only after its start-up trials (Optuna's
+  ``n_startup_trials``, 10 by default, counting the experiment's values): a search of fewer trials is
+  a seeded random search around the experiment's values.
 * θ_s is pretrained once and shared by every trial: a strategy that starts from θ_s may search
   ``train.*`` and ``transfer.*`` keys (``model.*`` would change θ_s; ``transfer.dropout`` and
   ``transfer.temperature`` change them for fine-tuning only, and a null one — θ_s's value — counts as
