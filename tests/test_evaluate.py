@@ -347,3 +347,23 @@ def test_text_model_items_are_computed_once_per_evaluation():
         reference = torch.cat([model.score(pad_left(histories[s:s + 3], 4)) for s in range(0, 10, 3)])
     ranks = (reference >= reference[torch.arange(10), torch.as_tensor(np.arange(10) % 12)][:, None]).sum(1)
     np.testing.assert_array_equal(result.per_user["rank"].to_numpy(), ranks.numpy())
+
+
+def test_validation_during_training_does_not_warn_about_ties_every_epoch():
+    """Ties are said once, by the final evaluation: ``train.validate`` runs after every epoch, and its
+    warning was two log lines per epoch of every training."""
+    import types
+    import warnings
+
+    from xdtutor.train import TrainConfig, validate
+
+    model = LinearScorer(n_items=5)
+    torch.nn.init.zeros_(model.emb.weight)  # every item scores 0: every target tied with 4 items
+    es = EvalSet(users=["a", "b"], histories=[np.array([0]), np.array([1])], targets=np.array([2, 3]))
+    data = types.SimpleNamespace(valid=es, protocol=_protocol(ks=(10,)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        metrics = validate(model, data, TrainConfig(), torch.device("cpu"))
+    assert metrics["ndcg@10"] == pytest.approx(1 / np.log2(6))  # still ranked pessimistically: rank 5
+    with pytest.warns(UserWarning, match="tied"):  # the evaluation a result reports still says it
+        evaluate(model, es, _protocol(ks=(10,)), device="cpu")

@@ -258,8 +258,11 @@ def epoch_batches(order: list[int], lengths: torch.Tensor, batch_size: int, epoc
 def validate(model: nn.Module, data: SplitDomain, config: TrainConfig, device: torch.device) -> dict[str, float]:
     """Validation metrics of ``model`` on ``data.valid`` (the model is left in training mode)."""
     model.eval()
-    result = evaluate_module.evaluate(model, data.valid, data.protocol, device=device,
-                                      batch_size=config.eval_batch_size)
+    with warnings.catch_warnings():  # ties are ranked by the protocol; said once, by the final evaluation,
+        # not after every epoch (two log lines per epoch of every training)
+        warnings.filterwarnings("ignore", message=".*tied with their target")
+        result = evaluate_module.evaluate(model, data.valid, data.protocol, device=device,
+                                          batch_size=config.eval_batch_size)
     model.train()
     metrics = {k: float(v) for k, v in result.metrics.items()}
     if MONITOR not in metrics:
