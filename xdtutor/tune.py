@@ -8,9 +8,9 @@ that config's run reads test once (``xdtutor run``).
 * The first trial uses the experiment's own values (where they lie inside the space), so the search
   reports what it gained over them on validation.
 * The sampler is Optuna's TPE, seeded; every trial trains with the same seed, so two trials differ
-  only in the values searched. TPE models the space only after its start-up trials (Optuna's
-  ``n_startup_trials``, 10 by default, counting the experiment's values): a search of fewer trials is
-  a seeded random search around the experiment's values.
+  only in the values searched. TPE models the space only once its start-up trials have finished
+  (Optuna's ``n_startup_trials``, 10 by default, counting the experiment's values and restored trials):
+  a search of at most ten trials is a seeded random search of the space, beside the experiment's values.
 * θ_s is pretrained once and shared by every trial: a strategy that starts from θ_s may search
   ``train.*`` and ``transfer.*`` keys (``model.*`` would change θ_s; ``transfer.dropout`` and
   ``transfer.temperature`` change them for fine-tuning only, and a null one — θ_s's value — counts as
@@ -227,7 +227,8 @@ class Search:
     @property
     def sampler_seeds(self) -> list[int]:
         """The sampler's seed in each call that ran trials: ``seed`` for the first, ``seed`` + the trials
-        before it for a call that continued the search (recorded per trial since 2026-12-03)."""
+        before it for a call that continued the search (recorded per trial since 2026-12-03); a search
+        restored from a published file (``--continue-from``) counts the trials that file dropped too."""
         return sorted({t["sampler_seed"] for t in self.trials if t.get("sampler_seed") is not None})
 
     @property
@@ -235,8 +236,8 @@ class Search:
         """The sampler and its seed; for a search continued in later calls, the seed of each call."""
         seeds = self.sampler_seeds
         if seeds in ([], [self.config.seed]):
-            return f"optuna TPESampler(seed={self.config.seed})"
-        return (f"optuna TPESampler, seeded {', '.join(map(str, seeds))} by the calls that ran the trials "
+            return f"Optuna's TPE, seed {self.config.seed}"
+        return (f"Optuna's TPE, seeded {', '.join(map(str, seeds))} by the calls that ran the trials "
                 f"(seed {self.config.seed} + the trials before each call)")
 
     def to_dict(self) -> dict:
@@ -313,15 +314,19 @@ class Search:
         return "interrupted" + (f"; run again as trial {again[0]}" if again else "")
 
     def _restored(self) -> str:
-        """Where the trials a search was continued from came from (``--continue-from``), if anywhere."""
+        """Which trials a search continued from a published file (``--continue-from``), where they ran."""
         r = self.info.get("restored")
-        if not r:
+        done = [t for t in self.trials if t.get("restored_from") is not None]
+        if not r or not done:
             return ""
-        numbers = [str(t["number"]) for t in self.trials if t.get("restored_from") is not None]
-        again = "" if self.config.method in BASELINES else "; θ_s was pretrained again with the same seed"
-        return (f" Trial{'s' * (len(numbers) > 1)} {', '.join(numbers)} {'were' if len(numbers) > 1 else 'was'} "
-                f"restored from `{r['file']}` (run on {r.get('device') or 'an unrecorded device'}"
-                f"{', ' + r['date'] if r.get('date') else ''}){again}.")
+        groups: dict[str, list[str]] = {}
+        for t in done:
+            groups.setdefault(t.get("ran_on") or "an unrecorded machine", []).append(str(t["number"]))
+        text = f" Restored from `{r['file']}`: " + "; ".join(
+            f"trial{'s' * (len(n) > 1)} {', '.join(n)} ran on {where}" for where, n in groups.items())
+        renumbered = [f"{t['number']} was {t['restored_from']}" for t in done if t["number"] != t["restored_from"]]
+        text += f" (renumbered: {', '.join(renumbered)})" if renumbered else ""
+        return text + ("; θ_s was pretrained again on this machine, same seed" if r.get("theta_s_again") else "") + "."
 
     def markdown(self) -> str:
         keys = [p.key for p in self.config.space]
@@ -410,19 +415,39 @@ def _trained_with(flat: Mapping[str, Any], key: str) -> Any:
     return flat[key]
 
 
+def _ran_on(info: Mapping[str, Any]) -> str | None:
+    """Where and when a call ran its trials, in words (from :func:`provenance`), e.g.
+    ``"CPU x86_64 (2 cores), 2026-12-03"``."""
+    if not info.get("device"):
+        return None
+    if info["device"] == "cpu":
+        cores = f" ({info['cpu_count']} cores)" if info.get("cpu_count") else ""
+        where = f"CPU {info.get('device_name') or ''}".strip() + cores
+    else:
+        where = str(info.get("device_name") or info["device"])
+    return where + (f", {str(info['date'])[:10]}" if info.get("date") else "")
+
+
 def _published(tune: TuneConfig, base: ExperimentConfig, path: Path) -> Search:
     """A published search (``tune.json`` / ``results/<name>.json``) to continue; refused unless it is this
     search (same method, metric, seed, space and experiment config, read with today's defaults)."""
     where = f"--continue-from {path}"
     try:
         published = Search.load(path)
-        stored = with_current_defaults(published.info["experiment_config"])
+        for t in published.trials:  # what restoring reads, checked now rather than after pretraining
+            t["state"], t["params"], t["value"]  # noqa: B018
+        config = published.info["experiment_config"]
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read it ({exc.strerror or exc})") from None
-    except (KeyError, TypeError, ValueError) as exc:  # JSON that is not a search written by Search.write
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where}: not JSON ({exc})") from None
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # JSON, but not a search
         raise ConfigError(f"{where}: not a search written by xdtutor tune (missing or bad {exc})") from None
+    stored = with_current_defaults(config)
+    if stored is None:
+        raise ConfigError(f"{where}: its experiment config no longer parses with this version of xdtutor")
     mine = _fingerprint(tune, base.for_method(tune.method))
-    theirs = _fingerprint(published.config, stored) if stored is not None else {}
+    theirs = _fingerprint(published.config, stored)
     if theirs != mine:
         old, new = flatten(theirs), flatten(mine)
         differs = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -430,27 +455,25 @@ def _published(tune: TuneConfig, base: ExperimentConfig, path: Path) -> Search:
     return published
 
 
-def _restore(study, published: Search, path: Path) -> dict:
+def _restore(study, published: Search, path: Path, pretrains: bool) -> dict:
     """Add the finished trials of ``published`` to an empty study, so that the search continues on a
     machine without its ``study.db``.
 
     Returns:
-        Where the trials came from (file, device, date), for the search's ``info``.
+        What was restored, for the search's ``info``: the file, how many unfinished trials it dropped
+        (they count towards the sampler's seed), and whether θ_s is pretrained again here.
     """
     import optuna
 
-    if study.trials:
-        raise ConfigError(f"--continue-from {path}: the search folder already holds {len(study.trials)} "
-                          "trial(s); continue it without --continue-from, or choose an empty folder")
     distributions = {p.key: p.distribution() for p in published.config.space}
+    ran_on = _ran_on(published.info)  # the file's last call: trials before 2026-12-03 lack their own
     for t in published.finished:  # interrupted trials are not carried over: their checkpoints stayed behind
-        attrs = {k: v for k, v in t.items() if k not in ("number", "state", "params", "value", "rerun_of")}
+        attrs = {"ran_on": ran_on, **{k: v for k, v in t.items()
+                                      if k not in ("number", "state", "params", "value", "rerun_of")}}
         study.add_trial(optuna.trial.create_trial(params=t["params"], distributions=distributions,
                                                   value=t["value"], user_attrs={**attrs, "restored_from": t["number"]}))
-    info = published.info
-    device = " ".join(str(info[k]) for k in ("device", "device_name") if info.get(k))
-    cores = f", {info['cpu_count']} cores" if info.get("device") == "cpu" and info.get("cpu_count") else ""
-    return {"file": str(path), "device": device + cores or None, "date": info.get("date")}
+    return {"file": str(path), "dropped": len(published.trials) - len(published.finished),
+            "theta_s_again": pretrains}
 
 
 def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None = LOG.info,
@@ -489,30 +512,8 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
     if tune.metric not in {f"{m}@{k}" for m in ("recall", "ndcg", "mrr", "hr") for k in prepared.target.protocol.ks}:
         raise ConfigError(f"metric: {tune.metric!r} is not computed (protocol ks {list(prepared.target.protocol.ks)})")
     fingerprint = _fingerprint(tune, base)
-    # checked before θ_s is pretrained: a wrong file is an error now, not after half an hour
-    published = _published(tune, base, Path(continue_from)) if continue_from is not None else None
-    knowledge = None
-    if base.needs_source_model:
-        log(f"[tune] pretraining θ_s once for every trial (seed {tune.seed})")
-        knowledge = pipeline.extract(base, prepared, pipeline.pretrain(base, prepared, tune.seed))
-
-    def objective(trial) -> float:
-        values = {p.key: p.suggest(trial) for p in tune.space}
-        config = experiment_config(tune, values, extra=[("checkpoint_dir", base.checkpoint_dir)]).for_method(tune.method)
-        # a folder per setup and values: an interrupted trial resumes from its own checkpoints only
-        ckpt = out / "trials" / hashlib.sha256(json.dumps([key, values], sort_keys=True).encode()).hexdigest()[:12]
-        t0 = time.perf_counter()
-        target, trained = pipeline.train_model(config, prepared, knowledge, tune.method, tune.seed, ckpt)
-        value = pipeline.validate(config, target, trained).metrics[tune.metric]
-        ended = {**pipeline.how_it_ended(trained), "seconds": time.perf_counter() - t0, "sampler_seed": sampler_seed}
-        for k, v in ended.items():
-            trial.set_user_attr(k, v)
-        log(f"[tune {tune.name}] trial {trial.number}: "
-            + ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
-            + f" -> valid {tune.metric} {value:.4f} ({trial.user_attrs['epochs']} epochs, "
-              f"{trial.user_attrs['stop_reason']})")
-        return float(value)
-
+    # the study, and the published trials it may continue from, are checked before θ_s is pretrained:
+    # a wrong file or folder is an error now, not after half an hour
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=tune.name, direction="maximize", load_if_exists=True,
                                 storage=f"sqlite:///{(out / 'study.db').resolve()}")
@@ -525,11 +526,21 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
         differs = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise ConfigError(f"--out {out} holds a search of another setup (differs in {differs[:8]}); "
                           "choose another folder or remove it")
-    if published is not None:
-        study.set_user_attr("restored", _restore(study, published, Path(continue_from)))
-    # seeded by the trials so far: a search continued in a new process would otherwise draw again the
-    # values its first process drew (TPE starts with seeded random proposals) and repeat finished trials
-    sampler_seed = tune.seed + len(study.trials)
+    restored = study.user_attrs.get("restored") or {}
+    if continue_from is not None and restored.get("file") == str(continue_from):
+        log(f"[tune {tune.name}] {out} already continues {continue_from}; going on from its own trials")
+    elif continue_from is not None:
+        published = _published(tune, base, Path(continue_from))
+        if study.trials:
+            raise ConfigError(f"--continue-from {continue_from}: --out {out} already holds {len(study.trials)} "
+                              "trial(s); continue it without --continue-from, or choose an empty folder")
+        if published.finished:
+            restored = _restore(study, published, Path(continue_from), base.needs_source_model)
+            study.set_user_attr("restored", restored)
+    # seeded by the trials so far (and those a restored search dropped): a search continued in a new
+    # process would otherwise draw again the values an earlier call drew (TPE starts with seeded random
+    # proposals) and repeat finished trials
+    sampler_seed = tune.seed + len(study.trials) + restored.get("dropped", 0)
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed)
     # trial folders are named after the fingerprint as first stored, so an interrupted trial still finds
     # its checkpoints after a later version added config keys (at their defaults) to the fingerprint
@@ -548,6 +559,30 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
             study.enqueue_trial(current, user_attrs={"experiment_values": True})
         else:
             log(f"[tune {tune.name}] the experiment's values {current} lie outside the space; not tried first")
+    ran_on = _ran_on(provenance(device))
+    knowledge = None
+    if base.needs_source_model:
+        log(f"[tune] pretraining θ_s once for every trial (seed {tune.seed})")
+        knowledge = pipeline.extract(base, prepared, pipeline.pretrain(base, prepared, tune.seed))
+
+    def objective(trial) -> float:
+        values = {p.key: p.suggest(trial) for p in tune.space}
+        config = experiment_config(tune, values, extra=[("checkpoint_dir", base.checkpoint_dir)]).for_method(tune.method)
+        # a folder per setup and values: an interrupted trial resumes from its own checkpoints only
+        ckpt = out / "trials" / hashlib.sha256(json.dumps([key, values], sort_keys=True).encode()).hexdigest()[:12]
+        t0 = time.perf_counter()
+        target, trained = pipeline.train_model(config, prepared, knowledge, tune.method, tune.seed, ckpt)
+        value = pipeline.validate(config, target, trained).metrics[tune.metric]
+        ended = {**pipeline.how_it_ended(trained), "seconds": time.perf_counter() - t0, "sampler_seed": sampler_seed,
+                 "ran_on": ran_on}
+        for k, v in ended.items():
+            trial.set_user_attr(k, v)
+        log(f"[tune {tune.name}] trial {trial.number}: "
+            + ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+            + f" -> valid {tune.metric} {value:.4f} ({trial.user_attrs['epochs']} epochs, "
+              f"{trial.user_attrs['stop_reason']})")
+        return float(value)
+
     done = len(study.get_trials(deepcopy=False, states=(states.COMPLETE,)))
     t_start = time.perf_counter()
 
