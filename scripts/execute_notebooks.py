@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: in place for ci, runs/notebooks_full for full)")
     parser.add_argument("--timeout", type=int, default=None,
-                        help="seconds per cell (default: 3600 at CI scale, none at full scale, where one "
-                             "cell trains several models for hours)")
+                        help="seconds per cell; 0 means none (default: 3600 at CI scale, none at full "
+                             "scale, where one cell trains several models for over an hour)")
     parser.add_argument("--no-record", action="store_true", help="do not update runtimes.json")
     parser.add_argument("--cold-cache", action="store_true",
                         help="each chapter with an empty xdtutor cache (CI scale; copies to --out)")
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             write_runtime_table(runtimes)
             if out_dir is None:
                 patch_runtime_glue(final, runtimes[nb_path.stem])
-            else:  # cold cache or full scale: the committed notebook's header shows it too
+            elif args.cold_cache or args.scale == "full":  # the committed notebook's header shows it too
                 patch_runtime_glue(nb_path, runtimes[nb_path.stem])
     if failed:
         print(f"{len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)

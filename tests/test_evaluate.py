@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from xdtutor import evaluate as evaluate_module
 from xdtutor.data.types import EvalSet
 from xdtutor.evaluate import EvalResult, confidence_interval, evaluate, paired_test
 from xdtutor.protocol import Protocol
@@ -349,21 +350,34 @@ def test_text_model_items_are_computed_once_per_evaluation():
     np.testing.assert_array_equal(result.per_user["rank"].to_numpy(), ranks.numpy())
 
 
-def test_validation_during_training_does_not_warn_about_ties_every_epoch():
-    """Ties are said once, by the final evaluation: ``train.validate`` runs after every epoch, and its
-    warning was two log lines per epoch of every training."""
+def test_validation_during_training_warns_about_ties_once_per_training(monkeypatch):
+    """``fit`` validates after every epoch; a warning each time was two log lines per epoch of every
+    training. The first validation says it (the source pretraining reports no other evaluation), the
+    others are silent, and ties are still ranked by the protocol."""
     import types
     import warnings
 
-    from xdtutor.train import TrainConfig, validate
+    from test_train import config, model, tiny_split
+    from xdtutor import train
 
-    model = LinearScorer(n_items=5)
-    torch.nn.init.zeros_(model.emb.weight)  # every item scores 0: every target tied with 4 items
+    zero = LinearScorer(n_items=5)
+    torch.nn.init.zeros_(zero.emb.weight)  # every item scores 0: every target tied with 4 items
     es = EvalSet(users=["a", "b"], histories=[np.array([0]), np.array([1])], targets=np.array([2, 3]))
     data = types.SimpleNamespace(valid=es, protocol=_protocol(ks=(10,)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # any warning fails the test
-        metrics = validate(model, data, TrainConfig(), torch.device("cpu"))
+        metrics = train.validate(zero, data, train.TrainConfig(), torch.device("cpu"), warn_ties=False)
     assert metrics["ndcg@10"] == pytest.approx(1 / np.log2(6))  # still ranked pessimistically: rank 5
-    with pytest.warns(UserWarning, match="tied"):  # the evaluation a result reports still says it
-        evaluate(model, es, _protocol(ks=(10,)), device="cpu")
+    with pytest.warns(UserWarning, match="tied"):
+        train.validate(zero, data, train.TrainConfig(), torch.device("cpu"))
+
+    def tied_evaluate(*args, **kwargs):  # every validation of a real training, as if its scores tied
+        warnings.warn("50.0% of users have items tied with their target's score", UserWarning)
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "evaluate", tied_evaluate)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = train.fit(model(), tiny_split(), config(epochs=3, patience=10))
+    assert len(history.epochs) == 3
+    assert sum("tied with their target" in str(w.message) for w in caught) == 1

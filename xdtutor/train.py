@@ -255,12 +255,16 @@ def epoch_batches(order: list[int], lengths: torch.Tensor, batch_size: int, epoc
 # ----------------------------------------------------------------------------- the loop
 
 
-def validate(model: nn.Module, data: SplitDomain, config: TrainConfig, device: torch.device) -> dict[str, float]:
-    """Validation metrics of ``model`` on ``data.valid`` (the model is left in training mode)."""
+def validate(model: nn.Module, data: SplitDomain, config: TrainConfig, device: torch.device,
+             warn_ties: bool = True) -> dict[str, float]:
+    """Validation metrics of ``model`` on ``data.valid`` (the model is left in training mode).
+
+    ``warn_ties=False`` silences the evaluator's warning about scores tied with the target: :func:`fit`
+    lets the first validation of a training say it, not every epoch's (two log lines each)."""
     model.eval()
-    with warnings.catch_warnings():  # ties are ranked by the protocol; said once, by the final evaluation,
-        # not after every epoch (two log lines per epoch of every training)
-        warnings.filterwarnings("ignore", message=".*tied with their target")
+    with warnings.catch_warnings():
+        if not warn_ties:  # ties are still ranked by the protocol
+            warnings.filterwarnings("ignore", message=".*tied with their target")
         result = evaluate_module.evaluate(model, data.valid, data.protocol, device=device,
                                           batch_size=config.eval_batch_size)
     model.train()
@@ -410,7 +414,8 @@ def fit(model: nn.Module, data: SplitDomain, config: TrainConfig, *,
         _check_finite(loss_sum, epoch, n_steps, n_steps % config.check_every or config.check_every)
         mean_loss = _mean_across_ranks(float(loss_sum), n_steps, distributed, device)
 
-        metrics = validate(model, data, config, device)  # sharded over the processes, gathered
+        # sharded over the processes, gathered; ties warned about once per training
+        metrics = validate(model, data, config, device, warn_ties=not history.valid_metrics)
         out_of_time = out_of_time or (limit_s is not None
                                       and history.total_seconds + time.perf_counter() - t0 > limit_s)
         # every rank computed the same metrics; its own clock may differ: rank 0 decides for all
