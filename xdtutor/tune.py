@@ -507,6 +507,8 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
                 experiment_config(tune, {p.key: value}, extra=own_dir)
             except ConfigError as exc:
                 raise ConfigError(f"space.{p.key}: the value {value!r} is refused: {exc}") from None
+    # a published search to continue is checked before anything is encoded or pretrained
+    published = _published(tune, base, Path(continue_from)) if continue_from is not None else None
     device = select_device(base.device)
     prepared = pipeline.collect(base, dataset=dataset, text_emb=text_emb)
     if tune.metric not in {f"{m}@{k}" for m in ("recall", "ndcg", "mrr", "hr") for k in prepared.target.protocol.ks}:
@@ -529,8 +531,7 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
     restored = study.user_attrs.get("restored") or {}
     if continue_from is not None and restored.get("file") == str(continue_from):
         log(f"[tune {tune.name}] {out} already continues {continue_from}; going on from its own trials")
-    elif continue_from is not None:
-        published = _published(tune, base, Path(continue_from))
+    elif published is not None:
         if study.trials:
             raise ConfigError(f"--continue-from {continue_from}: --out {out} already holds {len(study.trials)} "
                               "trial(s); continue it without --continue-from, or choose an empty folder")
