@@ -250,6 +250,10 @@ def test_a_restored_search_counts_the_trials_its_file_dropped_and_says_where_eac
             "NVIDIA H200, 2026-12-04 (renumbered: 1 was 2); θ_s was pretrained again on this machine, same seed.") \
         in found.markdown()
     assert "Restored" not in Search(tune, [], {"restored": restored}).markdown()  # nothing restored: said nowhere
+    found.trials.append({"number": 2, "state": "COMPLETE", "params": {"train.lr": 3e-3, "train.weight_decay": 0.0},
+                         "value": 0.35, "sampler_seed": 3})  # the first trial this call ran
+    assert found.sampler == ("Optuna's TPE, seeded 3 by the calls that ran the trials (seed 0 + the trials before "
+                             "each call; not recorded for trials 0, 1, run before the seed was recorded)")
 
 
 @pytest.mark.slow

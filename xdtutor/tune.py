@@ -237,8 +237,11 @@ class Search:
         seeds = self.sampler_seeds
         if seeds in ([], [self.config.seed]):
             return f"Optuna's TPE, seed {self.config.seed}"
+        before = [str(t["number"]) for t in self.finished if t.get("sampler_seed") is None]
         return (f"Optuna's TPE, seeded {', '.join(map(str, seeds))} by the calls that ran the trials "
-                f"(seed {self.config.seed} + the trials before each call)")
+                f"(seed {self.config.seed} + the trials before each call"
+                + (f"; not recorded for trial{'s' * (len(before) > 1)} {', '.join(before)}, run before "
+                   "the seed was recorded)" if before else ")"))
 
     def to_dict(self) -> dict:
         return {"name": self.config.name, "experiment": self.config.experiment, "method": self.config.method,
