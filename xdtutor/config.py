@@ -177,6 +177,13 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def differing_keys(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """The dotted keys (:func:`flatten`) whose values differ between two nested mappings, sorted (a key
+    one of them lacks counts as ``None`` there)."""
+    fa, fb = flatten(a), flatten(b)
+    return sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k))
+
+
 # ----------------------------------------------------------------------------- key=value overrides
 
 

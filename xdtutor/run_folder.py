@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from .config import ConfigError, flatten
+from .config import ConfigError, differing_keys
 from .experiment import NOT_RESULTS, with_current_defaults
 from .utils import atomic_write, write_json
 
@@ -68,8 +68,7 @@ class RunFolder:
                               "replace it, or choose another folder")
         if started.exists() and not overwrite:
             previous = _with_defaults(json.loads(started.read_text(encoding="utf-8")))
-            diff = sorted(k for k in set(flatten(previous)) | set(flatten(config))
-                          if flatten(previous).get(k) != flatten(config).get(k) and k not in NOT_RESULTS)
+            diff = [k for k in differing_keys(previous, config) if k not in NOT_RESULTS]
             if diff:
                 raise ConfigError(f"--out {self.path} holds an unfinished run of another config (differs in "
                                   f"{diff}); pass --overwrite to start again, or choose another folder")

@@ -44,7 +44,7 @@ from typing import Any, Callable, Iterable, Mapping
 import yaml
 
 from .baselines import BASELINES
-from .config import ConfigError, check, check_types, flatten
+from .config import ConfigError, check, check_types, differing_keys, flatten
 from .experiment import (NOT_RESULTS, ExperimentConfig, load_config, own_key_error, read_yaml_mapping,
                          with_current_defaults)
 from .provenance import provenance
@@ -452,8 +452,7 @@ def _published(tune: TuneConfig, base: ExperimentConfig, path: Path) -> Search:
     mine = _fingerprint(tune, base.for_method(tune.method))
     theirs = _fingerprint(published.config, stored)
     if theirs != mine:
-        old, new = flatten(theirs), flatten(mine)
-        differs = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        differs = differing_keys(theirs, mine)
         raise ConfigError(f"{where}: a search of another setup (differs in {differs[:8]})")
     return published
 
@@ -527,8 +526,7 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
     if stored is None and not study.trials:
         study.set_user_attr("fingerprint", fingerprint)
     elif stored != fingerprint:
-        old, new = flatten(stored or {}), flatten(fingerprint)
-        differs = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        differs = differing_keys(stored or {}, fingerprint)
         raise ConfigError(f"--out {out} holds a search of another setup (differs in {differs[:8]}); "
                           "choose another folder or remove it")
     restored = study.user_attrs.get("restored") or {}
