@@ -33,9 +33,14 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
 	  echo "note: chromium not installed; the browser check of the website will be skipped"
 
-## The test command (CI calls exactly this through .ci/run).
+## The test command (CI calls exactly this through .ci/run). TEST_WORKERS processes (pytest-xdist) share
+## the tests, one torch thread each (two threads per process on two cores oversubscribe); a test module
+## whose fixture is costly (the website build) stays on one worker (pytest.mark.xdist_group). The slowest
+## tests are listed at the end, so a slower CI says where its time went.
+TEST_WORKERS ?= 2
 test: install browser
-	$(PYTHON) -m pytest -m "not gpu" -p no:cacheprovider
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PYTHON) -m pytest -m "not gpu" -p no:cacheprovider \
+	  -n $(TEST_WORKERS) --dist loadgroup --durations 25
 
 ## Unit tests only (seconds).
 test-fast:

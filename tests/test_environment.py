@@ -91,6 +91,7 @@ FLOORS = {
     "torch": ("2.2", "torch.backends.mha.get/set_fastpath_enabled (transfer.lora.exact_forward)"),
     "jupytext": ("1.16", "MyST Markdown notebooks paired with ipynb (book/chapters)"),
     "huggingface-hub": ("0.23", "snapshot_download(local_files_only=True) (encoders)"),
+    "pytest-xdist": ("2.5", "--dist loadgroup and the xdist_group mark (make test; tests/test_book.py)"),
     "optuna": ("3.1", "Study.enqueue_trial(user_attrs=) and Study.tell(number, state=) (tune.search)"),
     "sentence-transformers": ("3.0", "SentenceTransformer(device=), max_seq_length, encode(batch_size=) "
                                      "with transformers >= 4.56 (encoders.SentenceEncoder)"),
