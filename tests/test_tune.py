@@ -74,6 +74,16 @@ def test_bad_searches_are_errors_naming_the_key(tmp_path):
         write_search(tmp_path, method="sasrec", space={"model.max_len": {"int": [10, 50]}})
     with pytest.raises(ConfigError, match="metric must be recall@K"):
         write_search(tmp_path, metric="auc")
+    with pytest.raises(ConfigError, match=r"also_try\[0\].train.dropout: not a searched key"):
+        write_search(tmp_path, also_try=[{"train.dropout": 0.1}])
+    with pytest.raises(ConfigError, match=r"also_try\[1\].train.lr: 0.5 lies outside the space"):
+        write_search(tmp_path, also_try=[{"train.lr": 1e-3}, {"train.lr": 0.5}])
+    with pytest.raises(ConfigError, match=r"also_try\[0\] is empty"):
+        write_search(tmp_path, also_try=[{}])
+    with pytest.raises(ConfigError, match="also_try lists 3 point.*trials is 3"):
+        write_search(tmp_path, also_try=[{"train.weight_decay": 0.01}] * 3)
+    with pytest.raises(ConfigError, match=r"also_try\[0\] must be a dict"):
+        write_search(tmp_path, also_try=[0.1])
 
 
 def test_a_value_the_config_refuses_is_an_error_before_pretraining(tmp_path, monkeypatch):
@@ -112,6 +122,25 @@ def test_search_tries_the_experiments_values_first_and_never_reads_test(tmp_path
     table = again.frame()
     assert list(table.index) == [0, 1, 2] and table.loc[0, "experiment's values"]
     assert table["valid ndcg@10"].max() == found.best["value"]
+
+
+@pytest.mark.slow
+def test_points_asked_for_are_tried_after_the_experiments_values_and_published(tmp_path):
+    """``also_try``: a region the seeded random start may never draw (here a weight decay of 0.01 at the
+    experiment's learning rate) is tried by name, second, in the same budget."""
+    pytest.importorskip("optuna")
+    tune = write_search(tmp_path, trials=3, also_try=[{"train.weight_decay": 0.01}])
+    found = search(tune, tmp_path / "out", dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+    first, second, third = found.trials
+    assert first["experiment_values"] and "also_try" not in first
+    assert second["also_try"] == 0 and second["params"] == {"train.lr": 1e-3, "train.weight_decay": 0.01}
+    assert "also_try" not in third and third["state"] == "COMPLETE"
+    assert "| 1 (also_try[0]) |" in (tmp_path / "out" / "tune.md").read_text()
+    again = type(found).load(tmp_path / "out" / "tune.json")
+    assert again.config == tune and list(again.frame()["also_try"].fillna(-1)) == [-1, 0, -1]
+    changed = write_search(tmp_path, trials=3, also_try=[{"train.weight_decay": 0.0}])
+    with pytest.raises(ConfigError, match="holds a search of another setup.*also_try"):
+        search(changed, tmp_path / "out", dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
 
 
 @pytest.mark.slow

@@ -16,6 +16,8 @@ that config's run reads test once (``xdtutor run``).
   ``transfer.temperature`` change them for fine-tuning only, and a null one — θ_s's value — counts as
   ``model.*``'s for the first trial); a baseline, which has no θ_s,
   may search ``train.*`` and ``model.*``.
+* ``also_try`` names points to try right after the experiment's values (a region the random start
+  can miss, e.g. no dropout at all); they count towards the budget.
 * The budget is the number of trials (and optionally minutes); the trials live in
   ``<out>/study.db``. A search that was stopped continues where it stopped: finished trials are kept,
   an interrupted one is run again with its values from its checkpoints. The sampler's random state is
@@ -27,6 +29,9 @@ that config's run reads test once (``xdtutor run``).
 
 Files in ``out``: ``tune.json`` (space, budget, every trial with its value, stop reason and epochs,
 the best values as ``--set`` overrides, provenance) and ``tune.md`` (the same as a table).
+
+The search's settings live in :mod:`xdtutor.tune_config` and what it found in
+:mod:`xdtutor.tune_results`; both are importable from here too (``from xdtutor.tune import Search``).
 """
 
 from __future__ import annotations
@@ -34,341 +39,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-import yaml
-
 from .baselines import BASELINES
-from .config import ConfigError, check, check_types, differing_keys, flatten
-from .experiment import (NOT_RESULTS, ExperimentConfig, load_config, own_key_error, read_yaml_mapping,
-                         with_current_defaults)
+from .config import ConfigError, differing_keys, flatten
+from .experiment import NOT_RESULTS, ExperimentConfig, load_config, with_current_defaults
 from .provenance import provenance
-from .transfer import STRATEGIES
 from .transfer.base import INHERITED_FROM_MODEL
-from .utils import atomic_write, select_device
+from .tune_config import KINDS, Param, TuneConfig, load_tune_config
+from .tune_results import Search, format_value
+from .utils import select_device
 
 LOG = logging.getLogger("xdtutor")
-KINDS = ("float", "log_float", "int", "choice")
-
-
-@dataclass(frozen=True)
-class Param:
-    """One searched config key.
-
-    Attributes:
-        key: Dotted config key, e.g. ``"train.lr"``.
-        kind: ``"float"``, ``"log_float"`` (sampled on a log scale), ``"int"`` or ``"choice"``.
-        low, high: Range of the numeric kinds (both ends included).
-        choices: Values of ``"choice"``.
-    """
-
-    key: str
-    kind: str
-    low: float | None = None
-    high: float | None = None
-    choices: tuple = ()
-
-    def __post_init__(self) -> None:
-        check_types(self)
-        check(self.kind in KINDS, f"space.{self.key}: kind must be one of {KINDS}, got {self.kind!r}")
-        if self.kind == "choice":
-            check(len(self.choices) >= 2, f"space.{self.key}: choice needs at least 2 values")
-        else:
-            check(self.low is not None and self.high is not None and self.low < self.high,
-                  f"space.{self.key}: {self.kind} needs [low, high] with low < high")
-            check(self.kind != "log_float" or self.low > 0, f"space.{self.key}: log_float needs low > 0")
-            check(self.kind != "int" or (float(self.low).is_integer() and float(self.high).is_integer()),
-                  f"space.{self.key}: int needs whole-number bounds")
-
-    def contains(self, value: Any) -> bool:
-        """Whether ``value`` is one the search can propose."""
-        if self.kind == "choice":
-            return value in self.choices
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and self.low <= value <= self.high
-
-    def distribution(self):
-        """Optuna's distribution of this key: what :meth:`suggest` draws from."""
-        from optuna import distributions as d
-
-        if self.kind == "choice":
-            return d.CategoricalDistribution(list(self.choices))
-        if self.kind == "int":
-            return d.IntDistribution(int(self.low), int(self.high))
-        return d.FloatDistribution(float(self.low), float(self.high), log=self.kind == "log_float")
-
-    def suggest(self, trial) -> Any:
-        """Optuna's proposal for this key in ``trial``."""
-        if self.kind == "choice":
-            return trial.suggest_categorical(self.key, list(self.choices))
-        if self.kind == "int":
-            return trial.suggest_int(self.key, int(self.low), int(self.high))
-        return trial.suggest_float(self.key, float(self.low), float(self.high), log=self.kind == "log_float")
-
-
-@dataclass(frozen=True)
-class TuneConfig:
-    """A search. Built from YAML by :func:`load_tune_config`.
-
-    Attributes:
-        name: Name of the search (file names).
-        experiment: The experiment config file whose method is tuned (relative to the tune file).
-        method: The strategy or baseline tuned.
-        space: The searched keys.
-        trials: Trials in the budget (the first is the experiment's own values).
-        seed: Seed of the sampler and of every trial's training.
-        sets: Overrides applied to the experiment before the search, e.g. ``["scale=full"]``.
-        timeout_minutes: Stop starting new trials after this many minutes (``None`` = no limit).
-        metric: Validation metric maximised.
-    """
-
-    name: str
-    experiment: str
-    method: str
-    space: tuple[Param, ...]
-    trials: int = 12
-    seed: int = 0
-    sets: tuple[str, ...] = ()
-    timeout_minutes: float | None = None
-    metric: str = "ndcg@10"
-
-    def __post_init__(self) -> None:
-        check_types(self)
-        check(self.method in STRATEGIES or self.method in BASELINES,
-              f"method must be a strategy {tuple(STRATEGIES)} or a baseline {BASELINES}, got {self.method!r}")
-        check(self.method != "popularity" and self.method != "zero_shot",
-              f"method: {self.method!r} trains nothing, so there is nothing to tune")
-        check(len(self.space) >= 1, "space must list at least one key")
-        check(self.trials >= 1, f"trials must be >= 1, got {self.trials}")
-        check(self.timeout_minutes is None or self.timeout_minutes > 0,
-              f"timeout_minutes must be positive or null, got {self.timeout_minutes}")
-        check(bool(re.fullmatch(r"(recall|ndcg|mrr|hr)@\d+", self.metric)),
-              f"metric must be recall@K, ndcg@K, mrr@K or hr@K, got {self.metric!r}")
-        for p in self.space:  # θ_s is pretrained once for every trial
-            check((why := own_key_error(self.method, p.key, "search")) is None, f"space.{p.key}: {why}")
-
-
-def load_tune_config(path: str | Path) -> TuneConfig:
-    """Read a search from YAML; ``space`` maps each key to one ``{kind: [low, high]}`` or
-    ``{choice: [values…]}``.
-
-    Raises:
-        ConfigError: Unknown keys, a malformed space entry or invalid values (the key named).
-    """
-    path = Path(path)
-    raw = read_yaml_mapping(path, "search")
-    known = {"name", "experiment", "method", "space", "trials", "seed", "sets", "timeout_minutes", "metric"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
-    space = raw.get("space")
-    if not isinstance(space, dict) or not space:
-        raise ConfigError(f"{path}: space must map config keys to {{kind: [low, high]}} or {{choice: [...]}}")
-    params = []
-    for key, spec in space.items():
-        if not (isinstance(spec, dict) and len(spec) == 1 and isinstance(next(iter(spec.values())), list)):
-            raise ConfigError(f"{path}: space.{key} must be one of {KINDS} with a list, e.g. {{log_float: [1e-4, 1e-2]}}")
-        (kind, values), = spec.items()
-        try:
-            if kind == "choice":
-                params.append(Param(str(key), kind, choices=tuple(values)))
-            else:
-                if len(values) != 2:
-                    raise ConfigError(f"space.{key}: {kind} needs [low, high], got {values}")
-                low, high = (float(v) if isinstance(v, (int, float)) else v for v in values)
-                params.append(Param(str(key), str(kind), low, high))
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k != "space"}
-    fields.setdefault("name", path.stem)
-    if "experiment" in fields and isinstance(fields["experiment"], str):
-        fields["experiment"] = os.path.normpath(path.parent / fields["experiment"])
-    try:
-        return TuneConfig(space=tuple(params), **fields)
-    except TypeError as exc:  # a required key is missing
-        raise ConfigError(f"{path}: {exc}") from None
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-
-
-@dataclass
-class Search:
-    """What a search found (:func:`search`)."""
-
-    config: TuneConfig
-    trials: list[dict] = field(default_factory=list)
-    info: dict = field(default_factory=dict)
-
-    @property
-    def finished(self) -> list[dict]:
-        return [t for t in self.trials if t["state"] == "COMPLETE"]
-
-    @property
-    def best(self) -> dict:
-        """The finished trial with the highest validation metric (the earliest on ties)."""
-        if not self.finished:
-            raise ValueError(f"search {self.config.name!r} has no finished trial")
-        return max(self.finished, key=lambda t: (t["value"], -t["number"]))
-
-    @property
-    def per_method(self) -> dict:
-        """The best values as the experiment config's ``per_method`` entry of the method."""
-        return {self.config.method: dict(self.best["params"])}
-
-    @property
-    def experiment_values(self) -> dict | None:
-        """The finished trial that used the experiment's own values (``None`` if none finished)."""
-        return next((t for t in self.finished if t.get("experiment_values")), None)
-
-    @property
-    def sampler_seeds(self) -> list[int]:
-        """The sampler's seed in each call that ran trials: ``seed`` for the first, ``seed`` + the trials
-        before it for a call that continued the search (recorded per trial since 2026-12-03); a search
-        restored from a published file (``--continue-from``) counts the trials that file dropped too."""
-        return sorted({t["sampler_seed"] for t in self.trials if t.get("sampler_seed") is not None})
-
-    @property
-    def sampler(self) -> str:
-        """The sampler and its seed; for a search continued in later calls, the seed of each call."""
-        seeds = self.sampler_seeds
-        if seeds in ([], [self.config.seed]):
-            return f"Optuna's TPE, seed {self.config.seed}"
-        before = [str(t["number"]) for t in self.finished if t.get("sampler_seed") is None]
-        return (f"Optuna's TPE, seeded {', '.join(map(str, seeds))} by the calls that ran the trials "
-                f"(seed {self.config.seed} + the trials before each call"
-                + (f"; not recorded for trial{'s' * (len(before) > 1)} {', '.join(before)}, run before "
-                   "the seed was recorded)" if before else ")"))
-
-    def to_dict(self) -> dict:
-        return {"name": self.config.name, "experiment": self.config.experiment, "method": self.config.method,
-                "metric": f"valid {self.config.metric}", "sets": list(self.config.sets),
-                "space": [{"key": p.key, "kind": p.kind, "low": p.low, "high": p.high, "choices": list(p.choices)}
-                          for p in self.config.space],
-                "budget": {"trials": self.config.trials, "timeout_minutes": self.config.timeout_minutes},
-                "sampler": self.sampler, "seed": self.config.seed,
-                "trials": self.trials, "best": self.best if self.finished else None,
-                "experiment_values": self.experiment_values, "per_method": self.per_method if self.finished else {},
-                "info": self.info}
-
-    def frame(self):
-        """The trials as a table: one row per trial, a column per searched key, the validation metric,
-        epochs run, best epoch and stop reason."""
-        import pandas as pd
-
-        rows = [{"trial": t["number"], **{p.key: t["params"].get(p.key) for p in self.config.space},
-                 f"valid {self.config.metric}": t["value"], "epochs": t.get("epochs"),
-                 "best epoch": t.get("best_epoch"), "stop": self._stop(t),
-                 "experiment's values": bool(t.get("experiment_values"))} for t in self.trials]
-        return pd.DataFrame(rows).set_index("trial")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Search":
-        """A search written by :meth:`write` or :meth:`write_to` (``tune.json`` / ``results/<name>.json``)."""
-        d = json.loads(Path(path).read_text(encoding="utf-8"))
-        space = tuple(Param(p["key"], p["kind"], p["low"], p["high"], tuple(p["choices"])) for p in d["space"])
-        config = TuneConfig(name=d["name"], experiment=d["experiment"], method=d["method"], space=space,
-                            trials=d["budget"]["trials"], seed=d["seed"], sets=tuple(d["sets"]),
-                            timeout_minutes=d["budget"]["timeout_minutes"], metric=d["metric"].removeprefix("valid "))
-        return cls(config, d["trials"], d["info"])
-
-    def summary(self) -> str:
-        """One Markdown sentence: the keys searched, trials finished of the budget, the experiment's own
-        values' validation metric, the best trial with its values and its change over the experiment's values.
-
-        The change is on validation, one seed: what the search saw, not a test result."""
-        c = self.config
-        head = f"**{c.method}** over {', '.join(p.key for p in c.space)} ({len(self.finished)} of {c.trials} trials"
-        head += f" or {c.timeout_minutes:g} minutes" if c.timeout_minutes else ""
-        repeats = sum(self._repeats(t) is not None for t in self.finished)
-        head += f"; {repeats} repeating an earlier trial's values)" if repeats else ")"
-        if not self.finished:
-            return head + ": no trial finished yet"
-        best, base = self.best, self.experiment_values
-        own = ", ".join(f"{k} = {_fmt(v)}" for k, v in best["params"].items())
-        text = head + ": "
-        if base is not None:
-            text += f"the experiment's values reach valid {c.metric} {base['value']:.4f}, "
-        text += f"the best trial (number {best['number']}) {best['value']:.4f} with {own}"
-        if base is not None and base["number"] == best["number"]:
-            return text + " — the search kept the experiment's own values"
-        if base is not None and base["value"] > 0:
-            text += f" ({best['value'] / base['value'] - 1:+.1%} on validation, one seed)"
-        return text
-
-    def _repeats(self, trial: dict) -> int | None:
-        """The earlier finished trial whose values ``trial`` (not a rerun) repeats, if any — what a
-        continued search proposed before its sampler was seeded by the trials so far."""
-        same = [t["number"] for t in self.finished if t["number"] < trial["number"] and t["params"] == trial["params"]]
-        return same[0] if same and trial.get("rerun_of") is None else None
-
-    def _stop(self, trial: dict) -> str:
-        """Why a trial ended: its stop reason (and the trial whose values it repeats), or that it was
-        interrupted (and which trial ran it again)."""
-        if trial.get("stop_reason"):
-            repeats = self._repeats(trial)
-            return trial["stop_reason"] + (f"; repeats trial {repeats}'s values" if repeats is not None else "")
-        if trial["state"] == "RUNNING":
-            return "running"
-        again = [t["number"] for t in self.trials if t.get("rerun_of") == trial["number"]]
-        return "interrupted" + (f"; run again as trial {again[0]}" if again else "")
-
-    def _restored(self) -> str:
-        """Which trials a search continued from a published file (``--continue-from``), where they ran."""
-        r = self.info.get("restored")
-        done = [t for t in self.trials if t.get("restored_from") is not None]
-        if not r or not done:
-            return ""
-        groups: dict[str, list[str]] = {}
-        for t in done:
-            groups.setdefault(t.get("ran_on") or "an unrecorded machine", []).append(str(t["number"]))
-        text = f" Restored from `{r['file']}`: " + "; ".join(
-            f"trial{'s' * (len(n) > 1)} {', '.join(n)} ran on {where}" for where, n in groups.items())
-        renumbered = [f"{t['number']} was {t['restored_from']}" for t in done if t["number"] != t["restored_from"]]
-        text += f" (renumbered: {', '.join(renumbered)})" if renumbered else ""
-        return text + ("; θ_s was pretrained again on this machine, same seed" if r.get("theta_s_again") else "") + "."
-
-    def markdown(self) -> str:
-        keys = [p.key for p in self.config.space]
-        lines = [f"# Search `{self.config.name}`: {self.config.method}, valid {self.config.metric}", "",
-                 f"Experiment `{self.config.experiment}` {' '.join(self.config.sets)}; "
-                 f"{len(self.finished)} of {self.config.trials} trials finished; sampler {self.sampler}."
-                 + self._restored(),
-                 "", "| trial | " + " | ".join(keys) + f" | valid {self.config.metric} | epochs (best) | stop |",
-                 "|---" * (len(keys) + 4) + "|"]
-        for t in self.trials:
-            value = f"{t['value']:.4f}" if t["value"] is not None else "—"
-            mark = " (experiment's values)" if t.get("experiment_values") else ""
-            epochs = f"{t['epochs']} ({t.get('best_epoch')})" if t.get("epochs") is not None else "—"
-            lines.append(f"| {t['number']}{mark} | " + " | ".join(_fmt(t["params"].get(k)) for k in keys)
-                         + f" | {value} | {epochs} | {self._stop(t)} |")
-        if self.finished:
-            lines += ["", f"Best: trial {self.best['number']}; in the experiment config:", "", "```yaml",
-                      yaml.safe_dump({"per_method": self.per_method}, default_flow_style=None).strip(), "```"]
-        return "\n".join(lines) + "\n"
-
-    def write(self, out: str | Path) -> Path:
-        """``tune.json`` and ``tune.md`` in the search's folder ``out``."""
-        return self._write(Path(out), "tune")
-
-    def write_to(self, folder: str | Path) -> Path:
-        """``<name>.json`` and ``<name>.md`` in ``folder`` (e.g. the committed ``results/``)."""
-        return self._write(Path(folder), self.config.name)
-
-    def _write(self, folder: Path, stem: str) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_write(folder / f"{stem}.json", "w") as fh:
-            json.dump(self.to_dict(), fh, indent=1)
-        with atomic_write(folder / f"{stem}.md", "w") as fh:
-            fh.write(self.markdown())
-        return folder / f"{stem}.json"
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
 def experiment_config(tune: TuneConfig, values: Mapping[str, Any] = {},
@@ -394,7 +78,9 @@ def _bounds(p: Param) -> list:
 def _fingerprint(tune: TuneConfig, base: ExperimentConfig) -> dict:
     """What the trials of a search depend on; a study folder holds the search of one fingerprint."""
     return {"config": _searched_config(base), "method": tune.method, "metric": tune.metric, "seed": tune.seed,
-            "space": [[p.key, p.kind, p.low, p.high, list(p.choices)] for p in tune.space]}
+            "space": [[p.key, p.kind, p.low, p.high, list(p.choices)] for p in tune.space],
+            # only when set, so the fingerprints of searches stored before also_try existed still match
+            **({"also_try": [dict(p) for p in tune.also_try]} if tune.also_try else {})}
 
 
 def _with_defaults(fingerprint: dict | None) -> dict | None:
@@ -561,6 +247,13 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
             study.enqueue_trial(current, user_attrs={"experiment_values": True})
         else:
             log(f"[tune {tune.name}] the experiment's values {current} lie outside the space; not tried first")
+        for i, point in enumerate(tune.also_try):  # then the points asked for, in their order
+            values = {**current, **point}
+            outside = [p.key for p in tune.space if not p.contains(values[p.key])]
+            if outside:
+                raise ConfigError(f"also_try[{i}]: give {', '.join(outside)} too (the experiment's value "
+                                  "lies outside the space)")
+            study.enqueue_trial(values, user_attrs={"also_try": i})
     ran_on = _ran_on(provenance(device))
     knowledge = None
     if base.needs_source_model:
@@ -580,7 +273,7 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
         for k, v in ended.items():
             trial.set_user_attr(k, v)
         log(f"[tune {tune.name}] trial {trial.number}: "
-            + ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+            + ", ".join(f"{k}={format_value(v)}" for k, v in values.items())
             + f" -> valid {tune.metric} {value:.4f} ({trial.user_attrs['epochs']} epochs, "
               f"{trial.user_attrs['stop_reason']})")
         return float(value)
