@@ -47,7 +47,7 @@ def test_the_encoder_line_reads_each_target_and_the_transfer_gains_change():
     line = _encoder_line({"targets": {"food": {"difference": diff, "transfer": {"method": "full_finetune",
                                                                                "change": change}},
                                       "scientific": {"difference": {**diff, "diff_low": 0.001}}}})
-    assert "food +3.0 % (no detectable difference;" in line and "scientific +3.0 % (higher;" in line
+    assert "food +3.0% (no detectable difference;" in line and "scientific +3.0% (higher;" in line
     assert line.endswith("change of the food transfer gain (full_finetune vs text, mpnet − MiniLM, user by user, "
                          "NDCG@10): +0.0030; higher; 95% interval of the difference [+0.0010, +0.0050]; 3 seed(s), "
                          "100 users.")

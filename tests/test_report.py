@@ -50,7 +50,7 @@ def test_comparison_text_never_falls_back_to_a_p_value():
     assert old.comparison("full_finetune", "sasrec")["p_value"] > 0.05  # what the README used to quote
     text = comparison_text(old, "full_finetune", "sasrec")
     c = old.seed_difference("full_finetune", "sasrec")
-    assert text == (f"an earlier run that kept no per-user results: 95 % interval over 3 seeds (seed variation only) "
+    assert text == (f"an earlier run that kept no per-user results: 95% interval over 3 seeds (seed variation only) "
                     f"[{c['diff_low']:+.4f}, {c['diff_high']:+.4f}]: no detectable difference")
     assert "p =" not in comparison_text(old, "full_finetune", "text") and "higher" in comparison_text(
         old, "full_finetune", "text")
@@ -58,7 +58,7 @@ def test_comparison_text_never_falls_back_to_a_p_value():
     assert comparison_text(new, "full_finetune", "text") == interval_text(new.comparison("full_finetune", "text"))
     # a pair the newer file did not compare is not blamed on an older format
     assert comparison_text(new, "sasrec", "popularity").startswith("not compared user by user in this file; over "
-                                                                   "the seeds' means: 95 % interval over 3 seeds")
+                                                                   "the seeds' means: 95% interval over 3 seeds")
     frame = comparisons_frame(old).set_index("method")  # the table too: the seeds' interval, not "p = 0.85"
     assert (frame.loc["full_finetune", "diff_low"], frame.loc["full_finetune", "diff_high"]) == (c["diff_low"],
                                                                                                  c["diff_high"])
@@ -110,7 +110,7 @@ def test_target_across_files_chooses_on_validation_and_reads_the_gain_over_seeds
     line = target_across_line([conv])
     # text leads sasrec on validation (.0685 vs .0675) although it is lower on test
     assert line == ("missed (full_finetune in `kitchen_to_food_converged` vs text in `kitchen_to_food_converged`, "
-                    "both chosen on validation: +6.6% against a bar of +10%; 95 % interval over 3 seeds (seed "
+                    "both chosen on validation: +6.6% against a bar of +10%; 95% interval over 3 seeds (seed "
                     "variation only) [+0.0020, +0.0062]: higher)")
     assert target_across_line([conv], 0.05) == line.replace("missed", "met").replace("+10%", "+5%")[:-1] + (
         "; the interval's lower end, +3.2% of text, is below +5%)")

@@ -248,7 +248,7 @@ def test_seed_difference_across_files_compares_only_runs_of_the_same_experiment(
     # the relative difference is against the second file's method
     text_mean = sum(r["metrics"]["ndcg@10"] for r in conv.rows if r["method"] == "text") / 3
     rel = c["diff"] / text_mean
-    assert across_files_text(conv, "full_finetune", conv, "text").startswith(f"{rel:+.1%} ".replace("%", " %"))
+    assert across_files_text(conv, "full_finetune", conv, "text").startswith(f"{rel:+.1%} (files")
     gpu = Results(conv.config, rows=conv.rows, info={**conv.info, "device_name": "NVIDIA H200"})
     with pytest.raises(ValueError, match="device_name"):
         seed_difference_across(gpu, "full_finetune", conv, "text")

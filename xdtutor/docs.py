@@ -35,7 +35,7 @@ def _latest(root: Path, name: str | tuple[str, ...], having: str = "rows") -> Re
 
 
 def _pct(x: float) -> str:
-    return f"{x:+.1%}".replace("%", " %")
+    return f"{x:+.1%}"  # as report's lines write a gain (+12.0%), so one README sentence has one style
 
 
 def _gain(res: Results, g: dict | None, what: str) -> str:
@@ -222,10 +222,10 @@ def _curve_line(cold: Results, conv: Results | None, title: str = "Cold-start cu
         fractions = sorted({r["fraction"] for r in cold.cold_start})
         return (f"{head}): {cold.config.cold_start.strategy} and the baselines retrained on "
                 + ", ".join(f"{f:.0%}" for f in fractions) + " of the Food training users.")
-    end = "; 100 % = `results/kitchen_to_food_converged.md`" if conv is not None else ""
+    end = "; 100% = `results/kitchen_to_food_converged.md`" if conv is not None else ""
     return (f"{head}{end}): {cold.config.cold_start.strategy} vs "
             "the best target-only model on validation, by share of the Food training users: "
-            + "; ".join(f"{r.fraction:.0%} vs {r.vs} {_pct(r.diff / r.reference)} ({r.verdict}, 95 % interval "
+            + "; ".join(f"{r.fraction:.0%} vs {r.vs} {_pct(r.diff / r.reference)} ({r.verdict}, 95% interval "
                         f"of the difference [{r.diff_low:+.4f}, {r.diff_high:+.4f}])" for r in best.itertuples())
             + "; against the other baseline: " + "; ".join(f"{r.fraction:.0%} vs {r.vs} {r.verdict}"
                                                           for r in others.itertuples()) + ".")

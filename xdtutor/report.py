@@ -52,11 +52,11 @@ def mean_std(mean: float, std: float, digits: int = 4) -> str:
 
 
 def seed_interval_text(c: dict) -> str:
-    """``"95 % interval over 3 seeds [low, high]: verdict"`` for a :meth:`Results.seed_difference` result."""
+    """``"95% interval over 3 seeds [low, high]: verdict"`` for a :meth:`Results.seed_difference` result."""
     if math.isnan(c["diff_low"]):
         return "one seed: no interval, so no verdict on the difference"
     return (f"{c['level']:.0%} interval over {c['seeds']} seeds (seed variation only) "
-            f"[{c['diff_low']:+.4f}, {c['diff_high']:+.4f}]: {verdict(c)}").replace("%", " %", 1)
+            f"[{c['diff_low']:+.4f}, {c['diff_high']:+.4f}]: {verdict(c)}")
 
 
 def interval_text(c: dict | None) -> str:
@@ -120,7 +120,7 @@ def across_files_text(res_a: Results, a: str, res_b: Results, b: str, metric: st
     from .results import seed_difference_across  # not at import time: results saves through this module
 
     c = seed_difference_across(res_a, a, res_b, b, metric)
-    relative = f"{c['diff'] / c['mean_b']:+.1%} ".replace("%", " %") if c["mean_b"] else ""
+    relative = f"{c['diff'] / c['mean_b']:+.1%} " if c["mean_b"] else ""
     return (f"{relative}(files `{res_a.name}` vs `{res_b.name}`, no per-user pairing across files; "
             f"{seed_interval_text(c)})")
 
