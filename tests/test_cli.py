@@ -118,3 +118,20 @@ def test_version_debug_and_an_unavailable_device(tmp_path, capsys):
         assert "no CUDA GPU" in err and "--debug shows the traceback" in err and "Traceback" not in err
         with pytest.raises(ValueError, match="no CUDA GPU"):   # --debug: the exception itself
             cli.main(["--debug", "run", str(cfg), "--set", "device=cuda", "--out", str(tmp_path / "o2")])
+
+
+def test_a_command_leaves_the_root_logger_as_it_was(tmp_path, capsys):
+    """main() also runs in-process (these tests, a notebook): a handler it left on the root logger kept
+    writing to a closed test stream, and one left at DEBUG made every later library debug record
+    (markdown-it logs one per parsed block) print a traceback — parsing a chapter took seconds."""
+    import logging
+
+    root = logging.getLogger()
+    before = root.level, list(root.handlers)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("name: tiny\n")
+    assert cli.main(["--debug", "data", "list"]) == 0
+    assert (root.level, list(root.handlers)) == before
+    with pytest.raises(Exception):
+        cli.main(["--debug", "run", str(cfg), "--set", "no_such_key=1", "--out", str(tmp_path / "o")])
+    assert (root.level, list(root.handlers)) == before

@@ -19,11 +19,12 @@ inside their handlers, so `xdtutor data list` answers at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from . import __version__
 from .checkpoints import CheckpointError
@@ -236,12 +237,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@contextlib.contextmanager
+def _command_logging(debug: bool) -> Iterator[None]:
+    """Log records (message only) on stderr while a command runs, every logger's from DEBUG with
+    ``--debug``; the root logger as it was afterwards. ``main`` also runs in-process (tests, notebooks),
+    where a handler left behind would keep writing to that call's stderr — closed once a test's capture
+    ends, so every later debug record (markdown-it logs one per block it parses) printed a traceback."""
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root.handlers = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    try:
+        yield
+    finally:
+        root.handlers = handlers
+        root.setLevel(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``xdtutor`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s", force=True)
     try:
-        return int(args.func(args))
+        with _command_logging(args.debug):
+            return int(args.func(args))
     except (DataError, ConfigError, ValueError, OSError, CheckpointError) as exc:
         if args.debug:
             raise
