@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import os
 
 import numpy as np
@@ -224,9 +226,12 @@ def test_corrupt_cache_entry_is_rebuilt(tiny_bert, cache_env, monkeypatch, damag
 def _tiny_sentence_model(folder, tiny_bert, pooling="cls", prompt=None):
     """A sentence-transformers model around the tiny BERT: its own pooling (and a default prompt)."""
     st = pytest.importorskip("sentence_transformers")
-    word = st.models.Transformer(tiny_bert, max_seq_length=16)
+    # imported by name: the package loads ``models`` lazily, so ``st.models`` exists only once some
+    # earlier code imported it (alone, or first on a pytest-xdist worker, this test failed)
+    models = importlib.import_module("sentence_transformers.models")
+    word = models.Transformer(tiny_bert, max_seq_length=16)
     dim = getattr(word, "get_embedding_dimension", None) or word.get_word_embedding_dimension
-    pool = st.models.Pooling(dim(), pooling_mode=pooling)
+    pool = models.Pooling(dim(), pooling_mode=pooling)
     kw = {"prompts": {"doc": prompt}, "default_prompt_name": "doc"} if prompt else {}
     st.SentenceTransformer(modules=[word, pool], device="cpu", **kw).save(str(folder))
     return str(folder)

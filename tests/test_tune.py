@@ -81,9 +81,15 @@ def test_bad_searches_are_errors_naming_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"also_try\[0\] is empty"):
         write_search(tmp_path, also_try=[{}])
     with pytest.raises(ConfigError, match="also_try lists 3 point.*trials is 3"):
-        write_search(tmp_path, also_try=[{"train.weight_decay": 0.01}] * 3)
+        write_search(tmp_path, also_try=[{"train.lr": v} for v in (1e-3, 2e-3, 3e-3)])
     with pytest.raises(ConfigError, match=r"also_try\[0\] must be a dict"):
         write_search(tmp_path, also_try=[0.1])
+    with pytest.raises(ConfigError, match=r"also_try\[1\] repeats an earlier point"):
+        write_search(tmp_path, also_try=[{"train.lr": 1e-3}, {"train.lr": 1e-3}])
+    with pytest.raises(ConfigError, match=r"'1e-3' lies outside the space \(YAML reads it as text"):
+        write_search(tmp_path, also_try=[{"train.lr": "1e-3"}])
+    with pytest.raises(ConfigError, match=r"also_try\[0\].train.epochs: 2.5 lies outside"):
+        write_search(tmp_path, space={"train.epochs": {"int": [1, 3]}}, also_try=[{"train.epochs": 2.5}])
 
 
 def test_a_value_the_config_refuses_is_an_error_before_pretraining(tmp_path, monkeypatch):
@@ -125,22 +131,42 @@ def test_search_tries_the_experiments_values_first_and_never_reads_test(tmp_path
 
 
 @pytest.mark.slow
-def test_points_asked_for_are_tried_after_the_experiments_values_and_published(tmp_path):
+def test_points_asked_for_run_after_the_experiments_values_even_in_a_search_that_already_ran(tmp_path):
     """``also_try``: a region the seeded random start may never draw (here a weight decay of 0.01 at the
-    experiment's learning rate) is tried by name, second, in the same budget."""
+    experiment's learning rate) is tried by name, right after the experiment's values, in the budget; a
+    point added later — to a finished search, or one restored from its published file — runs next, and a
+    point already tried does not run again."""
     pytest.importorskip("optuna")
-    tune = write_search(tmp_path, trials=3, also_try=[{"train.weight_decay": 0.01}])
-    found = search(tune, tmp_path / "out", dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
-    first, second, third = found.trials
-    assert first["experiment_values"] and "also_try" not in first
-    assert second["also_try"] == 0 and second["params"] == {"train.lr": 1e-3, "train.weight_decay": 0.01}
-    assert "also_try" not in third and third["state"] == "COMPLETE"
-    assert "| 1 (also_try[0]) |" in (tmp_path / "out" / "tune.md").read_text()
+    data, emb = synthetic_dataset(), micro_emb()
+    tune = write_search(tmp_path, trials=2, also_try=[{"train.weight_decay": 0.01}])
+    found = search(tune, tmp_path / "out", dataset=data, text_emb=emb, log=None)
+    first, second = found.trials
+    assert first["experiment_values"] and "asked_for" not in first
+    assert second["params"] == second["asked_for"] == {"train.lr": 1e-3, "train.weight_decay": 0.01}
+    assert "| 1 (also_try) |" in (tmp_path / "out" / "tune.md").read_text()
     again = type(found).load(tmp_path / "out" / "tune.json")
-    assert again.config == tune and list(again.frame()["also_try"].fillna(-1)) == [-1, 0, -1]
-    changed = write_search(tmp_path, trials=3, also_try=[{"train.weight_decay": 0.0}])
-    with pytest.raises(ConfigError, match="holds a search of another setup.*also_try"):
-        search(changed, tmp_path / "out", dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+    assert again.config == tune and list(again.frame()["asked for"]) == [False, True]
+    # a point added to the finished search (one more trial in the budget): it runs, the first does not again
+    more = write_search(tmp_path, trials=3, also_try=[{"train.weight_decay": 0.01}, {"train.lr": 1e-4}])
+    found = search(more, tmp_path / "out", dataset=data, text_emb=emb, log=None)
+    assert [t["params"] for t in found.trials][2] == {"train.lr": 1e-4, "train.weight_decay": 0.0}
+    # restored on another machine from the published file, with one more point: the same
+    published = found.write_to(tmp_path / "results")
+    last = write_search(tmp_path, trials=4, also_try=[*more.also_try, {"train.lr": 5e-3}])
+    restored = search(last, tmp_path / "elsewhere", dataset=data, text_emb=emb, log=None, continue_from=published)
+    assert [t.get("restored_from") for t in restored.trials] == [0, 1, 2, None]
+    assert restored.trials[3]["params"] == {"train.lr": 5e-3, "train.weight_decay": 0.0}
+
+
+def test_an_unusable_point_is_an_error_before_a_folder_is_written(tmp_path):
+    pytest.importorskip("optuna")
+    # the experiment's weight decay (0.0) lies outside this space, so a point must name it
+    tune = write_search(tmp_path, space={"train.lr": {"log_float": [1e-4, 1e-2]},
+                                         "train.weight_decay": {"choice": [0.01, 0.1]}},
+                        also_try=[{"train.lr": 1e-3}])
+    with pytest.raises(ConfigError, match=r"also_try\[0\]: give train.weight_decay too"):
+        search(tune, tmp_path / "out", dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
+    assert not (tmp_path / "out" / "study.db").exists()
 
 
 @pytest.mark.slow

@@ -17,7 +17,8 @@ that config's run reads test once (``xdtutor run``).
   ``model.*``'s for the first trial); a baseline, which has no θ_s,
   may search ``train.*`` and ``model.*``.
 * ``also_try`` names points to try right after the experiment's values (a region the random start
-  can miss, e.g. no dropout at all); they count towards the budget.
+  can miss, e.g. no dropout at all); they count towards the budget. They are not part of the search's
+  identity: a point added later, to a stopped, finished or restored search, runs next.
 * The budget is the number of trials (and optionally minutes); the trials live in
   ``<out>/study.db``. A search that was stopped continues where it stopped: finished trials are kept,
   an interrupted one is run again with its values from its checkpoints. The sampler's random state is
@@ -78,9 +79,7 @@ def _bounds(p: Param) -> list:
 def _fingerprint(tune: TuneConfig, base: ExperimentConfig) -> dict:
     """What the trials of a search depend on; a study folder holds the search of one fingerprint."""
     return {"config": _searched_config(base), "method": tune.method, "metric": tune.metric, "seed": tune.seed,
-            "space": [[p.key, p.kind, p.low, p.high, list(p.choices)] for p in tune.space],
-            # only when set, so the fingerprints of searches stored before also_try existed still match
-            **({"also_try": [dict(p) for p in tune.also_try]} if tune.also_try else {})}
+            "space": [[p.key, p.kind, p.low, p.high, list(p.choices)] for p in tune.space]}
 
 
 def _with_defaults(fingerprint: dict | None) -> dict | None:
@@ -102,6 +101,23 @@ def _trained_with(flat: Mapping[str, Any], key: str) -> Any:
     if section == "transfer" and name in INHERITED_FROM_MODEL and flat[key] is None:
         return flat[f"model.{name}"]
     return flat[key]
+
+
+def _asked_for(tune: TuneConfig, current: Mapping[str, Any]) -> list[dict]:
+    """The ``also_try`` points as full values: a key a point leaves out takes the experiment's value.
+
+    Raises:
+        ConfigError: If that value lies outside the space (the point must then name the key).
+    """
+    out = []
+    for i, point in enumerate(tune.also_try):
+        values = {**current, **point}
+        outside = [p.key for p in tune.space if not p.contains(values[p.key])]
+        if outside:
+            raise ConfigError(f"also_try[{i}]: give {', '.join(outside)} too (the experiment's value "
+                              "lies outside the space)")
+        out.append({p.key: values[p.key] for p in tune.space})
+    return out
 
 
 def _ran_on(info: Mapping[str, Any]) -> str | None:
@@ -195,6 +211,8 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
                 experiment_config(tune, {p.key: value}, extra=own_dir)
             except ConfigError as exc:
                 raise ConfigError(f"space.{p.key}: the value {value!r} is refused: {exc}") from None
+    current = {p.key: _trained_with(flat, p.key) for p in tune.space}  # the experiment's values
+    asked = _asked_for(tune, current)  # an unusable point is an error now, before any folder is written
     # a published search to continue is checked before anything is encoded or pretrained
     published = _published(tune, base, Path(continue_from)) if continue_from is not None else None
     device = select_device(base.device)
@@ -242,18 +260,19 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
         if t.number not in queued:
             study.enqueue_trial(t.params, user_attrs={**t.user_attrs, "rerun_of": t.number})
     if not study.trials:
-        current = {p.key: _trained_with(flat, p.key) for p in tune.space}
         if all(p.contains(current[p.key]) for p in tune.space):
             study.enqueue_trial(current, user_attrs={"experiment_values": True})
         else:
             log(f"[tune {tune.name}] the experiment's values {current} lie outside the space; not tried first")
-        for i, point in enumerate(tune.also_try):  # then the points asked for, in their order
-            values = {**current, **point}
-            outside = [p.key for p in tune.space if not p.contains(values[p.key])]
-            if outside:
-                raise ConfigError(f"also_try[{i}]: give {', '.join(outside)} too (the experiment's value "
-                                  "lies outside the space)")
-            study.enqueue_trial(values, user_attrs={"also_try": i})
+    # then the points asked for that no trial has tried or waits to try (a search continued, restored
+    # from a file, or given a point after it ran), in their order
+    tried = [t.user_attrs.get("asked_for") or (t.params if t.state == states.COMPLETE else None)
+             for t in study.get_trials(deepcopy=False)]
+    for values in asked:
+        if values in tried or (values == current and study.trials):
+            log(f"[tune {tune.name}] also_try {values}: already tried")
+        else:
+            study.enqueue_trial(values, user_attrs={"asked_for": values})
     ran_on = _ran_on(provenance(device))
     knowledge = None
     if base.needs_source_model:
@@ -284,7 +303,8 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
     def written(*_) -> Search:  # after every trial, so a stopped search still shows what it finished
         found = Search(tune, [{"number": t.number, "state": t.state.name, "params": t.params,
                                "value": t.value if t.state == states.COMPLETE else None, **t.user_attrs}
-                              for t in study.get_trials(deepcopy=False)])
+                              for t in study.get_trials(deepcopy=False)
+                              if t.state != states.WAITING])  # queued, not run: the next call queues it again
         found.info = {"wall_seconds_this_call": time.perf_counter() - t_start, **provenance(device),
                       "experiment_config": base.for_method(tune.method).to_dict(),
                       **({"restored": study.user_attrs["restored"]} if "restored" in study.user_attrs else {})}

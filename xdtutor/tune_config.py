@@ -52,7 +52,9 @@ class Param:
         """Whether ``value`` is one the search can propose."""
         if self.kind == "choice":
             return value in self.choices
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and self.low <= value <= self.high
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return False
+        return self.low <= value <= self.high and (self.kind != "int" or float(value).is_integer())
 
     def distribution(self):
         """Optuna's distribution of this key: what :meth:`suggest` draws from."""
@@ -89,7 +91,8 @@ class TuneConfig:
         metric: Validation metric maximised.
         also_try: Points tried right after the experiment's values, before the sampler proposes any,
             e.g. ``({"transfer.dropout": 0.0},)``: a region the random start-up trials may miss is tried
-            by name. A key a point leaves out keeps the experiment's value.
+            by name. A key a point leaves out keeps the experiment's value. Points can be added to a
+            search that already ran (with a larger ``trials``): a point no trial has tried yet runs next.
     """
 
     name: str
@@ -120,9 +123,12 @@ class TuneConfig:
         space = {p.key: p for p in self.space}
         for i, point in enumerate(self.also_try):
             check(bool(point), f"also_try[{i}] is empty: name at least one searched key")
+            check(point not in self.also_try[:i], f"also_try[{i}] repeats an earlier point")
             for key, value in point.items():
                 check(key in space, f"also_try[{i}].{key}: not a searched key ({', '.join(space)})")
-                check(space[key].contains(value), f"also_try[{i}].{key}: {value!r} lies outside the space")
+                hint = (" (YAML reads it as text: write a number with a dot, e.g. 1.0e-3)"
+                        if isinstance(value, str) else "")
+                check(space[key].contains(value), f"also_try[{i}].{key}: {value!r} lies outside the space{hint}")
         check(len(self.also_try) < self.trials,
               f"also_try lists {len(self.also_try)} point(s) but trials is {self.trials}: the experiment's "
               "values and every point must fit in the budget")

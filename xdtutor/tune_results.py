@@ -80,14 +80,15 @@ class Search:
 
     def frame(self):
         """The trials as a table: one row per trial, a column per searched key, the validation metric,
-        epochs run, best epoch and stop reason (and which ``also_try`` point, for a search with some)."""
+        epochs run, best epoch and stop reason (and whether ``also_try`` asked for it, for a search with
+        such points)."""
         import pandas as pd
 
         rows = [{"trial": t["number"], **{p.key: t["params"].get(p.key) for p in self.config.space},
                  f"valid {self.config.metric}": t["value"], "epochs": t.get("epochs"),
                  "best epoch": t.get("best_epoch"), "stop": self._stop(t),
                  "experiment's values": bool(t.get("experiment_values")),
-                 **({"also_try": t.get("also_try")} if self.config.also_try else {})} for t in self.trials]
+                 **({"asked for": "asked_for" in t} if self.config.also_try else {})} for t in self.trials]
         return pd.DataFrame(rows).set_index("trial")
 
     @classmethod
@@ -168,7 +169,7 @@ class Search:
         for t in self.trials:
             value = f"{t['value']:.4f}" if t["value"] is not None else "—"
             mark = (" (experiment's values)" if t.get("experiment_values")
-                    else f" (also_try[{t['also_try']}])" if t.get("also_try") is not None else "")
+                    else " (also_try)" if "asked_for" in t else "")
             epochs = f"{t['epochs']} ({t.get('best_epoch')})" if t.get("epochs") is not None else "—"
             lines.append(f"| {t['number']}{mark} | " + " | ".join(format_value(t["params"].get(k)) for k in keys)
                          + f" | {value} | {epochs} | {self._stop(t)} |")
