@@ -322,12 +322,14 @@ def test_every_page_screenshots_as_a_styled_page(server, dumps, tmp_path):
     chromium = _chromium()
     folder = Path(os.environ.get("XDTUTOR_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
-    bad = []
+    bad, status = [], {}  # every page links the same theme stylesheets: each URL is fetched once
     with tempfile.TemporaryDirectory(prefix="xdtutor-chromium-") as profile:
         for doc, dom in dumps.items():
             page = urljoin(server, doc + ".html")
             sheets = _parse(dom).stylesheets
-            missing = [h for h in sheets if _fetch(urljoin(page, h))[0] != 200]
+            for url in {urljoin(page, h) for h in sheets} - set(status):
+                status[url] = _fetch(url)[0]
+            missing = [h for h in sheets if status[urljoin(page, h)] != 200]
             assert sheets and not missing, f"{doc}: stylesheets not served: {missing or 'none linked'}"
             png = folder / f"{doc.replace('/', '__')}.png"
             proc = subprocess.run([chromium, *CHROMIUM_FLAGS, "--window-size=1280,900", "--hide-scrollbars",

@@ -269,6 +269,7 @@ def search(tune: TuneConfig, out: str | Path, *, log: Callable[..., None] | None
     tried = [t.user_attrs.get("asked_for") or (t.params if t.state == states.COMPLETE else None)
              for t in study.get_trials(deepcopy=False)]
     for values in asked:
+        # (a queued trial has no params yet: the experiment's values, queued above, count as tried)
         if values in tried or (values == current and study.trials):
             log(f"[tune {tune.name}] also_try {values}: already tried")
         else:
