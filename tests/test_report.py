@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from test_results import ROOT, fake
 from xdtutor.experiment import DataConfig
-from xdtutor.published import published_table, published_value
-from xdtutor.report import (budget_note, comparison_text, comparisons_frame, curve_comparisons, curve_points, gain_line,
+from xdtutor.published import SETTING_METHODS, published_table, published_value
+from xdtutor.report import (best_across, budget_note, comparison_text, comparisons_frame, curve_comparisons, curve_points, gain_line,
                             difference_text, gain_vs_line, interval_text, keep_notes, markdown, mean_std, publish,
-                            STALE_NOTES, setup_differences, stop_line, target_across_line, target_line,
+                            published_gap_text, published_gaps, retrained_reading, STALE_NOTES, setup_differences, stop_line, target_across_line, target_line,
                             training_seconds)
 from xdtutor.results import Results, curve_key
 
@@ -132,6 +133,75 @@ def test_target_across_files_chooses_on_validation_and_reads_the_gain_over_seeds
     with pytest.raises(ValueError, match="no baseline"):
         target_across_line([Results(conv.config, rows=[r for r in conv.rows if r["method"] == "full_finetune"],
                                     info=conv.info)])
+
+
+def test_best_across_files_is_chosen_on_validation_among_the_methods_asked_for():
+    from copy import deepcopy
+
+    tid = Results.load(ROOT / "results" / "sources_to_scientific_text_id.json")
+    assert [m for _, m in (best_across([tid], k) for k in ("baseline", "transfer"))] == ["text", "transductive"]
+    # the text + ID side only: text_id is the one text + ID baseline
+    assert best_across([tid], "baseline", methods=("text_id",))[1] == "text_id"
+    assert best_across([tid], None, methods=("text_id", "transductive"))[1] == "transductive"  # either kind
+    retrained = Results(tid.config, rows=deepcopy([r for r in tid.rows if r["method"] == "text_id"]), info=tid.info)
+    for r in retrained.rows:  # better on validation, worse on test: still the one chosen
+        r["valid"]["ndcg@10"] += 0.05
+        r["metrics"]["ndcg@10"] = 0.0
+    res, m = best_across([tid, retrained], "baseline")
+    assert (res, m) == (retrained, "text_id")
+    assert best_across([tid, retrained], "baseline", "recall@10")[0] is tid  # another metric, another choice
+    with pytest.raises(ValueError, match="no transfer"):
+        best_across([retrained], "transfer")
+    twin = Results(tid.config, rows=deepcopy(retrained.rows), info=tid.info)
+    assert best_across([retrained, twin], "baseline")[0] is twin  # a tie goes to the later file
+
+
+def test_retrained_reading_compares_each_retrained_model_and_chooses_on_validation():
+    from copy import deepcopy
+    from dataclasses import replace as dc_replace
+
+    conv = Results.load(ROOT / "results" / "sources_to_scientific_converged.json")
+    tid = Results.load(ROOT / "results" / "sources_to_scientific_text_id.json")
+    config = dc_replace(tid.config, name="scientific_tuned", per_method={"text_id": {"train.lr": 0.0006}})
+    retrained = Results(config, rows=deepcopy([r for r in tid.rows if r["method"] == "text_id"]), info=tid.info)
+    for r in retrained.rows:  # the best text + ID model on validation now, worse on test
+        r["valid"]["ndcg@10"] += 0.02
+        r["metrics"]["ndcg@10"] -= 0.001
+    found = retrained_reading({"text": conv, "text_id": tid}, retrained, "scientific", "UniSRec", SETTING_METHODS)
+    assert found["retrained"].startswith("text_id with train.lr=0.0006 against the same model with the hand-set "
+                                         "settings: ") and "`sources_to_scientific_text_id`" in found["retrained"]
+    # full fine-tuning leads the transfers on validation (.0700 vs transductive's .0688)
+    assert found["source"].startswith("the best transfer, full_finetune (`sources_to_scientific_converged`), "
+                                      "against the best target-only model, text_id (`scientific_tuned`)")
+    assert "text_id (`scientific_tuned`)" in found["published"].split("; ")[2]  # its text + ID line
+    with pytest.raises(ValueError, match=r"no results file with hand-set rows of \['text_id'\]"):
+        retrained_reading({"text": conv}, retrained, "scientific", "UniSRec", SETTING_METHODS)
+
+
+def test_published_gap_is_a_one_sample_interval_over_our_seeds():
+    from scipy import stats as sps
+
+    tid = Results.load(ROOT / "results" / "sources_to_scientific_text_id.json")
+    line = published_gap_text(tid, "text_id", "scientific", "UniSRec", "text + ID (transductive)", "recall@10")
+    ours = [r["metrics"]["recall@10"] for r in tid.rows if r["method"] == "text_id"]
+    ref = published_value("scientific", "UniSRec", "text + ID (transductive)", "recall@10")
+    ci = sps.ttest_1samp(ours, ref).confidence_interval(0.95)
+    assert line == (f"text_id (`sources_to_scientific_text_id`) {mean_std(np.mean(ours), np.std(ours, ddof=1))} vs "
+                    f"UniSRec text + ID (transductive) {ref:.4f}: {np.mean(ours) / ref - 1:+.1%} (95% interval over our "
+                    f"3 seeds only, the published value one number of unknown spread: [{ci.low - ref:+.4f}, {ci.high - ref:+.4f}]: lower)")
+    one = Results(tid.config, rows=[r for r in tid.rows if r["seed"] == 0], info=tid.info)
+    assert published_gap_text(one, "text", "scientific", "UniSRec", "text only (inductive)").endswith(
+        "(one seed: no interval, so no verdict on the difference)")
+    # the text model's three seeds hit the same number of users: no interval rather than a zero-width one
+    assert published_gap_text(tid, "text", "scientific", "UniSRec", "text only (inductive)", "recall@10").endswith(
+        "(our 3 seeds gave the same value: no spread, so no interval and no verdict)")
+    with pytest.raises(KeyError, match="no rows for 'sasrec'"):
+        published_gap_text(tid, "sasrec", "scientific", "UniSRec", "text only (inductive)")
+    # like with like: the best text-only and the best text + ID model on validation, each on both metrics
+    gaps = published_gaps([tid], "scientific", "UniSRec", SETTING_METHODS)
+    assert [g.split(" (`")[0] for g in gaps] == ["text", "text", "transductive", "transductive"]
+    assert [g.rsplit(" on ", 1)[1] for g in gaps] == ["recall@10", "ndcg@10"] * 2
+    assert " vs UniSRec text + ID (transductive) " in gaps[2] and " vs UniSRec text only (inductive) " in gaps[0]
 
 
 def test_budget_note_only_when_a_cap_fired():

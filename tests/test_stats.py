@@ -72,6 +72,24 @@ def test_seed_difference_is_welchs_interval():
     assert verdict(seed_difference([0.04, 0.05, 0.06], [0.05, 0.05, 0.05])) == "no detectable difference"
 
 
+def test_value_difference_is_scipys_one_sample_interval():
+    """Against a fixed (published) number: SciPy's one-sample t test gives the same interval."""
+    from scipy import stats as sps
+
+    from xdtutor.stats import value_difference, verdict
+
+    ours, published = [0.1227, 0.1214, 0.1241], 0.1235
+    c = value_difference(ours, published)
+    ref = sps.ttest_1samp(ours, published).confidence_interval(0.95)
+    assert (c["diff_low"], c["diff_high"]) == pytest.approx((ref.low - published, ref.high - published), rel=1e-9)
+    assert c["diff"] == pytest.approx(np.mean(ours) - published) and c["seeds"] == 3
+    assert verdict(c) == "no detectable difference"
+    assert verdict(value_difference([0.130, 0.131, 0.132], published)) == "higher"
+    assert np.isnan(value_difference([0.13], published)["diff_low"])  # one seed: no interval
+    same = value_difference([0.1227] * 3, published)  # three seeds, one hit count: no spread, no certainty
+    assert np.isnan(same["diff_low"]) and verdict(same) == "no interval"
+
+
 def test_per_user_frame_pairs_evaluations_by_method_and_seed():
     """Evaluations stacked by ``per_user_frame`` give the same interval as rows written by hand."""
     proto = Protocol(dataset="x", split="y")

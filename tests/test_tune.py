@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -337,6 +338,26 @@ def test_committed_searches_load_and_name_their_best_trial(path):
     assert found.best["value"] == max(t["value"] for t in found.finished)
     assert any(t.get("experiment_values") for t in found.trials)  # the experiment's own values were tried
     assert json.loads(path.read_text())["per_method"] == found.per_method
+
+
+COPIED = [(path, method, search) for path in sorted(SEARCHES.parent.glob("*.yaml"))
+          for method, search in re.findall(r'(?m)^  (\w+):  # copied from results/(\w+)\.json "per_method"$',
+                                           path.read_text())]
+
+
+@pytest.mark.parametrize("path, method, search", COPIED, ids=lambda x: getattr(x, "stem", str(x)))
+def test_settings_copied_from_a_search_are_its_winners(path, method, search):
+    """A config that says its ``per_method`` values are a committed search's retrains exactly those."""
+    from xdtutor.experiment import load_config
+    from xdtutor.tune import Search
+
+    found = Search.load(SEARCHES.parents[1] / "results" / f"{search}.json")
+    assert load_config(path).per_method[method] == found.per_method[method]
+
+
+def test_the_copied_settings_are_found():
+    assert {(p.stem, m) for p, m, _ in COPIED} >= {("kitchen_to_food_tuned", "text"), ("kitchen_to_food_tuned", "sasrec"),
+                                                  ("scientific_tuned", "text_id")}
 
 
 @pytest.mark.slow

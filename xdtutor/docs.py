@@ -18,8 +18,10 @@ import json
 import re
 from pathlib import Path
 
+from .published import SETTING_METHODS
 from .report import (TARGET_GAIN, across_files_text, comparison_text, curve_comparisons, difference_text,
-                     interval_text, protocol_caveat, stop_line, target_across_line, target_line, versus_text)
+                     interval_text, protocol_caveat, retrained_reading, settings_text, stop_line,
+                     target_across_line, target_line, versus_text)
 from .results import K2F_RETRAINED, Results, find_results
 
 PAGES = ("README.md", "book/10_faq.md", "benchmarks/README.md")
@@ -133,8 +135,7 @@ def _findings(root: Path) -> str:
                      + "; ".join(Search.load(f).summary() for f in searches) + ".")
     retrained = [r for r in (_latest(root, n) for n in K2F_RETRAINED) if r is not None]
     if menu is not None and retrained:
-        again = "; ".join(f"{m} with " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                                   for k, v in sets.items())
+        again = "; ".join(f"{m} with {settings_text(sets)}"
                           for r in retrained for m, sets in r.config.per_method.items())
         try:
             verdict_text = target_across_line([menu, *retrained])
@@ -181,6 +182,7 @@ def _findings(root: Path) -> str:
                      + "; transductive vs the text model trained on Scientific only: "
                      + comparison_text(tid, "transductive", "text")
                      + f"; text + ID vs text, both target-only: {comparison_text(tid, 'text_id', 'text')}.")
+    lines += _scientific_tuned(root, _latest(root, "sources_to_scientific_converged"), tid)
     size_file = root / "results" / "encoder_size.json"
     if size_file.is_file():
         lines.append(_encoder_line(json.loads(size_file.read_text(encoding="utf-8"))))
@@ -195,6 +197,28 @@ def _findings(root: Path) -> str:
                         else "; " + _gain(ml, ml.gain_vs("text"), "vs the same text model trained on 100K only"))
                      + ".")
     return "\n".join(lines) if lines else "No full-scale results are committed yet."
+
+
+def _scientific_tuned(root: Path, conv: Results | None, tid: Results | None) -> list[str]:
+    """The Scientific searches and the target-only models retrained with their settings: the source's
+    effect with every variant a candidate, and the like-with-like gaps to UniSRec's published rows."""
+    lines = []
+    searches = sorted((root / "results").glob("tune_scientific_*.json"))
+    if searches:
+        from .tune import Search
+
+        lines.append("- **Scientific settings chosen on validation** (`results/tune_scientific_*.md`; one seed, "
+                     "validation users only, test not read): "
+                     + "; ".join(Search.load(f).summary() for f in searches) + ".")
+    tuned = _latest(root, "scientific_tuned")
+    if tuned is None or conv is None or tid is None:
+        return lines
+    found = retrained_reading({"text": conv, "text_id": tid}, tuned, "scientific", "UniSRec", SETTING_METHODS)
+    lines.append(f"- **Scientific with the settings chosen on validation** (`results/scientific_tuned.md`, "
+                 f"{len(tuned.config.seeds)} seed(s)): {found['retrained']}; {found['source']}; against UniSRec "
+                 "in the same feature setting (text only, text + ID; the best of each on validation; the "
+                 "encoder and the source data still differ, chapter 7.1): " + found["published"] + ".")
+    return lines
 
 
 def _encoder_line(size: dict) -> str:

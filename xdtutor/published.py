@@ -14,6 +14,10 @@ import pandas as pd
 import yaml
 
 METRICS = ("recall@10", "ndcg@10", "recall@50", "ndcg@50")
+#: Our methods of each published setting, for comparing like with like (a text-only model with a
+#: text-only row, text + ID with text + ID): the strategy and the target-only baseline of each.
+SETTING_METHODS = {"text only (inductive)": ("text", "full_finetune"),
+                   "text + ID (transductive)": ("text_id", "transductive")}
 
 
 @functools.lru_cache(maxsize=1)

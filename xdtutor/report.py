@@ -23,9 +23,9 @@ import pandas as pd
 
 from . import plots
 from .published import METRICS as PUBLISHED_METRICS
-from .published import published_table, sources
+from .published import published_table, published_value, sources
 from .stats import METHOD as STATS_METHOD
-from .stats import verdict
+from .stats import value_difference, verdict
 from .utils import atomic_write, format_seconds, write_json
 
 #: What a ``TrainConfig.negatives`` setting puts in the softmax, in words (the setup tables).
@@ -181,6 +181,127 @@ def target_line(res: Results, target: float = TARGET_GAIN) -> str:
     return f"{'met' if met else 'missed'} ({g['relative_gain']:+.1%} against a bar of {target:+.0%}{why})"
 
 
+def settings_text(sets: Mapping[str, object]) -> str:
+    """``"train.lr=0.00259, train.weight_decay=0.1"``: a method's own settings (``per_method``), floats
+    to three significant digits."""
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in sets.items())
+
+
+def best_across(files: list[Results], kind: str | None, metric: str = "ndcg@10",
+                methods: tuple[str, ...] | None = None) -> tuple[Results, str]:
+    """The method of ``kind`` (``"transfer"``, ``"baseline"``, ``None``: either) with the best mean *validation* ``metric``
+    over several results files, every method of every file a candidate (a method retrained with other
+    settings in a second file is one more candidate); test never chooses.
+
+    Args:
+        files: Results of runs of the same experiment.
+        kind: ``"transfer"``, ``"baseline"`` or ``None`` (every method).
+        metric: The validation metric that chooses.
+        methods: Only these method names are candidates (e.g. the text + ID models); ``None``: all.
+
+    Returns:
+        ``(file, method)``; a tie goes to the later file.
+
+    Raises:
+        ValueError: If no file has a candidate with a validation value.
+    """
+    found = [(v[m], i, res, m) for i, res in enumerate(files) for v in (res.valid_means(metric),)
+             for m, k in res.kinds().items()
+             if kind in (None, k) and m in v.index and (methods is None or m in methods)]
+    if not found:
+        raise ValueError(f"no {kind or 'method'} with a validation {metric} in {[res.name for res in files]}")
+    return max(found, key=lambda x: x[:2])[2:]
+
+
+def published_gap_text(res: Results, method: str, dataset: str, model: str, setting: str,
+                       metric: str = "ndcg@10") -> str:
+    """``method``'s test ``metric`` in ``res`` (mean ± sample std over seeds) against a published number.
+
+    The interval is a one-sample interval over our seeds (:func:`xdtutor.stats.value_difference`), said
+    as such: the published value is one number whose own run-to-run spread is unknown, so "higher" or
+    "lower" is relative to that number, not to the published model's spread.
+
+    Args:
+        res: A results file with rows of ``method``.
+        method: Our method.
+        dataset, model, setting: The published row (:func:`xdtutor.published.published_value`).
+        metric: Test metric compared.
+
+    Returns:
+        One line: our mean ± std, the published value, the relative difference and the interval.
+
+    Raises:
+        KeyError: If ``res`` has no rows of ``method`` or the published table has no such row.
+    """
+    values = [r["metrics"][metric] for r in res.rows if r["method"] == method]
+    if not values:
+        raise KeyError(f"no rows for {method!r} in {res.name}")
+    ref = published_value(dataset, model, setting, metric)
+    c = value_difference(values, ref)
+    spread = mean_std(float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else math.nan)
+    if c["seeds"] < 2:
+        where = "one seed: no interval, so no verdict on the difference"
+    elif math.isnan(c["diff_low"]):
+        where = f"our {c['seeds']} seeds gave the same value: no spread, so no interval and no verdict"
+    else:
+        where = (f"{c['level']:.0%} interval over our {c['seeds']} seeds only, the published value one number "
+                 f"of unknown spread: [{c['diff_low']:+.4f}, {c['diff_high']:+.4f}]: {verdict(c)}")
+    return (f"{method} (`{res.name}`) {spread} vs {model} {setting} {ref:.4f}: "
+            f"{c['diff'] / ref:+.1%} ({where})")
+
+
+def published_gaps(files: list[Results], dataset: str, model: str, settings: Mapping[str, tuple[str, ...]],
+                   metrics: tuple[str, ...] = ("recall@10", "ndcg@10")) -> list[str]:
+    """Like with like against a published table: for each published ``setting`` (e.g. ``"text only
+    (inductive)"``), our best of its ``methods`` on validation NDCG@10 across ``files`` (:func:`best_across`),
+    then :func:`published_gap_text` on each of ``metrics``.
+
+    Args:
+        files: Results files of one experiment (every method of every file a candidate).
+        dataset, model: The published table and model (e.g. ``"scientific"``, ``"UniSRec"``).
+        settings: Published setting → our methods of that setting
+            (:data:`xdtutor.published.SETTING_METHODS`).
+        metrics: Test metrics compared.
+
+    Returns:
+        One line per setting and metric, each ending with ``" on <metric>"``.
+    """
+    return [published_gap_text(res, m, dataset, model, setting, metric) + f" on {metric}"
+            for setting, methods in settings.items()
+            for res, m in (best_across(files, None, methods=methods),) for metric in metrics]
+
+
+def retrained_reading(hand_set: Mapping[str, Results], retrained: Results, dataset: str, model: str,
+                      settings: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
+    """What a run that retrained some target-only models with searched settings changes, in three lines.
+
+    Args:
+        hand_set: Method → the results file whose rows of it used the experiment's own settings; every
+            file of this mapping and ``retrained`` are candidates (runs of the same experiment).
+        retrained: The run with the searched settings (its ``per_method``).
+        dataset, model, settings: The published table read like with like (:func:`published_gaps`).
+
+    Returns:
+        ``"retrained"``: each retrained method against its hand-set rows; ``"source"``: the best transfer
+        against the best target-only model, each chosen on validation across every file; ``"published"``:
+        :func:`published_gaps` joined.
+
+    Raises:
+        ValueError: If a retrained method has no hand-set file, or the files are not comparable.
+    """
+    missing = sorted(set(retrained.config.per_method) - set(hand_set))
+    if missing:
+        raise ValueError(f"{retrained.name}: no results file with hand-set rows of {missing}")
+    files = [*dict.fromkeys(hand_set.values()), retrained]  # each file once, in the order given
+    (res_t, t), (res_b, b) = best_across(files, "transfer"), best_across(files, "baseline")
+    return {"retrained": "; ".join(f"{m} with {settings_text(sets)} against the same model with the hand-set "
+                                   f"settings: {across_files_text(retrained, m, hand_set[m], m)}"
+                                   for m, sets in retrained.config.per_method.items()),
+            "source": (f"the best transfer, {t} (`{res_t.name}`), against the best target-only model, {b} "
+                       f"(`{res_b.name}`), each chosen on validation: {across_files_text(res_t, t, res_b, b)}"),
+            "published": "; ".join(published_gaps(files, dataset, model, settings))}
+
+
 def target_across_line(files: list[Results], target: float = TARGET_GAIN, metric: str = "ndcg@10") -> str:
     """:func:`target_line` over several results files of one experiment — e.g. the menu beside runs that
     retrained some of its methods with the settings their validation searches chose.
@@ -200,16 +321,7 @@ def target_across_line(files: list[Results], target: float = TARGET_GAIN, metric
     """
     from .results import seed_difference_across  # not at import time: results saves through this module
 
-    valid = [res.valid_means(metric) for res in files]
-
-    def pick(kind: str) -> tuple[Results, str]:
-        found = [(v[m], i, res, m) for i, (res, v) in enumerate(zip(files, valid))
-                 for m, k in res.kinds().items() if k == kind and m in v.index]
-        if not found:
-            raise ValueError(f"no {kind} with a validation {metric} in {[res.name for res in files]}")
-        return max(found, key=lambda x: x[:2])[2:]  # a tie goes to the later file
-
-    (res_t, t), (res_b, b) = pick("transfer"), pick("baseline")
+    (res_t, t), (res_b, b) = best_across(files, "transfer", metric), best_across(files, "baseline", metric)
     c = seed_difference_across(res_t, t, res_b, b, metric)
     relative = c["diff"] / c["mean_b"]
     met, why = _target_verdict(relative, c["diff_low"], c["diff_low"] / c["mean_b"], target,

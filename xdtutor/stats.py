@@ -179,6 +179,32 @@ def seed_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95)
     return {**out, "diff_low": diff - half, "diff_high": diff + half}
 
 
+def value_difference(values: Sequence[float], value: float, level: float = 0.95) -> dict:
+    """``mean(values) − value`` for per-seed values against one fixed number (e.g. a published result),
+    with a one-sample *t* interval over the seeds.
+
+    The interval covers our seed-to-seed variation only: a published number comes without its own
+    spread, so "no detectable difference" here is a statement about our seeds, not about the paper's.
+
+    Args:
+        values: One value per seed (e.g. test Recall@10).
+        value: The fixed number compared with.
+        level: Confidence level.
+
+    Returns:
+        :func:`seed_difference`'s keys, ``"method": "one-sample t over seeds"``; NaN bounds with one seed
+        or when every seed gave the same value (no spread to build an interval from).
+    """
+    v = np.asarray(values, dtype=float)
+    diff = float(v.mean() - value)
+    out = {"diff": diff, "diff_low": math.nan, "diff_high": math.nan, "seeds": len(v), "level": level,
+           "method": "one-sample t over seeds"}
+    if len(v) < 2 or np.ptp(v) == 0:  # equal seeds (e.g. a recall of the same hit count) show no spread:
+        return out                   # a zero-width interval would claim a certainty they do not have
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return {**out, "diff_low": diff - half, "diff_high": diff + half}
+
+
 def verdict(c: dict) -> str:
     """``"higher"``, ``"lower"`` or ``"no detectable difference"`` (the interval contains 0) from a
     :func:`paired_difference` or :func:`seed_difference` result; ``"no interval"`` where none could be
