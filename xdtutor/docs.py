@@ -126,13 +126,7 @@ def _findings(root: Path) -> str:
                      + _pairs(mh, (("mixed_history", "full_finetune"), ("mixed_history", "text_mixed")))
                      + "; " + _gain(mh, mh.gain(), f"best transfer on validation ({mh.best('transfer')[0]}) vs "
                                     f"the best baseline ({mh.best('baseline')[0]})") + ".")
-    searches = sorted((root / "results").glob("tune_kitchen_to_food_*.json"))
-    if searches:
-        from .tune import Search
-
-        lines.append("- **Kitchen → Food settings chosen on validation** (`results/tune_kitchen_to_food_*.md`; "
-                     "one seed, validation users only, test not read): "
-                     + "; ".join(Search.load(f).summary() for f in searches) + ".")
+    lines += _searches_line(root, "kitchen_to_food", "Kitchen → Food")
     retrained = [r for r in (_latest(root, n) for n in K2F_RETRAINED) if r is not None]
     if menu is not None and retrained:
         again = "; ".join(f"{m} with {settings_text(sets)}"
@@ -199,17 +193,21 @@ def _findings(root: Path) -> str:
     return "\n".join(lines) if lines else "No full-scale results are committed yet."
 
 
+def _searches_line(root: Path, prefix: str, title: str) -> list[str]:
+    """One findings line summing up the committed searches ``results/tune_<prefix>_*.json`` (none: no line)."""
+    searches = sorted((root / "results").glob(f"tune_{prefix}_*.json"))
+    if not searches:
+        return []
+    from .tune import Search
+
+    return [f"- **{title} settings chosen on validation** (`results/tune_{prefix}_*.md`; one seed, validation "
+            "users only, test not read): " + "; ".join(Search.load(f).summary() for f in searches) + "."]
+
+
 def _scientific_tuned(root: Path, conv: Results | None, tid: Results | None) -> list[str]:
     """The Scientific searches and the target-only models retrained with their settings: the source's
     effect with every variant a candidate, and the like-with-like gaps to UniSRec's published rows."""
-    lines = []
-    searches = sorted((root / "results").glob("tune_scientific_*.json"))
-    if searches:
-        from .tune import Search
-
-        lines.append("- **Scientific settings chosen on validation** (`results/tune_scientific_*.md`; one seed, "
-                     "validation users only, test not read): "
-                     + "; ".join(Search.load(f).summary() for f in searches) + ".")
+    lines = _searches_line(root, "scientific", "Scientific")
     tuned = _latest(root, "scientific_tuned")
     if tuned is None or conv is None or tid is None:
         return lines

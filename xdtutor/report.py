@@ -233,9 +233,7 @@ def published_gap_text(res: Results, method: str, dataset: str, model: str, sett
     Raises:
         KeyError: If ``res`` has no rows of ``method`` or the published table has no such row.
     """
-    values = [r["metrics"][metric] for r in res.rows if r["method"] == method]
-    if not values:
-        raise KeyError(f"no rows for {method!r} in {res.name}")
+    values = res.test_values(method, metric)
     ref = published_value(dataset, model, setting, metric)
     c = value_difference(values, ref)
     spread = mean_std(float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else math.nan)

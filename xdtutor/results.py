@@ -201,6 +201,17 @@ class Results:
         out["seeds"] = groups["seed"].count().to_numpy()
         return out
 
+    def test_values(self, method: str, metric: str = "ndcg@10") -> list[float]:
+        """``method``'s test ``metric``, one value per seed row (in the file's order).
+
+        Raises:
+            KeyError: If the file has no rows of ``method``.
+        """
+        values = [r["metrics"][metric] for r in self.rows if r["method"] == method]
+        if not values:
+            raise KeyError(f"no rows for {method!r} in {self.name}")
+        return values
+
     def valid_means(self, metric: str = "ndcg@10") -> pd.Series:
         """method -> mean over seeds of the *validation* metric (methods without one are left out)."""
         recs = [{"method": r["method"], metric: (r.get("valid") or {}).get(metric, r.get(f"valid_{metric}"))}
@@ -516,10 +527,7 @@ def seed_difference_across(res_a: Results, a: str, res_b: Results, b: str, metri
         diff += [k for k in ("device_name", "versions") if res_a.info.get(k) != res_b.info.get(k)]
         if diff:
             raise ValueError(f"{res_a.name} and {res_b.name} differ in {diff}; their rows are not comparable")
-    va, vb = ([r["metrics"][metric] for r in res.rows if r["method"] == m] for res, m in ((res_a, a), (res_b, b)))
-    for values, res, m in ((va, res_a, a), (vb, res_b, b)):
-        if not values:
-            raise KeyError(f"no rows for {m!r} in {res.name}")
+    va, vb = res_a.test_values(a, metric), res_b.test_values(b, metric)
     found = seed_difference(va, vb, level)  # its "method" names the interval
     return {**found, "interval": found["method"], "method": a, "vs": b, "metric": metric,
             "mean_a": float(np.mean(va)), "mean_b": float(np.mean(vb)), "files": [res_a.name, res_b.name]}
