@@ -303,32 +303,35 @@ def test_target_only_run_does_not_encode_the_sources(monkeypatch):
     assert sorted(encoded) == sorted([data.target.n_items, data.sources[0].n_items])
 
 
-def test_cold_start_curve_trains_with_its_own_patience(monkeypatch):
-    """``cold_start.patience`` reaches every training of the curve (baselines and strategy), and only them:
-    the main models keep ``train.patience``."""
+def test_cold_start_curve_trains_with_its_own_patience_and_batch_size(monkeypatch):
+    """``cold_start.patience`` and ``cold_start.batch_size`` reach every training of the curve (baselines
+    and strategy), and only them: the main models keep ``train.patience`` and ``train.batch_size``."""
     from xdtutor import pipeline
 
     seen = []
     real_finetune, real_baseline = pipeline.finetune, pipeline.train_baseline
 
     def spy_finetune(config, target, transferred, seed, checkpoint_dir=None):
-        seen.append((transferred.name, len(target.train), config.train_config(seed).patience))
+        loop = config.train_config(seed)
+        seen.append((transferred.name, len(target.train), loop.patience, loop.batch_size))
         return real_finetune(config, target, transferred, seed, checkpoint_dir)
 
     def spy_baseline(name, target, train_config, **kwargs):
-        seen.append((name, len(target.train), train_config.patience))
+        seen.append((name, len(target.train), train_config.patience, train_config.batch_size))
         return real_baseline(name, target, train_config, **kwargs)
 
     monkeypatch.setattr(pipeline, "finetune", spy_finetune)
     monkeypatch.setattr(pipeline, "train_baseline", spy_baseline)
     cfg = build_config({**MICRO, "strategies": ["full_finetune"], "baselines": ["text"], "cold_users": {},
-                        "train": {**MICRO["train"], "patience": 3},
+                        "train": {**MICRO["train"], "patience": 3, "batch_size": 16},
                         "cold_start": {"fractions": [0.5], "strategy": "full_finetune", "baselines": ["text"],
-                                       "patience": 9}})
+                                       "patience": 9, "batch_size": 4}})
     run_experiment(cfg, dataset=synthetic_dataset(), text_emb=micro_emb(), log=None)
-    full = max(n for _, n, _ in seen)
-    assert sorted((name, p) for name, n, p in seen if n == full) == [("full_finetune", 3), ("text", 3)]
-    assert sorted((name, p) for name, n, p in seen if n < full) == [("full_finetune", 9), ("text", 9)]
+    full = max(n for _, n, _, _ in seen)
+    assert sorted((name, p, b) for name, n, p, b in seen if n == full) == [("full_finetune", 3, 16),
+                                                                          ("text", 3, 16)]
+    assert sorted((name, p, b) for name, n, p, b in seen if n < full) == [("full_finetune", 9, 4),
+                                                                         ("text", 9, 4)]
 
 
 def test_each_method_trains_with_its_own_settings(monkeypatch):

@@ -371,13 +371,13 @@ def cold_users(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledg
 def cold_start_point(config: ExperimentConfig, prepared: Prepared, knowledge: Knowledge | None, seed: int,
                      fraction: float, results: Results, log: Log, checkpoint_dir: Path | None = None) -> None:
     """One point of the feature-scarcity curve: the models retrained on ``fraction`` of the training users
-    (with the curve's own early-stopping patience when ``cold_start.patience`` is set)."""
+    (with the curve's own early-stopping patience and batch size where ``cold_start`` sets them)."""
     part = keep_train_users(prepared.target, fraction, seed)
+    curve = {k: v for k in ("patience", "batch_size") if (v := getattr(config.cold_start, k)) is not None}
     runs = []
     for name in (*config.cold_start.baselines, config.cold_start.strategy):
-        own = config.for_method(name)  # patience is the curve's, the rest the method's own settings
-        if config.cold_start.patience is not None:
-            own = replace(own, train=replace(own.train, patience=config.cold_start.patience))
+        own = config.for_method(name)  # what the curve sets is the curve's, the rest the method's own
+        own = replace(own, train=replace(own.train, **curve))
         seed_everything(seed)
         ckpt = checkpoint_dir / name if checkpoint_dir is not None else None
         with tracking.run(f"{tracking.current_name() or f'seed{seed}/curve-{fraction:g}'}/{name}"):
