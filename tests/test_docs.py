@@ -117,3 +117,24 @@ def test_the_benchmark_summary_has_a_line_per_file_read_from_it(tmp_path):
     path.write_text(json.dumps(d))
     assert "2.00 s with the full softmax, 0.50 s with `per_domain` (4.0×)" in _benchmarks(tmp_path)
     assert _benchmarks(tmp_path / "empty").startswith("No benchmark has been run yet")
+
+
+def test_the_batch_line_names_each_models_choice_and_reads_the_point(tmp_path):
+    """A cold-start point retrained with smaller batches: the findings line names the batch size each model
+    chose on validation and the strategy's verdict against the better baseline (from the report)."""
+    from dataclasses import replace
+
+    from test_report import _curve_file
+    from xdtutor.docs import _batch_line
+
+    cold = _curve_file("cold_start", {"lora": (.030, [.030, .031, .032]), "text": (.029, [.040, .041, .042]),
+                                      "sasrec": (.031, [.025, .026, .024])})
+    batch = _curve_file("cold_start_batch", {"lora": (.033, [.029, .030, .028]), "text": (.032, [.030, .031, .029]),
+                                             "sasrec": (.028, [.050, .050, .050])})
+    batch.config = replace(batch.config, cold_start=replace(batch.config.cold_start, batch_size=32))
+    line = _batch_line(cold, batch)
+    assert line.startswith("- **Smaller batches at the cold-start curve's 5% point** (`results/cold_start_batch.md`, "
+                           f"3 seed(s); every model retrained with batches of 32 beside `results/cold_start.md`'s "
+                           f"{cold.config.train.batch_size}; chosen on validation: ")
+    assert "lora batch 32" in line and "text batch 32" in line and f"sasrec batch {cold.config.train.batch_size}" in line
+    assert "lora (batch 32) vs text (batch 32, the better baseline on validation): not compared in its file" in line

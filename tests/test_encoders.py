@@ -308,3 +308,10 @@ def test_cuda_autocast_close_to_cpu(minilm):
     exact = TextEncoder(EncoderConfig(batch_size=3, normalize=True, autocast=False), device="cuda")
     assert exact.precision == "fp32"
     assert np.abs(exact.encode(TITLES, progress=False) - cpu).max() < 1e-4
+
+
+def test_repr_names_the_model_not_this_machines_path(minilm):
+    """A chapter prints the encoder: the page shows the model's name, not where this machine installed it."""
+    text = repr(minilm)
+    assert "model='all-MiniLM-L6-v2'" in text
+    assert "site-packages" not in text and "/" not in text.split("model=")[1].split(",")[0]

@@ -369,3 +369,53 @@ def test_protocol_differences_name_the_clauses_each_line_lacks():
     full = "protocol: food; leave-one-out; full ranking, history not masked; max_len=50"
     assert protocol_differences(full, sample) == (["full ranking, history not masked"], ["2% of users", "full ranking"])
     assert protocol_differences(full, full) == ([], [])
+
+
+def _curve_file(name: str, points: dict) -> Results:
+    """A results file with one cold-start point (5 %): ``points[method] = (valid, [test per seed])``."""
+    res = fake(name=name, seeds=(0, 1, 2))
+    res.config = replace(res.config, cold_start=replace(res.config.cold_start, fractions=(0.05,),
+                                                        strategy="lora", baselines=("sasrec", "text")))
+    for method, (valid, tests) in points.items():
+        for seed, test in enumerate(tests):
+            res.cold_start.append({"fraction": 0.05, "method": method, "seed": seed, "train_users": 7,
+                                   "metrics": {"ndcg@10": test}, "valid": {"ndcg@10": valid}})
+    return res
+
+
+def test_curve_setting_is_chosen_on_validation_and_the_point_read_with_each_models_choice():
+    """Each model of a point takes the setting its *validation* score prefers (never test); the strategy is
+    then read against the better baseline on validation: from one file, its stored paired interval; across
+    two files, a Welch interval over the seeds' test values (checked against SciPy)."""
+    from scipy import stats as sps
+
+    from xdtutor.report import curve_choice_reading, curve_setting_choice
+
+    big = _curve_file("cold_big", {"lora": (.030, [.030, .031, .032]), "text": (.029, [.040, .041, .042]),
+                                   "sasrec": (.031, [.025, .026, .024])})
+    small = _curve_file("cold_small", {"lora": (.033, [.029, .030, .028]), "text": (.032, [.030, .031, .029]),
+                                       "sasrec": (.028, [.050, .050, .050])})
+    table = curve_setting_choice({"batch 256": big, "batch 32": small}, 0.05)
+    chosen = dict(table[table["chosen"]][["method", "setting"]].to_numpy())
+    # validation chooses, even where test says otherwise (text at 256 and sasrec at 32 are better on test)
+    assert chosen == {"lora": "batch 32", "text": "batch 32", "sasrec": "batch 256"}
+    row = table.set_index(["method", "setting"]).loc[("text", "batch 256")]
+    assert (row["seeds"], row["valid"], row["test"]) == (3, pytest.approx(.029), pytest.approx(.041))
+    # the better baseline on validation is text (.032 at its chosen setting vs sasrec .031): both from one file
+    small.comparisons.append({"method": curve_key(0.05, "lora"), "vs": curve_key(0.05, "text"), "mean_a": .029,
+                              "mean_b": .030, "diff": -.001, "relative": -1 / 30, "diff_low": -.003,
+                              "diff_high": .001, "relative_low": -.1, "relative_high": .03, "level": .95,
+                              "seeds": 3, "n_users": 100})
+    line = curve_choice_reading({"batch 256": big, "batch 32": small}, 0.05)
+    assert line.startswith("lora (batch 32) vs text (batch 32, the better baseline on validation): -0.0010 (-3.3%); "
+                           "no detectable difference; the 95% interval of the difference [-0.0030, +0.0010]")
+    # text better at 256 on validation: the two sides come from two files -> Welch over seeds
+    big.cold_start = [{**r, "valid": {"ndcg@10": .034}} if r["method"] == "text" else r for r in big.cold_start]
+    line = curve_choice_reading({"batch 256": big, "batch 32": small}, 0.05)
+    welch = sps.ttest_ind([.029, .030, .028], [.040, .041, .042], equal_var=False).confidence_interval(0.95)
+    assert line.startswith("lora (batch 32) vs text (batch 256, the better baseline on validation): -0.0120 (-29.3%); "
+                           "files `cold_small` vs `cold_big`, no per-user pairing across files; 95% interval over 3 "
+                           f"seeds (seed variation only) [{welch.low:+.4f}, {welch.high:+.4f}]: lower")
+    with pytest.raises(ValueError, match="seeds differ"):
+        big.cold_start = [r for r in big.cold_start if r["seed"] != 2]
+        curve_setting_choice({"batch 256": big, "batch 32": small}, 0.05)

@@ -241,7 +241,7 @@ class TextEncoder:
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"TextEncoder(model={c.model_path!r}, pooling={self.pooling!r}, max_tokens={c.max_tokens}, "
+        return (f"TextEncoder(model={model_id(c.model)!r}, pooling={self.pooling!r}, max_tokens={c.max_tokens}, "
                 f"normalize={self.normalize}, dim={self.dim}, device={self.device}, precision={self.precision})")
 
     def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -323,7 +323,7 @@ class SentenceEncoder:
     def __repr__(self) -> str:
         c = self.config
         modules = " -> ".join(type(m).__name__ for m in self.model)
-        return (f"SentenceEncoder(model={c.model_path!r}, modules={modules}, max_tokens={c.max_tokens}, "
+        return (f"SentenceEncoder(model={model_id(c.model)!r}, modules={modules}, max_tokens={c.max_tokens}, "
                 f"dim={self.dim}, device={self.device}, precision={self.precision})")
 
     def encode(self, texts: Sequence[str], *, progress: bool = True) -> np.ndarray:

@@ -520,6 +520,73 @@ def curve_comparisons(cold: Results, full: Results | None = None, metric: str = 
                                       "diff_high", "relative_low", "relative_high", "verdict"])
 
 
+def curve_setting_choice(variants: Mapping[str, Results], fraction: float,
+                         metric: str = "ndcg@10") -> pd.DataFrame:
+    """One point of the cold-start curve trained under several settings (one results file each, e.g. the
+    batch size): every model's mean validation and test ``metric`` per setting, and the setting each
+    model's validation score chooses.
+
+    Args:
+        variants: Setting label (e.g. ``"batch 256"``) -> the results file trained with it; every file
+            must have the point's rows of the same seeds.
+        fraction: The point (e.g. ``0.05``).
+
+    Returns:
+        One row per (method, setting): ``method, setting, seeds, valid, test, chosen``; ``chosen`` marks
+        each method's setting with the highest mean validation score (test never chooses).
+
+    Raises:
+        ValueError: If a file has no rows at ``fraction`` or the files' seeds differ.
+    """
+    rows = []
+    for label, res in variants.items():
+        here = [r for r in res.cold_start if r["fraction"] == fraction]
+        if not here:
+            raise ValueError(f"{res.name} has no cold-start rows at fraction {fraction:g}")
+        rows += [{"method": r["method"], "setting": label, "seed": r["seed"],
+                  "valid": (r.get("valid") or {}).get(metric), "test": r["metrics"][metric]} for r in here]
+    frame = pd.DataFrame(rows)
+    seeds = frame.groupby("setting")["seed"].apply(lambda s: tuple(sorted(set(s))))
+    if seeds.nunique() != 1:
+        raise ValueError(f"the files' seeds differ: {dict(seeds)}; their points are not comparable")
+    out = (frame.groupby(["method", "setting"], sort=False)
+           .agg(seeds=("seed", "nunique"), valid=("valid", "mean"), test=("test", "mean")).reset_index())
+    best = out.loc[out.groupby("method", sort=False)["valid"].idxmax(), ["method", "setting"]]
+    out["chosen"] = [(m, st) in set(map(tuple, best.to_numpy())) for m, st in zip(out["method"], out["setting"])]
+    return out
+
+
+def curve_choice_reading(variants: Mapping[str, Results], fraction: float, metric: str = "ndcg@10") -> str:
+    """The point's verdict with every model at the setting its validation score chose
+    (:func:`curve_setting_choice`): the curve's strategy against the baseline that is better on
+    validation. Both chosen from one file: that file's paired two-level interval; from two files: a Welch
+    interval over the seeds' test values (the files keep no per-user rows to pair), said as such."""
+    table = curve_setting_choice(variants, fraction, metric)
+    chosen = table[table["chosen"]].set_index("method")
+    first = next(iter(variants.values()))
+    strategy, baselines = first.config.cold_start.strategy, first.config.cold_start.baselines
+    best = max((b for b in baselines if b in chosen.index), key=lambda b: chosen.loc[b, "valid"])
+    (sa, res_a), (sb, res_b) = ((chosen.loc[m, "setting"], variants[chosen.loc[m, "setting"]])
+                                for m in (strategy, best))
+    head = f"{strategy} ({sa}) vs {best} ({sb}, the better baseline on validation): "
+    if res_a is res_b:
+        from .results import curve_key  # here: the results module imports this one
+
+        c = res_a.comparison(curve_key(fraction, strategy), curve_key(fraction, best), metric)
+        return head + (difference_text(c) if c else "not compared in its file")
+
+    def values(res: Results, method: str) -> list[float]:
+        return [r["metrics"][metric] for r in sorted(res.cold_start, key=lambda r: r["seed"])
+                if r["fraction"] == fraction and r["method"] == method]
+
+    from .stats import seed_difference
+
+    c = seed_difference(values(res_a, strategy), values(res_b, best))
+    relative = c["diff"] / chosen.loc[best, "test"]
+    return head + (f"{c['diff']:+.4f} ({relative:+.1%}); files `{res_a.name}` vs `{res_b.name}`, no per-user "
+                   f"pairing across files; {seed_interval_text(c)}")
+
+
 def published_markdown(dataset: str) -> list[str]:
     """Markdown lines: the published rows for ``dataset`` with each source's protocol and setup."""
     table = published_table(dataset)
