@@ -133,8 +133,11 @@ def test_the_batch_line_names_each_models_choice_and_reads_the_point(tmp_path):
                                              "sasrec": (.028, [.050, .050, .050])})
     batch.config = replace(batch.config, cold_start=replace(batch.config.cold_start, batch_size=32))
     line = _batch_line(cold, batch)
-    assert line.startswith("- **Smaller batches at the cold-start curve's 5% point** (`results/cold_start_batch.md`, "
+    assert line.startswith("- **Batches of 32 at the cold-start curve's 5% point** (`results/cold_start_batch.md`, "
                            f"3 seed(s); every model retrained with batches of 32 beside `results/cold_start.md`'s "
                            f"{cold.config.train.batch_size}; chosen on validation: ")
     assert "lora batch 32" in line and "text batch 32" in line and f"sasrec batch {cold.config.train.batch_size}" in line
-    assert "lora (batch 32) vs text (batch 32, the better baseline on validation): not compared in its file" in line
+    assert "lora (batch 32) vs text (batch 32, the better baseline on validation): -0.0010 (-3.3%); not compared " \
+           "user by user in `cold_start_batch`" in line
+    with pytest.raises(ValueError, match="the batch size of both"):
+        _batch_line(cold, cold)

@@ -371,15 +371,19 @@ def test_protocol_differences_name_the_clauses_each_line_lacks():
     assert protocol_differences(full, full) == ([], [])
 
 
+_PROTOCOL = Results.load(ROOT / "results" / "cold_start.json").info["protocol"]
+
+
 def _curve_file(name: str, points: dict) -> Results:
     """A results file with one cold-start point (5 %): ``points[method] = (valid, [test per seed])``."""
     res = fake(name=name, seeds=(0, 1, 2))
+    res.info["protocol"] = _PROTOCOL
     res.config = replace(res.config, cold_start=replace(res.config.cold_start, fractions=(0.05,),
                                                         strategy="lora", baselines=("sasrec", "text")))
     for method, (valid, tests) in points.items():
         for seed, test in enumerate(tests):
             res.cold_start.append({"fraction": 0.05, "method": method, "seed": seed, "train_users": 7,
-                                   "metrics": {"ndcg@10": test}, "valid": {"ndcg@10": valid}})
+                                   "metrics": {"ndcg@10": test, "recall@10": 2 * test}, "valid": {"ndcg@10": valid}})
     return res
 
 
@@ -416,6 +420,45 @@ def test_curve_setting_is_chosen_on_validation_and_the_point_read_with_each_mode
     assert line.startswith("lora (batch 32) vs text (batch 256, the better baseline on validation): -0.0120 (-29.3%); "
                            "files `cold_small` vs `cold_big`, no per-user pairing across files; 95% interval over 3 "
                            f"seeds (seed variation only) [{welch.low:+.4f}, {welch.high:+.4f}]: lower")
-    with pytest.raises(ValueError, match="seeds differ"):
-        big.cold_start = [r for r in big.cold_start if r["seed"] != 2]
-        curve_setting_choice({"batch 256": big, "batch 32": small}, 0.05)
+    # the batch size the curve's models trained with: the curve's own, else each method's
+    from xdtutor.report import curve_batch_size
+
+    assert curve_batch_size(big) == big.config.train.batch_size
+    mixed = replace(big.config, per_method={"text": {"train.batch_size": big.config.train.batch_size + 1}})
+    with pytest.raises(ValueError, match="different batch sizes"):
+        curve_batch_size(Results(mixed, rows=[], info={}))
+    curve = replace(mixed, cold_start=replace(mixed.cold_start, batch_size=32))
+    assert curve_batch_size(Results(curve, rows=[], info={})) == 32  # the curve's own wins
+    # the file's report says what the curve trained with
+    own = replace(small.config, cold_start=replace(small.config.cold_start, patience=20, batch_size=32))
+    assert "unchanged; the curve's own early-stopping patience 20, batch size 32):" in markdown(
+        Results(own, rows=small.rows, info=small.info, cold_start=small.cold_start))
+    # across two files only for runs of one experiment
+    big.info["device_name"] = "another CPU"
+    with pytest.raises(ValueError, match="differ in \\['device_name'\\]"):
+        curve_choice_reading({"batch 256": big, "batch 32": small}, 0.05)
+    # one file with no stored comparison: its seeds' interval, said as such
+    small.comparisons = []
+    line = curve_choice_reading({"batch 32": small}, 0.05)
+    assert "not compared user by user in `cold_small`; 95% interval over 3 seeds (seed variation only)" in line
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: f.cold_start.pop(), "every file needs every model with the same seeds"),
+    (lambda f: f.cold_start[0].update(valid={}), "has no validation ndcg@10"),
+    (lambda f: f.cold_start[0].update(train_users=8), "different training users for seeds \\[0\\]"),
+    (lambda f: setattr(f, "config", replace(f.config, cold_start=replace(f.config.cold_start, strategy="fusion"))),
+     "different curves"),
+])
+def test_curve_setting_choice_refuses_files_that_are_not_the_same_point(damage, message):
+    """Each file must hold the same curve with every model, seed and training-user count, and every row a
+    validation score: otherwise a setting would win by another file's absence."""
+    from xdtutor.report import curve_setting_choice
+
+    points = {"lora": (.030, [.030, .031, .032]), "text": (.029, [.040, .041, .042]),
+              "sasrec": (.031, [.025, .026, .024])}
+    a, b = _curve_file("cold_a", points), _curve_file("cold_b", points)
+    assert len(curve_setting_choice({"a": a, "b": b}, 0.05)) == 6
+    damage(b)
+    with pytest.raises(ValueError, match=message):
+        curve_setting_choice({"a": a, "b": b}, 0.05)

@@ -19,8 +19,8 @@ import re
 from pathlib import Path
 
 from .published import SETTING_METHODS
-from .report import (TARGET_GAIN, across_files_text, comparison_text, curve_choice_reading, curve_comparisons,
-                     curve_setting_choice, difference_text,
+from .report import (TARGET_GAIN, across_files_text, comparison_text, curve_batch_size, curve_choice_reading,
+                     curve_comparisons, curve_setting_choice, difference_text,
                      interval_text, protocol_caveat, retrained_reading, settings_text, stop_line,
                      target_across_line, target_line, versus_text)
 from .results import K2F_RETRAINED, Results, find_results
@@ -160,8 +160,11 @@ def _findings(root: Path) -> str:
         strategy = extra.config.cold_start.strategy
         lines.append(_curve_line(extra, None, f"{strategy.capitalize()} on the cold-start curve"))
     batch = _latest(root, "cold_start_batch", having="cold_start")
-    if batch is not None and cold is not None:  # the scarcest point again, with smaller batches
-        lines.append(_batch_line(cold, batch))
+    if batch is not None and cold is not None:  # the scarcest point again, with another batch size
+        try:
+            lines.append(_batch_line(cold, batch))
+        except ValueError as exc:  # e.g. a part published before its seeds were combined: said, not read
+            lines.append(f"- **`results/{batch.name}.md`**: not compared with `results/{cold.name}.md` ({exc}).")
     cg = next((g for g in (r.cold_user_gain() for r in (cold, k2f) if r is not None) if g), None)
     if cg is not None:
         lines.append(f"- **Cold users** (no Food history, none of their Food interactions in any model; "
@@ -259,14 +262,19 @@ def _curve_line(cold: Results, conv: Results | None, title: str = "Cold-start cu
 
 def _batch_line(cold: Results, batch: Results) -> str:
     """A cold-start point retrained with the curve's own batch size: each model's batch size chosen on
-    validation, then the strategy against the better baseline."""
+    validation, then the strategy against the better baseline.
+
+    Raises:
+        ValueError: If the two files trained with the same batch size, or from the report's checks.
+    """
     fraction = batch.config.cold_start.fractions[0]
-    before = cold.config.cold_start.batch_size or cold.config.train.batch_size
-    after = batch.config.cold_start.batch_size
+    before, after = curve_batch_size(cold), curve_batch_size(batch)
+    if before == after:
+        raise ValueError(f"{cold.name} and {batch.name} trained with the batch size of both = {after}")
     variants = {f"batch {before}": cold, f"batch {after}": batch}
     table = curve_setting_choice(variants, fraction)
     chosen = ", ".join(f"{r.method} {r.setting}" for r in table[table["chosen"]].itertuples())
-    return (f"- **Smaller batches at the cold-start curve's {fraction:.0%} point** (`results/{batch.name}.md`, "
+    return (f"- **Batches of {after} at the cold-start curve's {fraction:.0%} point** (`results/{batch.name}.md`, "
             f"{len(batch.config.seeds)} seed(s); every model retrained with batches of {after} beside "
             f"`results/{cold.name}.md`'s {before}; chosen on validation: {chosen}): "
             f"{curve_choice_reading(variants, fraction)}.")

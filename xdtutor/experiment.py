@@ -106,8 +106,8 @@ class ColdStartConfig:
             at 5 % of Kitchen → Food, patience 5 stopped every text-only run and one of three
             transferred runs inside that dip (`results/cold_start.md`, notes).
         batch_size: Batch size of the curve's trainings (``None`` = the method's ``train.batch_size``).
-            With 744 training users (5 % of Food) a batch of 256 is three optimiser steps per epoch:
-            the trainings ran 90–150 epochs and one stopped at the epoch limit still improving
+            With 5 % of Food's training users a batch of 256 is about three optimiser steps per
+            epoch; the trainings there ran for many epochs and some stopped at the epoch limit
             (`results/cold_start.md`), so a small point can ask for more, smaller steps.
     """
 

@@ -520,6 +520,19 @@ def curve_comparisons(cold: Results, full: Results | None = None, metric: str = 
                                       "diff_high", "relative_low", "relative_high", "verdict"])
 
 
+def curve_batch_size(res: Results) -> int:
+    """The batch size every model of ``res``'s cold-start curve trained with.
+
+    Raises:
+        ValueError: If the curve's models trained with different batch sizes (``per_method``).
+    """
+    cs = res.config.cold_start
+    sizes = {cs.batch_size or res.config.for_method(m).train.batch_size for m in (cs.strategy, *cs.baselines)}
+    if len(sizes) != 1:
+        raise ValueError(f"{res.name}: the curve's models trained with different batch sizes {sorted(sizes)}")
+    return sizes.pop()
+
+
 def curve_setting_choice(variants: Mapping[str, Results], fraction: float,
                          metric: str = "ndcg@10") -> pd.DataFrame:
     """One point of the cold-start curve trained under several settings (one results file each, e.g. the
@@ -527,64 +540,95 @@ def curve_setting_choice(variants: Mapping[str, Results], fraction: float,
     model's validation score chooses.
 
     Args:
-        variants: Setting label (e.g. ``"batch 256"``) -> the results file trained with it; every file
-            must have the point's rows of the same seeds.
+        variants: Setting label (e.g. ``"batch 256"``) -> the results file trained with it. Every file
+            must draw the same curve (strategy and baselines) with the same seeds and training users at
+            ``fraction``, and every row must have a validation score.
         fraction: The point (e.g. ``0.05``).
+        metric: The metric read (validation chooses, test is reported).
 
     Returns:
         One row per (method, setting): ``method, setting, seeds, valid, test, chosen``; ``chosen`` marks
-        each method's setting with the highest mean validation score (test never chooses).
+        each method's setting with the highest mean validation score (on a tie, the first of
+        ``variants``); test never chooses.
 
     Raises:
-        ValueError: If a file has no rows at ``fraction`` or the files' seeds differ.
+        ValueError: If a file has no rows at ``fraction``, draws another curve, lacks a model or seed the
+            others have, kept other training users, or has a row without a validation score.
     """
-    rows = []
+    rows, curves = [], set()
     for label, res in variants.items():
         here = [r for r in res.cold_start if r["fraction"] == fraction]
         if not here:
             raise ValueError(f"{res.name} has no cold-start rows at fraction {fraction:g}")
-        rows += [{"method": r["method"], "setting": label, "seed": r["seed"],
-                  "valid": (r.get("valid") or {}).get(metric), "test": r["metrics"][metric]} for r in here]
+        curves.add((res.config.cold_start.strategy, tuple(res.config.cold_start.baselines)))
+        for r in here:
+            valid = (r.get("valid") or {}).get(metric)
+            if valid is None or not math.isfinite(valid):
+                raise ValueError(f"{res.name}: {r['method']} seed {r['seed']} at {fraction:g} has no validation "
+                                 f"{metric}, so no setting can be chosen for it")
+            rows.append({"method": r["method"], "setting": label, "seed": r["seed"],
+                         "users": r.get("train_users"), "valid": valid, "test": r["metrics"][metric]})
+    if len(curves) != 1:
+        raise ValueError(f"the files draw different curves (strategy, baselines): {sorted(curves)}")
     frame = pd.DataFrame(rows)
-    seeds = frame.groupby("setting")["seed"].apply(lambda s: tuple(sorted(set(s))))
-    if seeds.nunique() != 1:
-        raise ValueError(f"the files' seeds differ: {dict(seeds)}; their points are not comparable")
+    seeds = frame.groupby(["setting", "method"], sort=False)["seed"].apply(lambda x: tuple(sorted(x)))
+    if seeds.nunique() != 1 or len(seeds) != len(variants) * frame["method"].nunique():
+        raise ValueError(f"every file needs every model with the same seeds; found {seeds.to_dict()}")
+    users = frame.groupby(["seed"])["users"].nunique()
+    if (users > 1).any():
+        raise ValueError(f"the files kept different training users for seeds {list(users.index[users > 1])}")
     out = (frame.groupby(["method", "setting"], sort=False)
            .agg(seeds=("seed", "nunique"), valid=("valid", "mean"), test=("test", "mean")).reset_index())
-    best = out.loc[out.groupby("method", sort=False)["valid"].idxmax(), ["method", "setting"]]
-    out["chosen"] = [(m, st) in set(map(tuple, best.to_numpy())) for m, st in zip(out["method"], out["setting"])]
+    best = out.groupby("method", sort=False)["valid"].idxmax()  # first maximum: the earlier variant on a tie
+    out["chosen"] = out.index.isin(best.to_numpy())
     return out
 
 
 def curve_choice_reading(variants: Mapping[str, Results], fraction: float, metric: str = "ndcg@10") -> str:
-    """The point's verdict with every model at the setting its validation score chose
-    (:func:`curve_setting_choice`): the curve's strategy against the baseline that is better on
-    validation. Both chosen from one file: that file's paired two-level interval; from two files: a Welch
-    interval over the seeds' test values (the files keep no per-user rows to pair), said as such."""
+    """The point's verdict with every model at the setting its validation score chose.
+
+    The curve's strategy against the baseline that is better on validation, each at its chosen setting
+    (:func:`curve_setting_choice`). Both from one file: that file's stored paired two-level interval (a
+    Welch interval over its seeds where it stored none); from two files: a Welch interval over the seeds'
+    test values, said as such (committed files keep no per-user rows to pair), after checking that the
+    files are runs of one experiment (:func:`xdtutor.results.check_comparable`).
+
+    Args:
+        variants: Setting label -> results file, as for :func:`curve_setting_choice`.
+        fraction: The point.
+        metric: The metric read.
+
+    Returns:
+        ``"<strategy> (<setting>) vs <baseline> (<setting>, the better baseline on validation): <difference>"``.
+
+    Raises:
+        ValueError: From :func:`curve_setting_choice`, or if the two files are not comparable.
+    """
+    from .results import check_comparable, curve_key  # here: the results module imports this one
+    from .stats import seed_difference
+
     table = curve_setting_choice(variants, fraction, metric)
     chosen = table[table["chosen"]].set_index("method")
     first = next(iter(variants.values()))
     strategy, baselines = first.config.cold_start.strategy, first.config.cold_start.baselines
-    best = max((b for b in baselines if b in chosen.index), key=lambda b: chosen.loc[b, "valid"])
+    best = max(baselines, key=lambda b: chosen.loc[b, "valid"])  # the first baseline on a tie
     (sa, res_a), (sb, res_b) = ((chosen.loc[m, "setting"], variants[chosen.loc[m, "setting"]])
                                 for m in (strategy, best))
     head = f"{strategy} ({sa}) vs {best} ({sb}, the better baseline on validation): "
-    if res_a is res_b:
-        from .results import curve_key  # here: the results module imports this one
-
-        c = res_a.comparison(curve_key(fraction, strategy), curve_key(fraction, best), metric)
-        return head + (difference_text(c) if c else "not compared in its file")
+    stored = res_a.comparison(curve_key(fraction, strategy), curve_key(fraction, best), metric)
+    if res_a is res_b and stored:
+        return head + difference_text(stored)
+    check_comparable(res_a, res_b)
 
     def values(res: Results, method: str) -> list[float]:
         return [r["metrics"][metric] for r in sorted(res.cold_start, key=lambda r: r["seed"])
                 if r["fraction"] == fraction and r["method"] == method]
 
-    from .stats import seed_difference
-
     c = seed_difference(values(res_a, strategy), values(res_b, best))
-    relative = c["diff"] / chosen.loc[best, "test"]
-    return head + (f"{c['diff']:+.4f} ({relative:+.1%}); files `{res_a.name}` vs `{res_b.name}`, no per-user "
-                   f"pairing across files; {seed_interval_text(c)}")
+    where = (f"files `{res_a.name}` vs `{res_b.name}`, no per-user pairing across files" if res_a is not res_b
+             else f"not compared user by user in `{res_a.name}`")
+    return head + (f"{c['diff']:+.4f} ({c['diff'] / chosen.loc[best, 'test']:+.1%}); {where}; "
+                   f"{seed_interval_text(c)}")
 
 
 def published_markdown(dataset: str) -> list[str]:
@@ -713,7 +757,11 @@ def markdown(res: Results, overrides: list[str] = ()) -> str:
                 for s, b in sorted(bases.items()))]
         lines.append("")
     if res.cold_start:
-        lines += ["Cold start (fraction of target training users kept; valid/test unchanged):", "",
+        cs = res.config.cold_start
+        own = ", ".join(f"{label} {v}" for label, v in (("early-stopping patience", cs.patience),
+                                                         ("batch size", cs.batch_size)) if v is not None)
+        lines += ["Cold start (fraction of target training users kept; valid/test unchanged"
+                  + (f"; the curve's own {own}" if own else "") + "):", "",
                   "| fraction | method | seed | train users | R@10 | N@10 | stop (best / epochs) |",
                   "|---|---|---|---|---|---|---|"]
         lines += [f"| {r['fraction']:.0%}{' (' + r['from'] + ')' if r.get('from') else ''} | {r['method']} | "

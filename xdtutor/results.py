@@ -500,6 +500,26 @@ def combine(parts: Sequence[Results]) -> Results:
 SHARED_SECTIONS = ("scale", "source_eval_users", "data.", "encoder.", "model.", "pretrain.", "train.", "transfer.")
 
 
+def check_comparable(res_a: Results, res_b: Results) -> None:
+    """Raise unless two results files are runs of one experiment whose rows may be compared across files:
+    the same seeds, scale, protocol, device kind, library versions and shared settings
+    (:data:`SHARED_SECTIONS`; ``cold_start.*`` may differ). A file is always comparable with itself.
+
+    Raises:
+        ValueError: Naming what differs.
+    """
+    if res_a is res_b:
+        return
+    fa, fb = (flatten(r.config.to_dict()) for r in (res_a, res_b))
+    diff = sorted(k for k in set(fa) | set(fb) if k.startswith(SHARED_SECTIONS) and k not in NOT_RESULTS
+                  and fa.get(k) != fb.get(k))
+    diff += ["seeds"] * (sorted(res_a.config.seeds) != sorted(res_b.config.seeds))  # combine keeps part order
+    diff += ["protocol"] * (res_a.protocol != res_b.protocol)  # as Protocols: a newer file's defaults match
+    diff += [k for k in ("device_name", "versions") if res_a.info.get(k) != res_b.info.get(k)]
+    if diff:
+        raise ValueError(f"{res_a.name} and {res_b.name} differ in {diff}; their rows are not comparable")
+
+
 def seed_difference_across(res_a: Results, a: str, res_b: Results, b: str, metric: str = "ndcg@10",
                            level: float = 0.95) -> dict:
     """``a`` of one results file minus ``b`` of another, with a Welch interval over the seeds' test means.
@@ -518,15 +538,7 @@ def seed_difference_across(res_a: Results, a: str, res_b: Results, b: str, metri
             any shared setting (:data:`SHARED_SECTIONS`; the dotted keys are named).
         KeyError: If a method has no rows in its file.
     """
-    if res_a is not res_b:  # one file (Results.seed_difference) is always comparable with itself
-        fa, fb = (flatten(r.config.to_dict()) for r in (res_a, res_b))
-        diff = sorted(k for k in set(fa) | set(fb) if k.startswith(SHARED_SECTIONS) and k not in NOT_RESULTS
-                      and fa.get(k) != fb.get(k))
-        diff += ["seeds"] * (sorted(res_a.config.seeds) != sorted(res_b.config.seeds))  # combine keeps part order
-        diff += ["protocol"] * (res_a.protocol != res_b.protocol)  # as Protocols: a newer file's defaults match
-        diff += [k for k in ("device_name", "versions") if res_a.info.get(k) != res_b.info.get(k)]
-        if diff:
-            raise ValueError(f"{res_a.name} and {res_b.name} differ in {diff}; their rows are not comparable")
+    check_comparable(res_a, res_b)
     va, vb = res_a.test_values(a, metric), res_b.test_values(b, metric)
     found = seed_difference(va, vb, level)  # its "method" names the interval
     return {**found, "interval": found["method"], "method": a, "vs": b, "metric": metric,
