@@ -413,6 +413,9 @@ def test_curve_setting_is_chosen_on_validation_and_the_point_read_with_each_mode
     line = curve_choice_reading({"batch 256": big, "batch 32": small}, 0.05)
     assert line.startswith("lora (batch 32) vs text (batch 32, the better baseline on validation): -0.0010 (-3.3%); "
                            "no detectable difference; the 95% interval of the difference [-0.0030, +0.0010]")
+    # a baseline named by the caller: read at its own chosen setting, and not called "the better" one
+    line = curve_choice_reading({"batch 256": big, "batch 32": small}, 0.05, vs="sasrec")
+    assert line.startswith("lora (batch 32) vs sasrec (batch 256): ") and "files `cold_small` vs `cold_big`" in line
     # text better at 256 on validation: the two sides come from two files -> Welch over seeds
     big.cold_start = [{**r, "valid": {"ndcg@10": .034}} if r["method"] == "text" else r for r in big.cold_start]
     line = curve_choice_reading({"batch 256": big, "batch 32": small}, 0.05)

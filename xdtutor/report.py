@@ -584,10 +584,12 @@ def curve_setting_choice(variants: Mapping[str, Results], fraction: float,
     return out
 
 
-def curve_choice_reading(variants: Mapping[str, Results], fraction: float, metric: str = "ndcg@10") -> str:
+def curve_choice_reading(variants: Mapping[str, Results], fraction: float, metric: str = "ndcg@10",
+                         vs: str | None = None) -> str:
     """The point's verdict with every model at the setting its validation score chose.
 
-    The curve's strategy against the baseline that is better on validation, each at its chosen setting
+    The curve's strategy against ``vs`` (default: the baseline that is better on validation), each at its
+    chosen setting
     (:func:`curve_setting_choice`). Both from one file: that file's stored paired two-level interval (a
     Welch interval over its seeds where it stored none); from two files: a Welch interval over the seeds'
     test values, said as such (committed files keep no per-user rows to pair), after checking that the
@@ -597,9 +599,11 @@ def curve_choice_reading(variants: Mapping[str, Results], fraction: float, metri
         variants: Setting label -> results file, as for :func:`curve_setting_choice`.
         fraction: The point.
         metric: The metric read.
+        vs: The baseline compared with; ``None``: the one with the higher validation score.
 
     Returns:
-        ``"<strategy> (<setting>) vs <baseline> (<setting>, the better baseline on validation): <difference>"``.
+        ``"<strategy> (<setting>) vs <baseline> (<setting>, the better baseline on validation): <difference>"``
+        (without "the better baseline…" when ``vs`` names it).
 
     Raises:
         ValueError: From :func:`curve_setting_choice`, or if the two files are not comparable.
@@ -611,10 +615,10 @@ def curve_choice_reading(variants: Mapping[str, Results], fraction: float, metri
     chosen = table[table["chosen"]].set_index("method")
     first = next(iter(variants.values()))
     strategy, baselines = first.config.cold_start.strategy, first.config.cold_start.baselines
-    best = max(baselines, key=lambda b: chosen.loc[b, "valid"])  # the first baseline on a tie
+    best = vs or max(baselines, key=lambda b: chosen.loc[b, "valid"])  # the first baseline on a tie
     (sa, res_a), (sb, res_b) = ((chosen.loc[m, "setting"], variants[chosen.loc[m, "setting"]])
                                 for m in (strategy, best))
-    head = f"{strategy} ({sa}) vs {best} ({sb}, the better baseline on validation): "
+    head = f"{strategy} ({sa}) vs {best} ({sb}{'' if vs else ', the better baseline on validation'}): "
     stored = res_a.comparison(curve_key(fraction, strategy), curve_key(fraction, best), metric)
     if res_a is res_b and stored:
         return head + difference_text(stored)
