@@ -36,7 +36,7 @@ from xdtutor.encoders import EncoderConfig, TextEncoder, model_id
 from xdtutor.experiment import build_config
 from xdtutor.pipeline import collect
 from xdtutor.provenance import provenance
-from xdtutor.report import difference_text
+from xdtutor.readings import difference_text
 from xdtutor.stats import difference_of_differences, paired_difference
 from xdtutor.utils import write_json
 

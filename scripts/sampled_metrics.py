@@ -26,7 +26,7 @@ from xdtutor.evaluate import evaluate
 from xdtutor.experiment import build_config
 from xdtutor.models import Popularity
 from xdtutor.pipeline import collect
-from xdtutor.report import mean_std
+from xdtutor.readings import mean_std
 from xdtutor.provenance import provenance
 from xdtutor.sampled_metrics import compare_protocols, expected_sampled_metrics, ranking_agreement
 from xdtutor.utils import write_json

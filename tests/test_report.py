@@ -10,10 +10,11 @@ import pytest
 from test_results import ROOT, fake
 from xdtutor.experiment import DataConfig
 from xdtutor.published import SETTING_METHODS, published_table, published_value
-from xdtutor.report import (best_across, budget_note, comparison_text, comparisons_frame, curve_comparisons, curve_points, gain_line,
-                            difference_text, gain_vs_line, interval_text, keep_notes, markdown, mean_std, publish,
-                            published_gap_text, published_gaps, retrained_reading, STALE_NOTES, setup_differences, stop_line, target_across_line, target_line,
-                            training_seconds)
+from xdtutor.curve_readings import curve_comparisons, curve_points
+from xdtutor.published_readings import published_gap_text, published_gaps, retrained_reading, setup_differences
+from xdtutor.readings import (best_across, budget_note, comparison_text, comparisons_frame, difference_text, gain_line,
+                              gain_vs_line, interval_text, mean_std, stop_line, target_across_line, target_line)
+from xdtutor.report import STALE_NOTES, keep_notes, markdown, publish, training_seconds
 from xdtutor.results import Results, curve_key
 
 
@@ -363,7 +364,7 @@ def test_runs_made_before_the_source_cut_say_so():
 
 
 def test_protocol_differences_name_the_clauses_each_line_lacks():
-    from xdtutor.report import protocol_differences
+    from xdtutor.readings import protocol_differences
 
     sample = "protocol: food; leave-one-out, 2% of users; full ranking; max_len=50"
     full = "protocol: food; leave-one-out; full ranking, history not masked; max_len=50"
@@ -393,7 +394,7 @@ def test_curve_setting_is_chosen_on_validation_and_the_point_read_with_each_mode
     two files, a Welch interval over the seeds' test values (checked against SciPy)."""
     from scipy import stats as sps
 
-    from xdtutor.report import curve_choice_reading, curve_setting_choice
+    from xdtutor.curve_readings import curve_choice_reading, curve_setting_choice
 
     big = _curve_file("cold_big", {"lora": (.030, [.030, .031, .032]), "text": (.029, [.040, .041, .042]),
                                    "sasrec": (.031, [.025, .026, .024])})
@@ -424,7 +425,7 @@ def test_curve_setting_is_chosen_on_validation_and_the_point_read_with_each_mode
                            "files `cold_small` vs `cold_big`, no per-user pairing across files; 95% interval over 3 "
                            f"seeds (seed variation only) [{welch.low:+.4f}, {welch.high:+.4f}]: lower")
     # the batch size the curve's models trained with: the curve's own, else each method's
-    from xdtutor.report import curve_batch_size
+    from xdtutor.curve_readings import curve_batch_size
 
     assert curve_batch_size(big) == big.config.train.batch_size
     mixed = replace(big.config, per_method={"text": {"train.batch_size": big.config.train.batch_size + 1}})
@@ -456,7 +457,7 @@ def test_curve_setting_is_chosen_on_validation_and_the_point_read_with_each_mode
 def test_curve_setting_choice_refuses_files_that_are_not_the_same_point(damage, message):
     """Each file must hold the same curve with every model, seed and training-user count, and every row a
     validation score: otherwise a setting would win by another file's absence."""
-    from xdtutor.report import curve_setting_choice
+    from xdtutor.curve_readings import curve_setting_choice
 
     points = {"lora": (.030, [.030, .031, .032]), "text": (.029, [.040, .041, .042]),
               "sasrec": (.031, [.025, .026, .024])}

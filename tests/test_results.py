@@ -11,7 +11,8 @@ import pytest
 
 from test_experiment import MICRO
 from xdtutor.experiment import build_config
-from xdtutor.report import STALE_NOTES, budget_table, refresh_markdown
+from xdtutor.readings import budget_table
+from xdtutor.report import STALE_NOTES, refresh_markdown
 from xdtutor.results import Results, find_results, upgrade
 from xdtutor.train import History
 
@@ -176,7 +177,7 @@ def test_helpers_read_a_real_results_file(tmp_path):
     from test_pipeline import micro_emb
     from test_transfer import synthetic_dataset
     from xdtutor.pipeline import run_experiment
-    from xdtutor.report import budget_note
+    from xdtutor.readings import budget_note
 
     cfg = build_config({**MICRO, "strategies": ["zero_shot", "full_finetune"], "baselines": ["popularity", "text"],
                         "cold_start": {"fractions": []}, "cold_users": {}, "scale": "full",
@@ -214,7 +215,7 @@ def test_seed_difference_across_files_compares_only_runs_of_the_same_experiment(
     still matches one written after: the defaults compare equal)."""
     from dataclasses import replace
 
-    from xdtutor.report import across_files_text, comparison_text, versus_text
+    from xdtutor.readings import across_files_text, comparison_text, versus_text
     from xdtutor.results import seed_difference_across
 
     conv = Results.load(ROOT / "results" / "kitchen_to_food_converged.json")

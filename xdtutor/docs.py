@@ -7,7 +7,7 @@ A page marks each generated region with an HTML comment pair (invisible when ren
     <!-- /generated -->
 
 :func:`snippets` composes every region's text from ``results/*.json`` (through
-:mod:`xdtutor.results` and :mod:`xdtutor.report`) and ``benchmarks/results/*.json``; nothing in it
+:mod:`xdtutor.results` and the readings modules) and ``benchmarks/results/*.json``; nothing in it
 is typed by hand. ``python scripts/render_docs.py`` rewrites the regions; ``--check`` (and a test)
 fails when a page and its files disagree.
 """
@@ -19,10 +19,11 @@ import re
 from pathlib import Path
 
 from .published import SETTING_METHODS
-from .report import (TARGET_GAIN, across_files_text, comparison_text, curve_batch_size, curve_choice_reading,
-                     curve_comparisons, curve_setting_choice, difference_text,
-                     interval_text, protocol_caveat, retrained_reading, settings_text, stop_line,
-                     target_across_line, target_line, versus_text)
+from .curve_readings import curve_batch_size, curve_choice_reading, curve_comparisons, curve_setting_choice
+from .published_readings import retrained_reading
+from .readings import (TARGET_GAIN, across_files_text, comparison_text, difference_text, interval_text, settings_text,
+                       stop_line, target_across_line, target_line, versus_text)
+from .report import protocol_caveat
 from .results import K2F_RETRAINED, Results, find_results
 
 PAGES = ("README.md", "book/10_faq.md", "benchmarks/README.md")

@@ -6,7 +6,7 @@ folder or a committed ``results/<name>.json`` back, :func:`combine` merges runs 
 experiment with different seeds (seeds run as separate processes), and :func:`find_results`
 finds the committed files of an experiment, and :func:`seed_difference_across` compares a method
 of one file with one of another run of the same experiment. Everything a reader sees — a table, a gain, a test, a
-budget warning — is computed here from those rows and rendered by :mod:`xdtutor.report`.
+budget warning — is computed here from those rows and rendered by :mod:`xdtutor.report` and :mod:`xdtutor.readings`.
 
 Spread is the **sample** standard deviation over seeds (``ddof=1``); with one seed it is undefined
 (``NaN``, shown as "n = 1"), never 0.
