@@ -142,6 +142,24 @@ def test_the_batch_line_names_each_models_choice_and_reads_the_point(tmp_path):
     with pytest.raises(ValueError, match="the batch size of both"):
         _batch_line(cold, cold)
 
+    # a file of two points (configs/cold_start_batch_wide.yaml): each point read with its own choices
+    def two_points(res, test_shift):
+        res.cold_start += [{**r, "fraction": 0.2, "metrics": {k: v + test_shift for k, v in r["metrics"].items()}}
+                           for r in res.cold_start]
+        res.config = replace(res.config, cold_start=replace(res.config.cold_start, fractions=(0.05, 0.2)))
+        return res
+
+    line = _batch_line(two_points(cold, .01), two_points(batch, .02))
+    assert line.startswith("- **Batches of 32 at the cold-start curve's 5% and 20% points** "
+                           "(`results/cold_start_batch.md`, 3 seed(s); every model retrained with batches of 32 "
+                           f"beside `results/cold_start.md`'s {cold.config.train.batch_size}): at 5% (chosen on "
+                           f"validation: sasrec batch {cold.config.train.batch_size}, lora batch 32, text batch 32): "
+                           "lora (batch 32) vs text (batch 32, the better baseline on validation): -0.0010 (-3.3%); ")
+    # at 20% every test value is .02 higher in the batch-32 file: the same difference, relative to .050
+    assert "; at 20% (chosen on validation: sasrec batch " in line
+    assert line.count("lora (batch 32) vs text (batch 32, the better baseline on validation)") == 2
+    assert "-0.0010 (-2.0%)" in line
+
 
 def test_the_architecture_map_names_every_module():
     """docs/architecture.md is the map a newcomer reads first: a module added (or split off) without its

@@ -245,6 +245,25 @@ def test_stop_line_counts_target_and_source_trainings_apart():
     assert stop_line(res) == "this file does not record how its trainings ended"
 
 
+def test_stop_line_counts_the_cold_start_curves_trainings():
+    """A curve's rows carry their own stop reason (no history): a curve with trainings at the epoch limit
+    must say so, or a file of unconverged points reads as converged (results/cold_start.md had 9 of 27)."""
+    from xdtutor.readings import curve_stop_line
+
+    res = fake(stops=("patience", "patience"))
+    assert curve_stop_line(res) == ""
+    for epochs, why in ((40, "patience"), (150, "max_epochs"), (90, "patience")):
+        res.cold_start.append({"fraction": 0.2, "method": "text", "seed": 0, "train_users": 7, "epochs": epochs,
+                               "stop_reason": why, "metrics": {"ndcg@10": .01}})
+    res.cold_start.append({"fraction": 0.2, "method": "sasrec", "seed": 0, "metrics": {"ndcg@10": .01}})  # older row
+    said = "cold-start curve: 2 of 3 trainings stopped by early stopping (40–150 epochs), 1 at the epoch limit"
+    assert curve_stop_line(res) == said
+    assert stop_line(res) == ("1 of 1 target training stopped by early stopping (3 epochs); " + said
+                              + "; source pretraining (1 run): 1 by early stopping")
+    res.histories = {}  # a curve-only file still says how its curve ended
+    assert stop_line(res) == said
+
+
 def test_budget_note_names_a_methods_own_time_cap():
     """A cap set only under ``per_method`` fired: the note says so, with that method's minutes."""
     res = fake(stops=("patience", "time_limit"), caps=(None, None))

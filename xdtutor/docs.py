@@ -21,8 +21,8 @@ from pathlib import Path
 from .published import SETTING_METHODS
 from .curve_readings import curve_batch_size, curve_choice_reading, curve_comparisons, curve_setting_choice
 from .published_readings import retrained_reading
-from .readings import (TARGET_GAIN, across_files_text, comparison_text, difference_text, interval_text, settings_text,
-                       stop_line, target_across_line, target_line, versus_text)
+from .readings import (TARGET_GAIN, across_files_text, comparison_text, curve_stop_line, difference_text, interval_text,
+                       settings_text, stop_line, target_across_line, target_line, versus_text)
 from .report import protocol_caveat
 from .results import K2F_RETRAINED, Results, find_results
 
@@ -160,8 +160,10 @@ def _findings(root: Path) -> str:
     if extra is not None:  # another strategy retrained where the curve's showed no lead over text
         strategy = extra.config.cold_start.strategy
         lines.append(_curve_line(extra, None, f"{strategy.capitalize()} on the cold-start curve"))
-    batch = _latest(root, "cold_start_batch", having="cold_start")
-    if batch is not None and cold is not None:  # the scarcest point again, with another batch size
+    for name in ("cold_start_batch", "cold_start_batch_wide"):  # curve points again, another batch size
+        batch = _latest(root, name, having="cold_start")
+        if batch is None or cold is None:
+            continue
         try:
             lines.append(_batch_line(cold, batch))
         except ValueError as exc:  # e.g. a part published before its seeds were combined: said, not read
@@ -244,7 +246,9 @@ def _encoder_line(size: dict) -> str:
 
 def _curve_line(cold: Results, conv: Results | None, title: str = "Cold-start curve") -> str:
     """The cold-start curve: at each point, the strategy vs the best target-only model on validation."""
-    head = f"- **{title}** (`results/{cold.config.name}.md`, {len(cold.config.seeds)} seed(s)"
+    stops = curve_stop_line(cold)
+    head = (f"- **{title}** (`results/{cold.config.name}.md`, {len(cold.config.seeds)} seed(s)"
+            + (f"; {stops}" if stops else ""))
     table = curve_comparisons(cold, conv)
     best = table[table["best"].astype(bool)]
     others = table[~table["best"].astype(bool)]
@@ -262,23 +266,31 @@ def _curve_line(cold: Results, conv: Results | None, title: str = "Cold-start cu
 
 
 def _batch_line(cold: Results, batch: Results) -> str:
-    """A cold-start point retrained with the curve's own batch size: each model's batch size chosen on
-    validation, then the strategy against the better baseline.
+    """Cold-start points retrained with the curve's own batch size: at each point, each model's batch
+    size chosen on validation, then the strategy against the better baseline.
 
     Raises:
         ValueError: If the two files trained with the same batch size, or from the report's checks.
     """
-    fraction = batch.config.cold_start.fractions[0]
+    fractions = batch.config.cold_start.fractions
     before, after = curve_batch_size(cold), curve_batch_size(batch)
     if before == after:
         raise ValueError(f"{cold.name} and {batch.name} trained with the batch size of both = {after}")
     variants = {f"batch {before}": cold, f"batch {after}": batch}
-    table = curve_setting_choice(variants, fraction)
-    chosen = ", ".join(f"{r.method} {r.setting}" for r in table[table["chosen"]].itertuples())
-    return (f"- **Batches of {after} at the cold-start curve's {fraction:.0%} point** (`results/{batch.name}.md`, "
+    points = []
+    for fraction in fractions:
+        table = curve_setting_choice(variants, fraction)
+        chosen = ", ".join(f"{r.method} {r.setting}" for r in table[table["chosen"]].itertuples())
+        points.append((fraction, chosen, curve_choice_reading(variants, fraction)))
+    where = " and ".join(f"{f:.0%}" for f in fractions) + f" point{'s' * (len(fractions) > 1)}"
+    head = (f"- **Batches of {after} at the cold-start curve's {where}** (`results/{batch.name}.md`, "
             f"{len(batch.config.seeds)} seed(s); every model retrained with batches of {after} beside "
-            f"`results/{cold.name}.md`'s {before}; chosen on validation: {chosen}): "
-            f"{curve_choice_reading(variants, fraction)}.")
+            f"`results/{cold.name}.md`'s {before}" + (f"; {curve_stop_line(batch)}" if curve_stop_line(batch) else ""))
+    if len(points) == 1:
+        (_, chosen, reading), = points
+        return f"{head}; chosen on validation: {chosen}): {reading}."
+    return head + "): " + "; ".join(f"at {f:.0%} (chosen on validation: {chosen}): {reading}"
+                                    for f, chosen, reading in points) + "."
 
 
 def _pretraining_speed(root: Path) -> str:

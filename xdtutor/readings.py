@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from typing import TYPE_CHECKING, Mapping
 
 import pandas as pd
@@ -294,8 +295,8 @@ def stop_line(res: Results) -> str:
     (3 runs): 1 by early stopping, 2 at the epoch limit"`` — a converged run is one whose target trainings
     all stopped by early stopping; a pretraining at its epoch limit is said, not hidden.
     """
-    reasons = res.stop_reasons()
-    if reasons.empty:
+    reasons, curve = res.stop_reasons(), curve_stop_line(res)
+    if reasons.empty and not curve:
         return "this file does not record how its trainings ended"
     target, source = reasons[reasons["what"] != "source"], reasons[reasons["what"] == "source"]
 
@@ -312,9 +313,26 @@ def stop_line(res: Results) -> str:
                      f"stopping ({low}{f'–{high}' if high > low else ''} epochs)"
                      + ("" if early == len(target) else
                         "; " + ", ".join(counts(target[target["stop_reason"] != "patience"]))))
+    if curve:  # the cold-start curve's trainings, after the main ones
+        parts.append(curve)
     if not source.empty:
         parts.append(f"source pretraining ({len(source)} run{'s' * (len(source) > 1)}): {', '.join(counts(source))}")
     return "; ".join(parts)
+
+
+def curve_stop_line(res: Results) -> str:
+    """How the cold-start curve's trainings ended (its rows carry their own stop reason, not a history),
+    e.g. ``"cold-start curve: 18 of 27 trainings stopped by early stopping (50–150 epochs), 9 at the
+    epoch limit"``; ``""`` when the file has no curve or its rows do not record it (older files)."""
+    rows = [r for r in res.cold_start if r.get("stop_reason")]
+    if not rows:
+        return ""
+    early = sum(r["stop_reason"] == "patience" for r in rows)
+    epochs = [int(r["epochs"]) for r in rows if r.get("epochs")]
+    span = f" ({min(epochs)}{f'–{max(epochs)}' if max(epochs) > min(epochs) else ''} epochs)" if epochs else ""
+    others = Counter(r["stop_reason"] for r in rows if r["stop_reason"] != "patience")
+    return (f"cold-start curve: {early} of {len(rows)} training{'s' * (len(rows) > 1)} stopped by early "
+            f"stopping{span}" + "".join(f", {n} {STOP_WORDS.get(why, why)}" for why, n in others.items()))
 
 
 def _cap(minutes: float | None) -> str:
