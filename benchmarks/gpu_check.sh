@@ -53,7 +53,12 @@ EOF
     cp -r "$src/$d" "$CARRY/data/$d"
   done
   chmod -R u+w "$CARRY"
-  rm -f "$CARRY"/data/amazon_food_kitchen_llmcdsr/*.pkl
+  # a pickle goes only where its derived JSON came with it (the mirror has derived/; a download cache
+  # has the pickles alone, which the loaders then read)
+  for pkl in "$CARRY"/data/amazon_food_kitchen_llmcdsr/*.pkl; do
+    stem=$(basename "${pkl%.pkl}")
+    if [[ -f "$CARRY/data/amazon_food_kitchen_llmcdsr/derived/$stem.json" ]]; then rm -f "$pkl"; fi
+  done
   du -sh "$CARRY"
   echo "carry: .cache/gpu_carry   command: bash benchmarks/gpu_check.sh"
   exit 0

@@ -256,7 +256,9 @@ def test_stop_line_counts_the_cold_start_curves_trainings():
         res.cold_start.append({"fraction": 0.2, "method": "text", "seed": 0, "train_users": 7, "epochs": epochs,
                                "stop_reason": why, "metrics": {"ndcg@10": .01}})
     res.cold_start.append({"fraction": 0.2, "method": "sasrec", "seed": 0, "metrics": {"ndcg@10": .01}})  # older row
-    said = "cold-start curve: 2 of 3 trainings stopped by early stopping (40–150 epochs), 1 at the epoch limit"
+    # the span is the early-stopped trainings' (40 and 90 epochs); the older row counts, as not recorded
+    said = ("cold-start curve: 2 of 4 trainings stopped by early stopping (40–90 epochs), 1 at the epoch limit, "
+            "1 not recorded")
     assert curve_stop_line(res) == said
     assert stop_line(res) == ("1 of 1 target training stopped by early stopping (3 epochs); " + said
                               + "; source pretraining (1 run): 1 by early stopping")

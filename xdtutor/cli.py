@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     anywhere = argparse.ArgumentParser(add_help=False)
     anywhere.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     sub = p.add_subparsers(dest="command", required=True)
-    data = sub.add_parser("data", help="list datasets, print and check their statistics")
+    data = sub.add_parser("data", parents=[anywhere], help="list datasets, print and check their statistics")
     dsub = data.add_subparsers(dest="data_command", required=True)
     dsub.add_parser("list", help="registered datasets", parents=[anywhere]).set_defaults(func=_data_list)
     st = dsub.add_parser("stats", help="statistics of a dataset, checked against the registry", parents=[anywhere])

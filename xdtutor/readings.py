@@ -324,15 +324,15 @@ def curve_stop_line(res: Results) -> str:
     """How the cold-start curve's trainings ended (its rows carry their own stop reason, not a history),
     e.g. ``"cold-start curve: 18 of 27 trainings stopped by early stopping (50–150 epochs), 9 at the
     epoch limit"``; ``""`` when the file has no curve or its rows do not record it (older files)."""
-    rows = [r for r in res.cold_start if r.get("stop_reason")]
-    if not rows:
+    rows = res.cold_start
+    if not any(r.get("stop_reason") for r in rows):
         return ""
-    early = sum(r["stop_reason"] == "patience" for r in rows)
-    epochs = [int(r["epochs"]) for r in rows if r.get("epochs")]
-    span = f" ({min(epochs)}{f'–{max(epochs)}' if max(epochs) > min(epochs) else ''} epochs)" if epochs else ""
-    others = Counter(r["stop_reason"] for r in rows if r["stop_reason"] != "patience")
-    return (f"cold-start curve: {early} of {len(rows)} training{'s' * (len(rows) > 1)} stopped by early "
-            f"stopping{span}" + "".join(f", {n} {STOP_WORDS.get(why, why)}" for why, n in others.items()))
+    early = [int(r["epochs"]) for r in rows if r.get("stop_reason") == "patience" and r.get("epochs")]
+    span = f" ({min(early)}{f'–{max(early)}' if max(early) > min(early) else ''} epochs)" if early else ""
+    others = Counter(r.get("stop_reason") or "?" for r in rows if r.get("stop_reason") != "patience")
+    n_early = sum(r.get("stop_reason") == "patience" for r in rows)
+    return (f"cold-start curve: {n_early} of {len(rows)} training{'s' * (len(rows) > 1)} stopped by early "
+            f"stopping{span}" + "".join(f", {n} {STOP_WORDS.get(why, 'not recorded')}" for why, n in others.items()))
 
 
 def _cap(minutes: float | None) -> str:
