@@ -9,6 +9,7 @@ up here, by name, before the ``-W`` build fails on it.
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,22 @@ def test_the_glossary_is_the_books_one_glossary():
     for path in (BOOK / "chapters").glob("*.md"):
         assert "{glossary}" not in path.read_text(encoding="utf-8"), f"{path.name}: a second glossary"
     assert "(../glossary.md)" in read("chapters/02_core_concepts"), "chapter 2 points at the glossary"
+
+
+def test_the_project_template_is_a_config_that_trains_to_convergence(tmp_path):
+    """The course project's config (syllabus, step 2) loads as written, names only strategies and
+    baselines the package has, and at full scale has no time cap: a template that extended the capped
+    kitchen_to_food.yaml sent every team's "final three-seed run" out under 6-minute caps."""
+    from xdtutor.baselines import BASELINES
+    from xdtutor.experiment import load_config
+    from xdtutor.transfer import STRATEGIES
+
+    block = re.search(r"```yaml\n(.*?extends:.*?)```", read("syllabus"), re.S)
+    assert block, "the syllabus has no project config"
+    text = re.sub(r"^ {3}", "", block.group(1), flags=re.M)
+    configs = shutil.copytree(ROOT / "configs", tmp_path / "configs")  # extends: is relative to the file
+    mine = configs / "my_project.yaml"
+    mine.write_text(text.replace("/path/to/FOLDER", str(tmp_path)), encoding="utf-8")
+    config = load_config(mine, ["scale=full"])
+    assert set(config.strategies) <= set(STRATEGIES) and set(config.baselines) <= set(BASELINES)
+    assert config.train.max_train_minutes is None and config.pretrain.max_train_minutes is None
