@@ -9,7 +9,9 @@ Options: ``--device cuda`` (what :file:`gpu_check.sh` uses), ``--out DIR`` (defa
 ``benchmarks/results``), ``--only encoding scaling …``, ``--skip end_to_end``, ``--quick`` (tiny
 sizes, a smoke run of the scripts, seconds to a minute — its numbers mean nothing), and
 ``--e2e-timeout`` seconds per end-to-end config, ``--threads`` (torch CPU threads, default 1 —
-steadier numbers on a shared machine; both sides of every comparison use the same setting).
+steadier numbers on a shared machine; both sides of every comparison use the same setting), and
+``--budget`` seconds for the whole run (a lent GPU machine's time is counted): a benchmark still running
+when it is spent is stopped, the ones after it are not started, and ``latest.md``'s footer names both.
 """
 
 from __future__ import annotations
@@ -57,37 +59,55 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of every script")
     p.add_argument("--e2e-timeout", type=float, default=None,
                    help="seconds per end-to-end config (default: the script's)")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds for the whole run: the benchmark running when they are spent is stopped, "
+                        "later ones are not started (default: no limit)")
     args = p.parse_args(argv)
+    if args.budget is not None and args.budget <= 0:
+        p.error(f"--budget must be positive, got {args.budget:g}")
     names = [n for n in (args.only or BENCHMARKS) if n not in args.skip]
     Path(args.out).mkdir(parents=True, exist_ok=True)
 
-    times, failed = {}, []
+    times, failed, stopped, not_run = {}, [], [], []
     t_all = time.perf_counter()
     for name in names:
+        left = None if args.budget is None else args.budget - (time.perf_counter() - t_all)
+        if stopped or (left is not None and left < 1):
+            not_run.append(name)
+            continue
         cmd = [sys.executable, "-m", BENCHMARKS[name], "--device", args.device, "--out", args.out]
         if args.threads and args.device != "cuda":
             cmd += ["--threads", str(args.threads)]
         if args.quick:
             cmd += QUICK[name]
-        if name == "end_to_end" and args.e2e_timeout:
-            cmd += ["--timeout", str(args.e2e_timeout)]
+        if name == "end_to_end" and (args.e2e_timeout or left is not None):
+            # its own timeout lets it report a run it stopped, rather than being killed with it
+            limits = [t for t in (args.e2e_timeout, None if left is None else max(left - 15, 1)) if t]
+            cmd += ["--timeout", str(min(limits))]
         print(f"\n=== {name}: {' '.join(cmd[1:])}", flush=True)
         t0 = time.perf_counter()
-        rc = subprocess.call(cmd)
+        try:
+            rc = subprocess.call(cmd, timeout=left)
+        except subprocess.TimeoutExpired:  # call() has killed the child
+            rc = None
+            stopped.append(name)
+            print(f"=== {name} stopped: the budget of {args.budget:g} s is spent", flush=True)
         times[name] = time.perf_counter() - t0
-        if rc != 0:
+        if rc not in (0, None):
             failed.append(name)
             print(f"=== {name} FAILED (exit {rc})", flush=True)
     total = time.perf_counter() - t_all
     md = common.write_markdown(args.out)
     footer = ("\n*`python -m benchmarks.run_all` wall time per benchmark: "
               + ", ".join(f"{n} {s:.0f} s" for n, s in times.items()) + f"; total {total:.0f} s"
-              + (f"; failed: {', '.join(failed)}" if failed else "") + ".*\n")
+              + (f"; failed: {', '.join(failed)}" if failed else "")
+              + (f"; stopped by the {args.budget:g} s budget: {', '.join(stopped)}" if stopped else "")
+              + (f"; not run (budget spent): {', '.join(not_run)}" if not_run else "") + ".*\n")
     with open(md, "a", encoding="utf-8") as fh:
         fh.write(footer)
     print(f"\nwrote {md}")
     print(footer.strip())
-    return 1 if failed else 0
+    return 1 if failed or stopped or not_run else 0
 
 
 if __name__ == "__main__":

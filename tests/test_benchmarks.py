@@ -199,3 +199,73 @@ def test_seconds_at_patience_puts_two_stopping_rules_on_one_footing():
     epochs = [10.0] * 11  # a run that waited 6 epochs after its best
     assert seconds_at_patience(row, epochs, patience=5) == 10 * 10.0 + 10 * 1.0
     assert seconds_at_patience(row, epochs[:7], patience=5) == 7 * 10.0 + 7 * 1.0  # stopped earlier: as run
+
+
+# ----------------------------------------------------------------------------- run budget (a lent GPU's time)
+
+def test_run_all_budget_stops_the_running_benchmark_and_skips_the_rest(tmp_path, monkeypatch, capsys):
+    """``--budget``: the benchmark running when the budget is spent is stopped (its child killed by
+    ``subprocess.call(timeout=…)``), later ones are not started, the footer names both, the exit is 1."""
+    import subprocess
+
+    calls = []
+
+    def fake_call(cmd, timeout=None):
+        calls.append((cmd[2], timeout))
+        raise subprocess.TimeoutExpired(cmd, timeout)
+
+    monkeypatch.setattr(run_all.subprocess, "call", fake_call)
+    rc = run_all.main(["--out", str(tmp_path), "--only", "training", "encoding", "--budget", "30"])
+    assert rc == 1
+    assert [c[0] for c in calls] == ["benchmarks.bench_training"]   # encoding never started
+    assert 29 <= calls[0][1] <= 30                                    # the child got what was left
+    footer = (tmp_path / "latest.md").read_text()
+    assert "stopped by the 30 s budget: training" in footer and "not run (budget spent): encoding" in footer
+
+
+def test_run_all_gives_end_to_end_a_timeout_inside_the_budget(tmp_path, monkeypatch):
+    """end_to_end gets its own ``--timeout`` below what is left, so it reports a stopped run itself."""
+    seen = {}
+
+    def fake_call(cmd, timeout=None):
+        seen["cmd"], seen["timeout"] = cmd, timeout
+        return 0
+
+    monkeypatch.setattr(run_all.subprocess, "call", fake_call)
+    assert run_all.main(["--out", str(tmp_path), "--only", "end_to_end", "--budget", "100",
+                         "--e2e-timeout", "500"]) == 0
+    own = float(seen["cmd"][seen["cmd"].index("--timeout") + 1])
+    assert own < seen["timeout"] <= 100 and own >= 80
+
+
+def test_end_to_end_sets_a_gpu_run_beside_the_committed_cpu_run(tmp_path):
+    """bench_end_to_end.committed_counterpart: the committed converged run's part for seed 0 (its wall time,
+    device, and each training with epochs and stop reason, source pretraining first);
+    progress_of: what a stopped run's folder had finished and the epoch each unfinished training reached."""
+    from benchmarks import bench_end_to_end as e2e
+
+    res = json.loads((ROOT / "results" / "kitchen_to_food_converged.json").read_text())
+    part = next(p for p in res["parts"] if p["seeds"] == [0])
+    ref = e2e.committed_counterpart("kitchen_to_food_converged", [0])
+    assert ref["wall_s"] == round(part["wall_seconds"], 1) and ref["device"] == part["device"]
+    assert ref["trainings"][0]["method"] == "source" and {t["seed"] for t in ref["trainings"]} == {0}
+    trained = {t["method"] for t in ref["trainings"]}
+    assert {"full_finetune", "sasrec", "text"} <= trained and "popularity" not in trained
+    assert e2e.committed_counterpart("kitchen_to_food_converged", [7]) is None
+    assert e2e.committed_counterpart("no_such_config", [0]) is None
+
+    run = tmp_path / "run"
+    (run / "progress" / "seed0").mkdir(parents=True)
+    row = {"method": "sasrec", "kind": "baseline", "seed": 0, "best_epoch": 12, "stop_reason": "patience",
+           "train_seconds": 41.04}
+    (run / "progress" / "seed0" / "sasrec.json").write_text(json.dumps({"rows": [row]}))
+    (run / "models" / "seed0" / "text").mkdir(parents=True)
+    (run / "models" / "seed0" / "text" / "last.json").write_text(json.dumps({"epoch": 7}))
+    (tmp_path / "ck" / "a1b2").mkdir(parents=True)
+    (tmp_path / "ck" / "a1b2" / "last.json").write_text(json.dumps({"epoch": 3}))
+    got = e2e.progress_of(run, tmp_path / "ck")
+    assert got["finished"] == [{"method": "sasrec", "seed": 0, "best_epoch": 12, "stop_reason": "patience",
+                                "train_s": 41.0}]
+    assert got["last_epoch"] == {"seed0/text": 7, "source/a1b2": 3}
+    with pytest.raises(Exception, match="no configs/nope.yaml"):
+        e2e.config_name("nope")
