@@ -13,7 +13,10 @@ item texts; encoding them is *not* part of the epoch (it happens once, cached on
 
 ``--chunk-rows 0 32`` trains each model once per setting of the encoder's length-sorted chunks
 (``SequenceEncoder.chunk_rows``; 0 = the whole batch padded to its longest history, the old
-behaviour) and ``summary["speedup"]`` gives the ratio; ``summary["profile"]`` splits a few training
+behaviour; the models' default chunks on the CPU only) and ``summary["speedup"]`` gives the ratio of
+the last setting over the first; ``--precision fp32 bf16`` (CUDA) trains each once without and with
+bf16 autocast (``TrainConfig.bf16``; default: what ``fit`` does on the device). With ``--epochs``
+above 1, ``epoch_s`` is the median of the epochs after the first (the first pays for CUDA's start-up); ``summary["profile"]`` splits a few training
 steps of each setting into matrix products, dropout masks (``bernoulli``), softmax and the rest
 (``torch.profiler``, self CPU time), i.e. where the time went before and after.
 
@@ -22,7 +25,9 @@ Run: ``python -m benchmarks.bench_training [--dataset scientific|food] [--chunk-
 
 from __future__ import annotations
 
+import statistics
 import time
+from dataclasses import replace
 
 import torch
 
@@ -40,8 +45,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--chunk-rows", type=int, nargs="+", default=[32],
                    help="encoder chunk sizes to compare (0 = no length-sorted chunks)")
     p.add_argument("--profile-steps", type=int, default=5, help="training steps profiled per setting (0 = none)")
+    p.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=None,
+                   help="train once per precision (bf16 = autocast, CUDA only; default: bf16 on CUDA, else fp32)")
     args = p.parse_args(argv)
     device = common.setup(args)
+    precisions = args.precision or (["bf16"] if device.type == "cuda" else ["fp32"])
+    if "bf16" in precisions and device.type != "cuda":
+        p.error("--precision bf16 needs CUDA (fit uses bf16 autocast there only)")
     env = common.environment(device)
 
     from xdtutor.data import load_dataset
@@ -67,50 +77,51 @@ def main(argv: list[str] | None = None) -> dict:
         encode_seconds = time.perf_counter() - t0
 
     rows, profile = [], {}
-    for chunk in args.chunk_rows:
-        for name in args.models:
-            torch.manual_seed(args.seed)
-            if name == "sasrec":
-                model = SASRec(split.n_items, hidden=args.hidden, max_len=cfg.max_len)
-            else:
-                model = TextSeqRec(text_emb, hidden=args.hidden, max_len=cfg.max_len,
-                                   adaptor="moe" if name == "text_moe" else "linear")
-            model.encoder.chunk_rows = chunk
-            label = type(model).__name__ + (" (moe)" if name == "text_moe" else "")
-            if args.profile_steps:
-                profile[f"{label}, chunk_rows={chunk}"] = profile_steps(model, inputs, targets, args)
-            total, trainable = count_parameters(model)
-            with common.peak_memory(device) as mem:
-                history = fit(model, split, cfg)
-            t0 = time.perf_counter()
-            evaluate(model, split.valid, split.protocol, device=device, batch_size=cfg.eval_batch_size)
-            common.sync(device)
-            valid_s = time.perf_counter() - t0
-            epoch_s = history.total_seconds / len(history.epochs)
-            train_s = max(epoch_s - valid_s, 1e-9)
-            rows.append({"model": label, "chunk_rows": chunk,
-                         "params": total, "trainable": trainable, "rows": n_rows, "targets": n_targets,
-                         "epochs": len(history.epochs), "epoch_s": round(epoch_s, 2),
-                         "valid_s": round(valid_s, 2), "train_seq_per_s": round(n_rows / train_s, 1),
-                         "train_targets_per_s": round(n_targets / train_s, 1), "peak_mib": round(mem.mib, 1),
-                         "final_loss": round(history.train_loss[-1], 4),
-                         "valid_ndcg@10": round(history.valid_metrics[-1]["ndcg@10"], 4)})
-            del model
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+    for chunk, precision, name in ((c, pr, m) for c in args.chunk_rows for pr in precisions for m in args.models):
+        torch.manual_seed(args.seed)
+        if name == "sasrec":
+            model = SASRec(split.n_items, hidden=args.hidden, max_len=cfg.max_len)
+        else:
+            model = TextSeqRec(text_emb, hidden=args.hidden, max_len=cfg.max_len,
+                               adaptor="moe" if name == "text_moe" else "linear")
+        model.encoder.chunk_rows = chunk
+        label = type(model).__name__ + (" (moe)" if name == "text_moe" else "")
+        if args.profile_steps and precision == precisions[0]:
+            profile[f"{label}, chunk_rows={chunk}"] = profile_steps(model, inputs, targets, args)
+        total, trainable = count_parameters(model)
+        with common.peak_memory(device) as mem:
+            history = fit(model, split, replace(cfg, bf16=precision == "bf16"))
+        t0 = time.perf_counter()
+        evaluate(model, split.valid, split.protocol, device=device, batch_size=cfg.eval_batch_size)
+        common.sync(device)
+        valid_s = time.perf_counter() - t0
+        seconds = history.epoch_seconds
+        epoch_s = statistics.median(seconds[1:]) if len(seconds) > 1 else seconds[0]
+        train_s = max(epoch_s - valid_s, 1e-9)
+        rows.append({"model": label, "chunk_rows": chunk, "precision": precision,
+                     "params": total, "trainable": trainable, "rows": n_rows, "targets": n_targets,
+                     "epochs": len(history.epochs), "epoch_s": round(epoch_s, 2),
+                     "valid_s": round(valid_s, 2), "train_seq_per_s": round(n_rows / train_s, 1),
+                     "train_targets_per_s": round(n_targets / train_s, 1), "peak_mib": round(mem.mib, 1),
+                     "final_loss": round(history.train_loss[-1], 4),
+                     "valid_ndcg@10": round(history.valid_metrics[-1]["ndcg@10"], 4)})
+        del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     speedup = {}
     if len(args.chunk_rows) > 1:
         first, last = args.chunk_rows[0], args.chunk_rows[-1]
         for label in dict.fromkeys(r["model"] for r in rows):
             a = next(r for r in rows if r["model"] == label and r["chunk_rows"] == first)
-            b = next(r for r in rows if r["model"] == label and r["chunk_rows"] == last)
+            b = next(r for r in rows if r["model"] == label and r["chunk_rows"] == last
+                     and r["precision"] == a["precision"])
             speedup[label] = round(b["train_seq_per_s"] / a["train_seq_per_s"], 2)
 
     summary = {"dataset": split.protocol.describe(), "batch_size": args.batch_size,
                "speedup": speedup, "profile": profile,
-               "bf16_autocast": device.type == "cuda" and cfg.bf16,
+               "precisions": precisions,
                "encode_seconds": round(encode_seconds, 2), "memory_method": mem.method}
-    columns = ["model", "chunk_rows", "params", "trainable", "rows", "targets", "epochs", "epoch_s", "valid_s",
+    columns = ["model", "chunk_rows", "precision", "params", "trainable", "rows", "targets", "epochs", "epoch_s", "valid_s",
                "train_seq_per_s", "train_targets_per_s", "peak_mib", "final_loss", "valid_ndcg@10"]
     common.write_result("training" if args.dataset == "scientific" else f"training_{args.dataset}", args, env, rows,
                         summary, columns,

@@ -119,6 +119,37 @@ def test_the_benchmark_summary_has_a_line_per_file_read_from_it(tmp_path):
     assert _benchmarks(tmp_path / "empty").startswith("No benchmark has been run yet")
 
 
+def test_the_gpu_summary_reads_its_folder_a_stopped_run_and_the_cpu_comparison(tmp_path):
+    """benchmarks/README.md's GPU region: a line per ``benchmarks/results/gpu/*.json``, a stopped end-to-end
+    run says how far it got, and the GPU-vs-CPU epoch line divides the two files' epochs."""
+    import json
+    import shutil
+
+    from xdtutor.docs import _benchmarks
+
+    shutil.copytree(ROOT / "benchmarks" / "results", tmp_path / "benchmarks" / "results")
+    gpu = tmp_path / "benchmarks" / "results" / "gpu"
+    text = _benchmarks(tmp_path, "benchmarks/results/gpu")
+    named = [m.group(1) for m in re.finditer(r"\(`(\w+\.json)`", text)]
+    assert named == sorted(p.name for p in gpu.glob("*.json"))
+    e2e = json.loads((gpu / "end_to_end.json").read_text())
+    e2e["rows"][0].update(status="stopped after 9 s (timeout)",
+                          progress={"finished": [{"method": "sasrec"}], "last_epoch": {"source/ab12": 4, "seed0/text": 2}})
+    (gpu / "end_to_end.json").write_text(json.dumps(e2e))
+    text = _benchmarks(tmp_path, "benchmarks/results/gpu")
+    assert "stopped after 9 s (timeout), 1 trainings finished, source pretraining at epoch 4, seed0/text at epoch 2" in text
+    for name, epoch in (("gpu/training_fp32.json", 0.5), ("training.json", 2.0)):
+        path = tmp_path / "benchmarks" / "results" / name
+        d = json.loads(path.read_text())
+        d["rows"] = [{**r, "epoch_s": epoch} for r in d["rows"]]
+        path.write_text(json.dumps(d))
+    last = _benchmarks(tmp_path, "benchmarks/results/gpu").splitlines()[-1]
+    assert last.startswith("* One training epoch on Scientific, GPU vs CPU") and "SASRec 0.50 s vs 2.0 s" in last
+    assert "4.0×" in last
+    shutil.rmtree(gpu)
+    assert "is empty" in _benchmarks(tmp_path, "benchmarks/results/gpu")
+
+
 def test_the_batch_line_names_each_models_choice_and_reads_the_point(tmp_path):
     """A cold-start point retrained with smaller batches: the findings line names the batch size each model
     chose on validation and the strategy's verdict against the better baseline (from the report)."""

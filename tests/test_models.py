@@ -270,6 +270,29 @@ def test_length_sorted_chunks_encode_each_row_as_the_whole_batch_does():
     assert (outs[0][x == 0] == 0).all()                              # padding stays zero
 
 
+def test_length_sorted_chunks_are_a_cpu_default_and_an_explicit_setting_everywhere(monkeypatch):
+    """chunk_rows=None (the default) chunks on the CPU only: on a GPU each chunk is more kernel launches
+    and a host sync, so the whole batch goes at once there; an explicit chunk_rows is used on every device."""
+    from xdtutor.models import SASRec
+    from xdtutor.models.blocks import CPU_CHUNK_ROWS, SequenceEncoder
+
+    enc = SequenceEncoder(hidden=16, max_len=12)
+    assert enc.chunk_rows is None
+    assert enc.chunk_rows_on(torch.device("cpu")) == CPU_CHUNK_ROWS == 32
+    assert enc.chunk_rows_on(torch.device("cuda", 0)) == 0 and enc.chunk_rows_on("mps") == 0
+    enc.chunk_rows = 5
+    assert enc.chunk_rows_on("cpu") == enc.chunk_rows_on("cuda") == 5
+    enc.chunk_rows = 0
+    assert enc.chunk_rows_on("cpu") == 0
+
+    model = SASRec(40, hidden=16, n_layers=1, n_heads=2, max_len=12).eval()
+    sizes = []
+    real = SequenceEncoder._encode
+    monkeypatch.setattr(SequenceEncoder, "_encode", lambda self, v, m: sizes.append(len(v)) or real(self, v, m))
+    model(torch.randint(1, 40, (70, 12)))                            # on the CPU: chunks of 32
+    assert sizes == [32, 32, 6]
+
+
 @pytest.mark.parametrize("make", [ALL_MODELS[0], ALL_MODELS[2]])
 def test_chunked_logits_give_the_same_loss_and_gradients(make):
     """train.logits_chunk: chunks under activation checkpointing, the same loss and gradients."""

@@ -338,12 +338,37 @@ def _evaluation_line(rows: list[dict], s: dict) -> str:
 
 
 def _training_line(rows: list[dict], s: dict, target: str) -> str:
-    epochs = "; ".join(f"{r['model']} (chunk_rows={r['chunk_rows']}) {r['epoch_s']:.1f} s" for r in rows)
+    def setting(r: dict) -> str:  # files written before --precision have no precision column
+        return f"chunk_rows={r['chunk_rows']}" + (f", {r['precision']}" if r.get("precision") else "")
+
+    epochs = "; ".join(f"{r['model']} ({setting(r)}) {_seconds(r['epoch_s'])}" for r in rows)
     line = f"One training epoch on {target} ({rows[0]['rows']:,} windows, batch {s['batch_size']}): {epochs}"
     if s.get("speedup"):  # bench_training: training sequences/s of its last chunk_rows over its first
-        line += ("; length-sorted chunks vs whole-batch padding, training sequences/s: "
+        first, last = rows[0]["chunk_rows"], rows[-1]["chunk_rows"]
+        line += (f"; chunk_rows={last} vs {first}, training sequences/s: "
                  + ", ".join(f"{m} {x:.2f}×" for m, x in s["speedup"].items()))
     return line
+
+
+def _seconds(x: float) -> str:
+    return f"{x:.2f} s" if x < 1 else f"{x:.1f} s"
+
+
+def _gpu_vs_cpu(root: Path) -> str | None:
+    """One Scientific training epoch: the GPU's default settings (``training_fp32.json``) against the CPU
+    file's fastest setting per model (``benchmarks/results/training.json``), or None without both."""
+    gpu, cpu = root / "benchmarks/results/gpu/training_fp32.json", root / "benchmarks/results/training.json"
+    if not (gpu.is_file() and cpu.is_file()):
+        return None
+    g, c = (json.loads(f.read_text(encoding="utf-8")) for f in (gpu, cpu))
+    parts = []
+    for r in g["rows"]:
+        best = min((x for x in c["rows"] if x["model"] == r["model"]), key=lambda x: x["epoch_s"], default=None)
+        if best:
+            parts.append(f"{r['model']} {_seconds(r['epoch_s'])} vs {_seconds(best['epoch_s'])} "
+                         f"(chunk_rows={best['chunk_rows']}), {best['epoch_s'] / r['epoch_s']:.1f}×")
+    where = f"{g['env'].get('device_name')} vs {c['env'].get('device_name')} with {c['env'].get('torch_threads')} thread"
+    return f"* One training epoch on Scientific, GPU vs CPU ({where}): " + "; ".join(parts) + "." if parts else None
 
 
 def _step_line(rows: list[dict], s: dict, what: str, other: str) -> str:
@@ -378,8 +403,22 @@ def _memory_line(rows: list[dict], s: dict) -> str:
 
 def _end_to_end_line(rows: list[dict], s: dict) -> str:
     walls = [r["wall_s"] for r in rows if r.get("status") == "ok"]
-    return (f"`xdtutor run` at `scale: ci`: {min(walls):.0f}–{max(walls):.0f} s per config, {len(walls)} configs, "
-            "embedding cache warm")
+    parts = [f"{min(walls):.0f}–{max(walls):.0f} s per config, {len(walls)} configs"] if walls else []
+    for r in rows:  # a full-scale run: beside its committed run; a stopped one: how far it got
+        if r.get("status") != "ok":
+            reached = ", ".join(f"{'source pretraining' if k.startswith('source/') else k} at epoch {e}"
+                                for k, e in (r.get("progress") or {}).get("last_epoch", {}).items())
+            done = len((r.get("progress") or {}).get("finished", []))
+            parts.append(f"`{r['config']}` {r['status']}, {done} trainings finished"
+                         + (f", {reached} reached" if reached else ""))
+        elif r.get("committed_wall_s"):
+            parts.append(f"`{r['config']}` {r['wall_s']:.0f} s")
+        ref = r.get("committed")
+        if ref:
+            trained = ", ".join(f"{t['method']} {t['train_s']:.0f} s" for t in ref["trainings"])
+            parts[-1] += f" (its part in `{ref['file']}`, on {ref['device']}: {ref['wall_s']:.0f} s; {trained})"
+    scale = rows[0].get("scale", "ci")
+    return f"`xdtutor run` at `scale: {scale}`: " + "; ".join(parts)
 
 
 #: benchmarks/results/<name>.json -> its line of the benchmarks README (from the file's rows and summary)
@@ -388,6 +427,7 @@ BENCH_LINES = {
     "evaluation": _evaluation_line,
     "training": lambda rows, s: _training_line(rows, s, "Scientific"),
     "training_food": lambda rows, s: _training_line(rows, s, "Food"),
+    "training_fp32": lambda rows, s: _training_line(rows, s, "Scientific"),
     "negatives": lambda rows, s: _step_line(rows, s, "Kitchen pretraining", "in_batch"),
     "joint": lambda rows, s: _step_line(rows, s, "joint Kitchen + Food training", "per_domain"),
     "recbole": _recbole_line,
@@ -397,12 +437,12 @@ BENCH_LINES = {
 }
 
 
-def _benchmarks(root: Path) -> str:
-    """The benchmarks README's summary: a line per ``benchmarks/results/*.json`` file (:data:`BENCH_LINES`;
+def _benchmarks(root: Path, folder: str = "benchmarks/results") -> str:
+    """The benchmarks README's summary: a line per ``<folder>/*.json`` file (:data:`BENCH_LINES`;
     a file without a formatter is named, so a new benchmark is not left out silently), with the load
     average it started under (the machines are shared)."""
     lines = []
-    for path in sorted((root / "benchmarks" / "results").glob("*.json")):
+    for path in sorted((root / folder).glob("*.json")):
         d = json.loads(path.read_text(encoding="utf-8"))
         if path.stem not in BENCH_LINES:
             lines.append(f"* `{path.name}`: no summary line yet (`xdtutor.docs.BENCH_LINES`); see `results/latest.md`.")
@@ -411,14 +451,19 @@ def _benchmarks(root: Path) -> str:
             lines.append(f"* {line} (`{path.name}`; {env.get('device_name', '?')}, {env.get('cpu_count', '?')} "
                          f"cores, torch threads {env.get('torch_threads', '?')}, load "
                          f"{env.get('load_avg_1min_start', float('nan')):.1f} at the start).")
-    return "\n".join(lines) or "No benchmark has been run yet (`python -m benchmarks.run_all`)."
+    if folder.endswith("gpu") and (line := _gpu_vs_cpu(root)):
+        lines.append(line)
+    return "\n".join(lines) or (f"No benchmark has been run yet (`{folder}` is empty)."
+                                if folder != "benchmarks/results" else
+                                "No benchmark has been run yet (`python -m benchmarks.run_all`).")
 
 
 def snippets(root: str | Path) -> dict[str, str]:
     """Every generated region's text, by name, from the files under ``root`` (the repository)."""
     root = Path(root)
     return {"findings": _findings(root), "pretraining_speed": _pretraining_speed(root),
-            "source_yardstick": _source_yardstick(root), "benchmarks": _benchmarks(root)}
+            "source_yardstick": _source_yardstick(root), "benchmarks": _benchmarks(root),
+            "gpu_benchmarks": _benchmarks(root, "benchmarks/results/gpu")}
 
 
 def render(text: str, values: dict[str, str]) -> str:

@@ -17,6 +17,13 @@ runs the transformer on chunks of ``chunk_rows`` rows, each cut to its own longe
 the right, so this changes no result: every row is encoded on its own). The batch itself — which
 rows train together — is unchanged. :func:`last_states` does the same for scoring.
 
+The chunks pay on a CPU, where a step's time is arithmetic. On a GPU a step of this small model is
+bound by kernel launches and by the host waiting for the device (each chunk reads its longest
+history back), so 8 chunks of 32 rows cost about 8 times one padded batch: the default
+(``chunk_rows=None``) chunks on the CPU only (:data:`CPU_CHUNK_ROWS` rows) and encodes the whole
+batch at once elsewhere. An explicit ``chunk_rows`` is used on every device
+(``benchmarks/bench_training.py --chunk-rows 32 0`` compares them).
+
 Both shortcuts read the data to choose shapes, which ``torch.compile(fullgraph=True)`` cannot
 trace. ``static_shapes = True`` (set by the models' ``use_static_shapes``) turns them off: every
 row is encoded over all ``L`` columns — more arithmetic on CPU, one graph for a compiler.
@@ -29,6 +36,10 @@ from typing import Callable
 import torch
 from torch import nn
 
+#: Rows per length-sorted chunk on the CPU when ``SequenceEncoder.chunk_rows`` is ``None`` (the default):
+#: the fastest of 0/16/32/64 on Scientific and Food (``benchmarks/results/training*.json``).
+CPU_CHUNK_ROWS = 32
+
 
 class SequenceEncoder(nn.Module):
     """Learned positions + LayerNorm/dropout + ``n_layers`` pre-LN causal transformer layers.
@@ -40,11 +51,12 @@ class SequenceEncoder(nn.Module):
         max_len: Longest sequence L (number of learned positions).
         dropout: Dropout on embeddings, attention and feed-forward.
         ffn_mult: Feed-forward width as a multiple of ``hidden``.
-        chunk_rows: Rows per length-sorted chunk (see the module docstring); 0 = no chunking.
+        chunk_rows: Rows per length-sorted chunk (see the module docstring); 0 = no chunking;
+            ``None`` = :data:`CPU_CHUNK_ROWS` on the CPU, no chunking on other devices.
     """
 
     def __init__(self, hidden: int = 64, n_layers: int = 2, n_heads: int = 2, max_len: int = 50,
-                 dropout: float = 0.2, ffn_mult: int = 4, chunk_rows: int = 32) -> None:
+                 dropout: float = 0.2, ffn_mult: int = 4, chunk_rows: int | None = None) -> None:
         super().__init__()
         self.chunk_rows = chunk_rows
         self.static_shapes = False  # True: no padding trim, no length-sorted chunks (see the module doc)
@@ -86,11 +98,19 @@ class SequenceEncoder(nn.Module):
         B, L, H = item_vectors.shape
         if L > self.max_len:
             raise ValueError(f"sequence length {L} exceeds max_len={self.max_len}")
-        if self.static_shapes or not self.chunk_rows or B <= self.chunk_rows:
+        chunk = self.chunk_rows_on(item_vectors.device)
+        if self.static_shapes or not chunk or B <= chunk:
             return self._encode(item_vectors, is_item)
         order = torch.argsort(is_item.sum(dim=1), stable=True)                 # (B,) short rows first
-        parts = [self._encode(item_vectors[rows], is_item[rows]) for rows in order.split(self.chunk_rows)]
+        parts = [self._encode(item_vectors[rows], is_item[rows]) for rows in order.split(chunk)]
         return torch.cat(parts)[torch.argsort(order)]                            # (B, L, H), original order
+
+    def chunk_rows_on(self, device: torch.device) -> int:
+        """Rows per length-sorted chunk on ``device`` (0 = the whole batch): ``chunk_rows`` when set, else
+        :data:`CPU_CHUNK_ROWS` on the CPU and 0 elsewhere (see the module docstring)."""
+        if self.chunk_rows is not None:
+            return self.chunk_rows
+        return CPU_CHUNK_ROWS if torch.device(device).type == "cpu" else 0
 
     def _encode(self, item_vectors: torch.Tensor, is_item: torch.Tensor) -> torch.Tensor:
         """(b, L, H) -> (b, L, H) for rows encoded together, cut to their longest history."""
