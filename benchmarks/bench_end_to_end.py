@@ -59,23 +59,28 @@ def trainings(res: dict) -> list[dict]:
 
 
 def progress_of(out_dir: Path, checkpoints: Path | None = None) -> dict:
-    """What a stopped run had finished (its run folder's ``progress/`` entries, as :func:`trainings` rows)
-    and the epoch each unfinished training had reached (``models/**/last.json``; source pretraining's
-    under ``checkpoints``, the run's ``checkpoint_dir``, as ``source/<folder>``)."""
+    """What a stopped run had finished (its run folder's ``progress/`` entries, as :func:`trainings` rows),
+    the last epoch of each training that left a checkpoint (``models/**/last.json``; source pretraining's
+    under ``checkpoints``, the run's ``checkpoint_dir``, as ``source/<folder>``) and which of those had
+    ended (``"ended"``: stopped by patience or the epoch limit)."""
     finished = []
     for entry in sorted((out_dir / "progress").glob("seed*/*.json")):
         try:
             finished += trainings({"runs": json.loads(entry.read_text()).get("rows", [])})
         except (OSError, ValueError):
             continue
-    running = {}
+    running, done = {}, []
     for root, prefix in ((out_dir / "models", ""), (checkpoints, "source/")):
         for last in sorted(root.glob("**/last.json")) if root else []:
             try:
-                running[prefix + str(last.parent.relative_to(root))] = json.loads(last.read_text()).get("epoch")
+                state = json.loads(last.read_text())
             except (OSError, ValueError):
                 continue
-    return {"finished": finished, "last_epoch": running}
+            key = prefix + str(last.parent.relative_to(root))
+            running[key] = state.get("epoch")
+            if state.get("finished"):
+                done.append(key)
+    return {"finished": finished, "last_epoch": running, "ended": done}
 
 
 def committed_counterpart(name: str, seeds: list[int]) -> dict | None:
@@ -109,9 +114,12 @@ def _tree_rss(proc) -> int:
 def run_config(name: str, scale: str, sets: list[str], timeout: float, out_dir: Path,
                threads: int = 0) -> dict:
     """Run one config through the CLI in a child process; returns a result row."""
-    checkpoints = out_dir.parent / f"{name}-checkpoints"  # source pretraining's, read if the run is stopped
     cmd = [sys.executable, "-m", "xdtutor.cli", "run", str(ROOT / "configs" / f"{name}.yaml"),
-           "--set", f"scale={scale}", "--out", str(out_dir), "--set", f"checkpoint_dir={checkpoints}"]
+           "--set", f"scale={scale}", "--out", str(out_dir)]
+    checkpoints = None
+    if scale == "full":  # source pretraining's checkpoints where a stopped run's progress can be read
+        checkpoints = out_dir.parent / f"{name}-checkpoints"
+        cmd += ["--set", f"checkpoint_dir={checkpoints}"]
     for s in sets:
         cmd += ["--set", s]
     log = out_dir.parent / f"{name}.log"
@@ -149,7 +157,7 @@ def run_config(name: str, scale: str, sets: list[str], timeout: float, out_dir: 
             row["best_ndcg@10"] = round(best[1]["metrics"]["ndcg@10"], 4)
         row["device"] = res.get("device")
         row["trainings"] = trainings(res)
-    elif status.startswith("stopped"):
+    else:  # stopped or failed: how far it got
         row["progress"] = progress_of(out_dir, checkpoints)
     return row
 
@@ -163,6 +171,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="extra overrides passed to `xdtutor run` (repeatable)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per config before it is stopped")
+    p.add_argument("--total-timeout", type=float, default=None,
+                   help="seconds for all configs together (a config gets what is left, at most --timeout)")
     args = p.parse_args(argv)
     device = common.setup(args)
     env = common.environment(device)
@@ -176,12 +186,16 @@ def main(argv: list[str] | None = None) -> dict:
         sets.append(f"encoder.model={os.environ['XDTUTOR_BENCH_ENCODER']}")
 
     configs = args.configs or list(CUDA_CONFIGS if device.type == "cuda" else CONFIGS)
-    rows = []
+    rows, start = [], time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="xdtutor-e2e-") as tmp:
         for name in configs:
-            rows.append(run_config(name, scale, sets, args.timeout, Path(tmp) / name, args.threads))
-            if scale == "full":
-                seeds = [int(x) for x in next(s for s in sets if s.startswith("seeds="))[7:].strip("[]").split(",")]
+            limit = args.timeout
+            if args.total_timeout is not None:
+                limit = min(limit, max(args.total_timeout - (time.perf_counter() - start), 1.0))
+            rows.append(run_config(name, scale, sets, limit, Path(tmp) / name, args.threads))
+            given = next((s for s in reversed(sets) if s.startswith("seeds=")), "")[len("seeds="):].strip("[] ")
+            if scale == "full" and given:
+                seeds = [int(x) for x in given.split(",")]
                 rows[-1]["committed"] = ref = committed_counterpart(name, seeds)
                 if ref:
                     rows[-1]["committed_wall_s"] = ref["wall_s"]

@@ -42,8 +42,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--subsample", type=float, default=1.0, help="fraction of Scientific users")
     p.add_argument("--models", nargs="+", default=["sasrec", "text"], choices=["sasrec", "text", "text_moe"])
     p.add_argument("--dataset", default="scientific", choices=["scientific", "food"])
-    p.add_argument("--chunk-rows", type=int, nargs="+", default=[32],
-                   help="encoder chunk sizes to compare (0 = no length-sorted chunks)")
+    p.add_argument("--chunk-rows", type=int, nargs="+", default=None,
+                   help="encoder chunk sizes to compare (0 = no length-sorted chunks; default: the models' own, "
+                        "32 on the CPU and none elsewhere)")
+    p.add_argument("--name", default=None,
+                   help="result name (default: training, or training_<dataset> for another dataset)")
     p.add_argument("--profile-steps", type=int, default=5, help="training steps profiled per setting (0 = none)")
     p.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=None,
                    help="train once per precision (bf16 = autocast, CUDA only; default: bf16 on CUDA, else fp32)")
@@ -77,7 +80,8 @@ def main(argv: list[str] | None = None) -> dict:
         encode_seconds = time.perf_counter() - t0
 
     rows, profile = [], {}
-    for chunk, precision, name in ((c, pr, m) for c in args.chunk_rows for pr in precisions for m in args.models):
+    chunks = args.chunk_rows or [None]
+    for chunk, precision, name in ((c, pr, m) for c in chunks for pr in precisions for m in args.models):
         torch.manual_seed(args.seed)
         if name == "sasrec":
             model = SASRec(split.n_items, hidden=args.hidden, max_len=cfg.max_len)
@@ -85,6 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
             model = TextSeqRec(text_emb, hidden=args.hidden, max_len=cfg.max_len,
                                adaptor="moe" if name == "text_moe" else "linear")
         model.encoder.chunk_rows = chunk
+        chunk = model.encoder.chunk_rows_on(device)  # what the setting means here
         label = type(model).__name__ + (" (moe)" if name == "text_moe" else "")
         if args.profile_steps and precision == precisions[0]:
             profile[f"{label}, chunk_rows={chunk}"] = profile_steps(model, inputs, targets, args)
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
         if device.type == "cuda":
             torch.cuda.empty_cache()
     speedup = {}
-    if len(args.chunk_rows) > 1:
+    if args.chunk_rows and len(args.chunk_rows) > 1:
         first, last = args.chunk_rows[0], args.chunk_rows[-1]
         for label in dict.fromkeys(r["model"] for r in rows):
             a = next(r for r in rows if r["model"] == label and r["chunk_rows"] == first)
@@ -123,7 +128,8 @@ def main(argv: list[str] | None = None) -> dict:
                "encode_seconds": round(encode_seconds, 2), "memory_method": mem.method}
     columns = ["model", "chunk_rows", "precision", "params", "trainable", "rows", "targets", "epochs", "epoch_s", "valid_s",
                "train_seq_per_s", "train_targets_per_s", "peak_mib", "final_loss", "valid_ndcg@10"]
-    common.write_result("training" if args.dataset == "scientific" else f"training_{args.dataset}", args, env, rows,
+    common.write_result(args.name or ("training" if args.dataset == "scientific" else f"training_{args.dataset}"),
+                        args, env, rows,
                         summary, columns,
                         title=f"Training throughput on {args.dataset} (xdtutor.train.fit)")
     return {"rows": rows, "summary": summary}

@@ -12,7 +12,8 @@
 # 2. On the GPU machine, from the repository root, with .cache/gpu_carry carried:
 #        bash benchmarks/gpu_check.sh
 #    Results go to benchmarks/results/gpu/, or, when $OUT is set (the device tool), to $OUT as
-#    gpu_check.log and gpu_results.tar.gz (unpack it into benchmarks/results/gpu/).
+#    gpu_check.log and gpu_results.tar.gz (unpack it into benchmarks/results/gpu/); without CUDA and
+#    $OUT, to a temporary folder (the committed GPU results are left alone).
 # Without CUDA it runs the gpu-marked tests (they skip), skips the benchmarks and exits 0.
 #
 # Environment: PYTHON (default python3), XDTUTOR_DATA_DIR (default: the carried data, else
@@ -69,6 +70,9 @@ EOF
 fi
 
 RES=${OUT:-$ROOT/benchmarks/results/gpu}
+if [[ -z "${OUT:-}" ]] && ! $PY -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+  RES=${TMPDIR:-/tmp}/xdtutor-gpu-check   # no CUDA: leave the committed GPU results alone
+fi
 mkdir -p "$RES"
 exec > >(tee "$RES/gpu_check.log") 2>&1
 start=$(date +%s)
@@ -78,7 +82,9 @@ if [[ -n "${OUT:-}" ]]; then
   trap 'tar -C "$RES" -czf "$OUT/gpu_results.tar.gz" . && echo "packed $RES into \$OUT/gpu_results.tar.gz"' EXIT
 fi
 BUDGET=${GPU_CHECK_BUDGET:-540}
+[[ "$BUDGET" =~ ^[0-9]+$ ]] || { echo "GPU_CHECK_BUDGET must be whole seconds, got '$BUDGET'" >&2; exit 2; }
 left() { echo $(( BUDGET - ($(date +%s) - start) )); }   # seconds of the budget still to spend
+cap() { local l; l=$(left); (( l < $1 )) && echo $(( l > 1 ? l : 1 )) || echo "$1"; }  # min(limit, left)
 
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg PYTHONUNBUFFERED=1
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
@@ -118,19 +124,22 @@ fi
 
 status=0
 echo "=== pytest -m gpu ($GPU_TESTS)"
-timeout 100 $PY -m pytest -m gpu -q -p no:cacheprovider -rs $GPU_TESTS || status=1
+timeout "$(cap 100)" $PY -m pytest -m gpu -q -p no:cacheprovider -rs $GPU_TESTS || status=1
 echo "=== torchrun smoke: the real pipeline as a 1-GPU NCCL job (after $(( $(date +%s) - start )) s)"
-timeout 100 $PY -m torch.distributed.run --standalone --nproc_per_node=1 -m xdtutor run configs/kitchen_to_food.yaml \
+timeout "$(cap 100)" $PY -m torch.distributed.run --standalone --nproc_per_node=1 -m xdtutor run configs/kitchen_to_food.yaml \
   --set scale=ci --set "strategies=[full_finetune]" --set "baselines=[popularity,sasrec]" \
   --set train.epochs=2 --set pretrain.epochs=1 --set train.progress=false --set pretrain.progress=false \
   --set encoder.progress=false --out "$RES/torchrun_smoke" --overwrite > "$RES/torchrun_smoke.log" 2>&1 \
   && tail -8 "$RES/torchrun_smoke.log" || { echo "torchrun smoke FAILED"; tail -30 "$RES/torchrun_smoke.log"; status=1; }
 rm -rf "$RES/torchrun_smoke/models"  # the checkpoints are not results
 echo "=== benchmarks on CUDA (after $(( $(date +%s) - start )) s; $(left) s of the budget left)"
-# the converged end-to-end run first (what a full-scale GPU run costs), then the micro-benchmarks
-$PY -m benchmarks.run_all --device cuda --out "$RES" --budget "$(left)" --e2e-timeout "${E2E_TIMEOUT:-240}" \
-  --only end_to_end training evaluation encoding memory scaling || status=1
-# run_all writes latest.md at its end; rewrite it in case it was stopped before
-$PY -c "from benchmarks.common import write_markdown; write_markdown('$RES')" || status=1
+# the converged end-to-end run first (what a full-scale GPU run costs), then the micro-benchmarks;
+# run_all writes latest.md with a footer that names what the budget stopped or skipped
+if (( $(left) > 10 )); then
+  $PY -m benchmarks.run_all --device cuda --out "$RES" --budget "$(left)" --e2e-timeout "${E2E_TIMEOUT:-240}" \
+    --only end_to_end training evaluation encoding memory scaling || status=1
+else
+  echo "the budget of $BUDGET s is spent: no benchmark was run"; status=1
+fi
 echo "=== gpu_check done in $(( $(date +%s) - start )) s, status $status"
 exit $status

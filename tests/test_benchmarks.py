@@ -204,17 +204,15 @@ def test_seconds_at_patience_puts_two_stopping_rules_on_one_footing():
 # ----------------------------------------------------------------------------- run budget (a lent GPU's time)
 
 def test_run_all_budget_stops_the_running_benchmark_and_skips_the_rest(tmp_path, monkeypatch, capsys):
-    """``--budget``: the benchmark running when the budget is spent is stopped (its child killed by
-    ``subprocess.call(timeout=…)``), later ones are not started, the footer names both, the exit is 1."""
-    import subprocess
-
+    """``--budget``: the benchmark running when the budget is spent is stopped (``run_child`` returns None),
+    later ones are not started, the footer names both, the exit is 1."""
     calls = []
 
-    def fake_call(cmd, timeout=None):
+    def fake_run(cmd, timeout=None):
         calls.append((cmd[2], timeout))
-        raise subprocess.TimeoutExpired(cmd, timeout)
+        return None
 
-    monkeypatch.setattr(run_all.subprocess, "call", fake_call)
+    monkeypatch.setattr(run_all, "run_child", fake_run)
     rc = run_all.main(["--out", str(tmp_path), "--only", "training", "encoding", "--budget", "30"])
     assert rc == 1
     assert [c[0] for c in calls] == ["benchmarks.bench_training"]   # encoding never started
@@ -224,18 +222,44 @@ def test_run_all_budget_stops_the_running_benchmark_and_skips_the_rest(tmp_path,
 
 
 def test_run_all_gives_end_to_end_a_timeout_inside_the_budget(tmp_path, monkeypatch):
-    """end_to_end gets its own ``--timeout`` below what is left, so it reports a stopped run itself."""
+    """end_to_end gets a total limit below what is left (for all its configs together), so it reports a
+    stopped run itself; its per-config ``--timeout`` is passed on."""
     seen = {}
 
-    def fake_call(cmd, timeout=None):
+    def fake_run(cmd, timeout=None):
         seen["cmd"], seen["timeout"] = cmd, timeout
         return 0
 
-    monkeypatch.setattr(run_all.subprocess, "call", fake_call)
+    monkeypatch.setattr(run_all, "run_child", fake_run)
     assert run_all.main(["--out", str(tmp_path), "--only", "end_to_end", "--budget", "100",
                          "--e2e-timeout", "500"]) == 0
-    own = float(seen["cmd"][seen["cmd"].index("--timeout") + 1])
-    assert own < seen["timeout"] <= 100 and own >= 80
+    total = float(seen["cmd"][seen["cmd"].index("--total-timeout") + 1])
+    assert total < seen["timeout"] <= 100 and total >= 80
+    assert seen["cmd"][seen["cmd"].index("--timeout") + 1] == "500.0"
+
+
+def test_run_child_kills_what_the_benchmark_started(tmp_path):
+    """A benchmark stopped by the budget goes with its children (the end-to-end benchmark's ``xdtutor run``):
+    ``run_child`` kills its whole process group."""
+    import os
+    import time
+
+    pid_file = tmp_path / "pid"
+    code = (f"import subprocess, time; p = subprocess.Popen(['sleep', '60']); "
+            f"open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(60)")
+    assert run_all.run_child([sys.executable, "-c", "pass"], timeout=30) == 0
+    assert run_all.run_child([sys.executable, "-c", code], timeout=3) is None
+    grandchild = int(pid_file.read_text())
+    for _ in range(50):
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            break
+        if open(f"/proc/{grandchild}/stat").read().split()[2] == "Z":  # killed, not yet reaped
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the benchmark's child outlived it")
 
 
 def test_end_to_end_sets_a_gpu_run_beside_the_committed_cpu_run(tmp_path):

@@ -378,29 +378,3 @@ def test_the_joint_config_at_full_scale_is_comparable_with_the_converged_run():
     rows = [{**r, "method": "joint", "kind": "transfer"} for r in conv.rows if r["method"] == "full_finetune"]
     joint = Results(cfg, rows=rows, info=conv.info)
     assert seed_difference_across(joint, "joint", conv, "full_finetune")["diff"] == pytest.approx(0.0)
-
-
-def test_bf16_differences_matter_only_where_a_run_used_cuda():
-    """``train.bf16``/``pretrain.bf16`` change nothing off CUDA: two CPU runs that differ only there (a file
-    written before bf16 defaulted to off) are comparable and combine; once either ran on CUDA they are not."""
-    from dataclasses import replace
-
-    from xdtutor.results import check_comparable, combine
-
-    committed = Results.load(ROOT / "results" / "cold_start_batch.json")  # a CPU run: bf16 true in its config
-
-    def run(bf16: bool, device: str, seed: int) -> Results:
-        cfg = committed.config
-        cfg = replace(cfg, seeds=(seed,), train=replace(cfg.train, bf16=bf16), pretrain=replace(cfg.pretrain, bf16=bf16))
-        return Results(cfg, rows=[], info={**committed.info, "device": device})
-
-    a, b = run(True, "cpu", 0), run(False, "cpu", 0)
-    check_comparable(a, b)
-    assert combine([a, run(False, "cpu", 1)]).config.seeds == (0, 1)
-    with pytest.raises(ValueError, match="pretrain.bf16.*train.bf16"):
-        check_comparable(run(True, "cuda", 0), run(False, "cuda", 0))
-    with pytest.raises(ValueError, match="train.bf16"):
-        combine([run(True, "cuda:0", 0), run(False, "cuda:0", 1)])
-    with pytest.raises(ValueError, match="train.lr"):  # every other setting still counts on the CPU
-        check_comparable(a, Results(replace(a.config, train=replace(a.config.train, lr=0.5)), rows=a.rows,
-                                    info=a.info))

@@ -448,3 +448,30 @@ def test_tpe_starts_with_ten_random_trials_as_the_book_says():
     assert inspect.signature(optuna.samplers.TPESampler).parameters["n_startup_trials"].default == 10
     # the tenth trial is still proposed at random (nine finished before it)
     assert max(load_tune_config(p).trials for p in SEARCHES.glob("*.yaml")) <= 10
+
+
+#: Searches whose chosen values were since written into their experiment's ``per_method`` (configs/movielens.yaml):
+#: the experiment's own values of the searched keys enter the fingerprint (they are a search's first trial), so
+#: the published search is refused as "another setup" — a known limitation, not yet resolved.
+_RECORDED_INTO_THEIR_EXPERIMENT = {"movielens_sasrec", "movielens_text"}
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(strict=True, raises=Exception, reason="chosen values recorded in the "
+                                            "experiment's per_method change its fingerprint"))
+    if n in _RECORDED_INTO_THEIR_EXPERIMENT else n
+    for n in sorted(p.stem for p in (Path(__file__).parents[1] / "configs" / "tune").glob("*.yaml"))])
+def test_every_committed_search_can_still_be_continued(name):
+    """``xdtutor tune configs/tune/<name>.yaml --continue-from results/tune_<name>.json`` (what the README and
+    chapter 7 tell readers) must accept the committed search: a changed default that enters the
+    experiment's fingerprint (e.g. ``train.bf16``) would refuse every one of them."""
+    from xdtutor.tune import _published, experiment_config
+    from xdtutor.tune_config import load_tune_config
+
+    root = Path(__file__).parents[1]
+    published = root / "results" / f"tune_{name}.json"
+    if not published.is_file():
+        pytest.skip(f"results/tune_{name}.json is not committed")
+    tune = load_tune_config(root / "configs" / "tune" / f"{name}.yaml")
+    base = experiment_config(tune, extra=[("checkpoint_dir", "runs/checkpoints")])
+    assert _published(tune, base, published).trials

@@ -367,7 +367,8 @@ def _gpu_vs_cpu(root: Path) -> str | None:
         if best:
             parts.append(f"{r['model']} {_seconds(r['epoch_s'])} vs {_seconds(best['epoch_s'])} "
                          f"(chunk_rows={best['chunk_rows']}), {best['epoch_s'] / r['epoch_s']:.1f}×")
-    where = f"{g['env'].get('device_name')} vs {c['env'].get('device_name')} with {c['env'].get('torch_threads')} thread"
+    where = (f"{g['env'].get('device_name')}, an epoch after a warm-up one, vs {c['env'].get('device_name')} with "
+             f"{c['env'].get('torch_threads')} thread, the file's epochs")
     return f"* One training epoch on Scientific, GPU vs CPU ({where}): " + "; ".join(parts) + "." if parts else None
 
 
@@ -403,12 +404,15 @@ def _memory_line(rows: list[dict], s: dict) -> str:
 
 def _end_to_end_line(rows: list[dict], s: dict) -> str:
     walls = [r["wall_s"] for r in rows if r.get("status") == "ok"]
-    parts = [f"{min(walls):.0f}–{max(walls):.0f} s per config, {len(walls)} configs"] if walls else []
+    warm = ", embedding cache warm" if rows[0].get("scale", "ci") == "ci" else ""  # how the CPU rows were measured
+    parts = [f"{min(walls):.0f}–{max(walls):.0f} s per config, {len(walls)} configs{warm}"] if walls else []
     for r in rows:  # a full-scale run: beside its committed run; a stopped one: how far it got
         if r.get("status") != "ok":
-            reached = ", ".join(f"{'source pretraining' if k.startswith('source/') else k} at epoch {e}"
-                                for k, e in (r.get("progress") or {}).get("last_epoch", {}).items())
-            done = len((r.get("progress") or {}).get("finished", []))
+            progress = r.get("progress") or {}
+            reached = ", ".join(f"{'source pretraining' if k.startswith('source/') else k} "
+                                f"{'ended ' if k in progress.get('ended', []) else ''}at epoch {e}"
+                                for k, e in progress.get("last_epoch", {}).items())
+            done = len(progress.get("finished", []))
             parts.append(f"`{r['config']}` {r['status']}, {done} trainings finished"
                          + (f", {reached} reached" if reached else ""))
         elif r.get("committed_wall_s"):

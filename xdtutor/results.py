@@ -462,8 +462,7 @@ def combine(parts: Sequence[Results]) -> Results:
     seen: list[int] = []
     for i, r in enumerate(parts):
         cfg = flatten({k: v for k, v in r.config.to_dict().items() if k != "seeds"})
-        on_cuda = _ran_on_cuda(first) or _ran_on_cuda(r)
-        diff = sorted(k for k in set(ref) | set(cfg) if _setting_differs(k, ref, cfg, on_cuda))
+        diff = sorted(k for k in set(ref) | set(cfg) if ref.get(k) != cfg.get(k) and k not in NOT_RESULTS)
         if diff:
             raise ValueError(f"part {i} ({r.config.name}) differs from part 0 in {diff}; only seeds may differ")
         for key in ("device_name", "versions"):
@@ -501,25 +500,10 @@ def combine(parts: Sequence[Results]) -> Results:
 SHARED_SECTIONS = ("scale", "source_eval_users", "data.", "encoder.", "model.", "pretrain.", "train.", "transfer.")
 
 
-#: Settings that change nothing off CUDA (``fit`` autocasts there only): two runs that both ran elsewhere may
-#: differ in them (files written before ``bf16`` defaulted to off say ``true`` on the CPU).
-CUDA_ONLY = ("pretrain.bf16", "train.bf16")
-
-
-def _ran_on_cuda(res: Results) -> bool:
-    return str(res.info.get("device", "")).startswith("cuda")
-
-
-def _setting_differs(key: str, fa: dict, fb: dict, on_cuda: bool) -> bool:
-    """Whether flattened configs ``fa`` and ``fb`` differ in ``key`` in a way that matters."""
-    return key not in NOT_RESULTS and (on_cuda or key not in CUDA_ONLY) and fa.get(key) != fb.get(key)
-
-
 def check_comparable(res_a: Results, res_b: Results) -> None:
     """Raise unless two results files are runs of one experiment whose rows may be compared across files:
     the same seeds, scale, protocol, device kind, library versions and shared settings
-    (:data:`SHARED_SECTIONS`; ``cold_start.*`` may differ, and :data:`CUDA_ONLY` ones where neither ran on
-    CUDA). A file is always comparable with itself.
+    (:data:`SHARED_SECTIONS`; ``cold_start.*`` may differ). A file is always comparable with itself.
 
     Raises:
         ValueError: Naming what differs.
@@ -527,8 +511,8 @@ def check_comparable(res_a: Results, res_b: Results) -> None:
     if res_a is res_b:
         return
     fa, fb = (flatten(r.config.to_dict()) for r in (res_a, res_b))
-    on_cuda = _ran_on_cuda(res_a) or _ran_on_cuda(res_b)
-    diff = sorted(k for k in set(fa) | set(fb) if k.startswith(SHARED_SECTIONS) and _setting_differs(k, fa, fb, on_cuda))
+    diff = sorted(k for k in set(fa) | set(fb) if k.startswith(SHARED_SECTIONS) and k not in NOT_RESULTS
+                  and fa.get(k) != fb.get(k))
     diff += ["seeds"] * (sorted(res_a.config.seeds) != sorted(res_b.config.seeds))  # combine keeps part order
     diff += ["protocol"] * (res_a.protocol != res_b.protocol)  # as Protocols: a newer file's defaults match
     diff += [k for k in ("device_name", "versions") if res_a.info.get(k) != res_b.info.get(k)]

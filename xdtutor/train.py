@@ -58,10 +58,11 @@ class TrainConfig:
         max_len: Longest training/evaluation history.
         seed: Seed for shuffling, dropout and everything else random in training.
         device: ``"auto"`` (see :func:`xdtutor.utils.select_device`), ``"cpu"``, ``"cuda"`` …
-        bf16: Use bfloat16 autocast on CUDA (never on CPU). Off by default: at these model sizes
-            (hidden 64) a step is bound by kernel launches, not arithmetic, and the casts autocast adds
-            made training slower on an H200 (SASRec 1.9x, the text model 1.2x per epoch,
-            ``benchmarks/results/gpu/``), besides rounding the scores.
+        bf16: Use bfloat16 autocast on CUDA (never on CPU). At these model sizes (hidden 64) a step is
+            bound by kernel launches, not arithmetic, and fp32 trained faster on an H200
+            (``benchmarks/results/gpu/``): ``--set train.bf16=false --set pretrain.bf16=false`` on a GPU.
+            The default stays on because every stored config (results, searches, run folders,
+            checkpoints, source-model folder names) records it.
         eval_batch_size: Users per batch in validation.
         progress: Show a tqdm bar (epochs; loss and validation metric as postfix). Without it, one
             summary line per epoch goes to the ``xdtutor.train`` logger at INFO (what notebooks show);
@@ -105,7 +106,7 @@ class TrainConfig:
     max_len: int = 50
     seed: int = 0
     device: str = "auto"
-    bf16: bool = False
+    bf16: bool = True
     eval_batch_size: int = 1024
     progress: bool = True
     max_train_minutes: float | None = None

@@ -19,7 +19,7 @@ rows train together — is unchanged. :func:`last_states` does the same for scor
 
 The chunks pay on a CPU, where a step's time is arithmetic. On a GPU a step of this small model is
 bound by kernel launches and by the host waiting for the device (each chunk reads its longest
-history back), so 8 chunks of 32 rows cost about 8 times one padded batch: the default
+history back), so the chunks cost more than one padded batch (``benchmarks/results/gpu/``): the default
 (``chunk_rows=None``) chunks on the CPU only (:data:`CPU_CHUNK_ROWS` rows) and encodes the whole
 batch at once elsewhere. An explicit ``chunk_rows`` is used on every device
 (``benchmarks/bench_training.py --chunk-rows 32 0`` compares them).
@@ -36,8 +36,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-#: Rows per length-sorted chunk on the CPU when ``SequenceEncoder.chunk_rows`` is ``None`` (the default):
-#: the fastest of 0/16/32/64 on Scientific and Food (``benchmarks/results/training*.json``).
+#: Rows per length-sorted chunk on the CPU when ``SequenceEncoder.chunk_rows`` is ``None`` (the default);
+#: against none, ``benchmarks/results/training*.json``.
 CPU_CHUNK_ROWS = 32
 
 
