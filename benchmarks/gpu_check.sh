@@ -79,7 +79,11 @@ start=$(date +%s)
 if [[ -n "${OUT:-}" ]]; then
   # the device tool brings back 8 files at most: the results are written beside, then packed into one
   RES=/tmp/gpu_check_results; rm -rf "$RES"; mkdir -p "$RES"
-  trap 'tar -C "$RES" -czf "$OUT/gpu_results.tar.gz" . && echo "packed $RES into \$OUT/gpu_results.tar.gz"' EXIT
+  # packed after every stage as well: a kill at the device tool's own limit (SIGKILL) skips the trap
+  pack() { tar -C "$RES" -czf "$OUT/gpu_results.tar.gz.part" . && mv "$OUT/gpu_results.tar.gz.part" "$OUT/gpu_results.tar.gz"; }
+  trap 'pack && echo "packed $RES into \$OUT/gpu_results.tar.gz"' EXIT
+else
+  pack() { :; }
 fi
 BUDGET=${GPU_CHECK_BUDGET:-540}
 [[ "$BUDGET" =~ ^[0-9]+$ ]] || { echo "GPU_CHECK_BUDGET must be whole seconds, got '$BUDGET'" >&2; exit 2; }
@@ -132,6 +136,7 @@ timeout "$(cap 100)" $PY -m torch.distributed.run --standalone --nproc_per_node=
   --set encoder.progress=false --out "$RES/torchrun_smoke" --overwrite > "$RES/torchrun_smoke.log" 2>&1 \
   && tail -8 "$RES/torchrun_smoke.log" || { echo "torchrun smoke FAILED"; tail -30 "$RES/torchrun_smoke.log"; status=1; }
 rm -rf "$RES/torchrun_smoke/models"  # the checkpoints are not results
+pack
 echo "=== benchmarks on CUDA (after $(( $(date +%s) - start )) s; $(left) s of the budget left)"
 # the converged end-to-end run first (what a full-scale GPU run costs), then the micro-benchmarks;
 # run_all writes latest.md with a footer that names what the budget stopped or skipped

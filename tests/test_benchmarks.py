@@ -293,3 +293,32 @@ def test_end_to_end_sets_a_gpu_run_beside_the_committed_cpu_run(tmp_path):
     assert got["last_epoch"] == {"seed0/text": 7, "source/a1b2": 3}
     with pytest.raises(Exception, match="no configs/nope.yaml"):
         e2e.config_name("nope")
+
+
+@pytest.mark.slow
+def test_gpu_check_without_cuda_leaves_the_committed_gpu_results_alone(tmp_path):
+    """``bash benchmarks/gpu_check.sh`` on a machine without CUDA runs the gpu tests (they skip) and exits 0,
+    writing its log to a temporary folder, not over ``benchmarks/results/gpu/gpu_check.log`` (it once did);
+    with ``$OUT`` set it brings back the log and one archive; a budget that is not whole seconds is refused."""
+    import os
+    import subprocess
+
+    if torch.cuda.is_available():
+        pytest.skip("on a CUDA machine this is the real check")
+    committed = ROOT / "benchmarks" / "results" / "gpu" / "gpu_check.log"
+    before = committed.read_bytes() if committed.exists() else None
+    env = {**os.environ, "TMPDIR": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    env.pop("OUT", None)
+    done = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "no CUDA here" in (tmp_path / "xdtutor-gpu-check" / "gpu_check.log").read_text()
+    assert (committed.read_bytes() if committed.exists() else None) == before
+    out = tmp_path / "out"
+    out.mkdir()
+    done = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=ROOT, env={**env, "OUT": str(out)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and sorted(p.name for p in out.iterdir()) == ["gpu_check.log", "gpu_results.tar.gz"]
+    bad = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=ROOT, env={**env, "GPU_CHECK_BUDGET": "5.5"},
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "GPU_CHECK_BUDGET must be whole seconds" in bad.stdout + bad.stderr
