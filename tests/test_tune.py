@@ -450,21 +450,12 @@ def test_tpe_starts_with_ten_random_trials_as_the_book_says():
     assert max(load_tune_config(p).trials for p in SEARCHES.glob("*.yaml")) <= 10
 
 
-#: Searches whose chosen values were since written into their experiment's ``per_method`` (configs/movielens.yaml):
-#: the experiment's own values of the searched keys enter the fingerprint (they are a search's first trial), so
-#: the published search is refused as "another setup" — a known limitation, not yet resolved.
-_RECORDED_INTO_THEIR_EXPERIMENT = {"movielens_sasrec", "movielens_text"}
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, raises=Exception, reason="chosen values recorded in the "
-                                            "experiment's per_method change its fingerprint"))
-    if n in _RECORDED_INTO_THEIR_EXPERIMENT else n
-    for n in sorted(p.stem for p in (Path(__file__).parents[1] / "configs" / "tune").glob("*.yaml"))])
+@pytest.mark.parametrize("name", sorted(p.stem for p in (Path(__file__).parents[1] / "configs" / "tune").glob("*.yaml")))
 def test_every_committed_search_can_still_be_continued(name):
     """``xdtutor tune configs/tune/<name>.yaml --continue-from results/tune_<name>.json`` (what the README and
     chapter 7 tell readers) must accept the committed search: a changed default that enters the
-    experiment's fingerprint (e.g. ``train.bf16``) would refuse every one of them."""
+    experiment's fingerprint (e.g. ``train.bf16``) would refuse every one of them, and so did the winner's
+    values once written into the experiment's ``per_method`` (the MovieLens searches)."""
     from xdtutor.tune import _published, experiment_config
     from xdtutor.tune_config import load_tune_config
 

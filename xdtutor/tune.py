@@ -82,6 +82,11 @@ def _fingerprint(tune: TuneConfig, base: ExperimentConfig) -> dict:
             "space": [[p.key, p.kind, p.low, p.high, list(p.choices)] for p in tune.space]}
 
 
+def _without(fingerprint: dict, keys: set[str]) -> dict:
+    """``fingerprint`` with the config ``keys`` left out."""
+    return {**fingerprint, "config": {k: v for k, v in fingerprint["config"].items() if k not in keys}}
+
+
 def _with_defaults(fingerprint: dict | None) -> dict | None:
     """A stored fingerprint with the config keys added since it was written at their defaults; as stored
     if its config no longer parses (:func:`with_current_defaults`)."""
@@ -151,8 +156,11 @@ def _published(tune: TuneConfig, base: ExperimentConfig, path: Path) -> Search:
     stored = with_current_defaults(config)
     if stored is None:
         raise ConfigError(f"{where}: its experiment config no longer parses with this version of xdtutor")
-    mine = _fingerprint(tune, base.for_method(tune.method))
-    theirs = _fingerprint(published.config, stored)
+    # the searched keys are each trial's own values: the experiment's (its first trial's, and what a
+    # config records once the search has chosen, in ``per_method``) do not change a published trial
+    searched = {p.key for p in tune.space}
+    mine, theirs = (_without(_fingerprint(t, c), searched)
+                    for t, c in ((tune, base.for_method(tune.method)), (published.config, stored)))
     if theirs != mine:
         differs = differing_keys(theirs, mine)
         raise ConfigError(f"{where}: a search of another setup (differs in {differs[:8]})")
