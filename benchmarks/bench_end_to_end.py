@@ -49,13 +49,13 @@ def config_name(name: str) -> str:
 def trainings(res: dict) -> list[dict]:
     """Each training of a results file: method, seed, best epoch, stop reason, seconds (source pretraining
     first, as ``source``)."""
-    rows = [{"method": "source", "seed": r.get("seed"), "best_epoch": r.get("best_epoch"),
-             "stop_reason": r.get("stop_reason"), "train_s": round(float(r.get("train_seconds") or 0.0), 1)}
-            for r in res.get("source_pretraining", [])]
-    rows += [{"method": r["method"], "seed": r.get("seed"), "best_epoch": r.get("best_epoch"),
-              "stop_reason": r.get("stop_reason"), "train_s": round(float(r.get("train_seconds") or 0.0), 1)}
-             for r in res.get("runs", []) if r.get("kind") != "baseline" or r.get("best_epoch") is not None]
-    return rows
+    def training(r: dict, method: str) -> dict:
+        return {"method": method, "seed": r.get("seed"), "best_epoch": r.get("best_epoch"),
+                "stop_reason": r.get("stop_reason"), "train_s": round(float(r.get("train_seconds") or 0.0), 1)}
+
+    return ([training(r, "source") for r in res.get("source_pretraining", [])]
+            + [training(r, r["method"]) for r in res.get("runs", [])
+               if r.get("kind") != "baseline" or r.get("best_epoch") is not None])
 
 
 def progress_of(out_dir: Path, checkpoints: Path | None = None) -> dict:
@@ -186,6 +186,8 @@ def main(argv: list[str] | None = None) -> dict:
         sets.append(f"encoder.model={os.environ['XDTUTOR_BENCH_ENCODER']}")
 
     configs = args.configs or list(CUDA_CONFIGS if device.type == "cuda" else CONFIGS)
+    given = next((s for s in reversed(sets) if s.startswith("seeds=")), "")[len("seeds="):].strip("[] ")
+    seeds = [int(x) for x in given.split(",")] if scale == "full" and given else None  # the committed part to compare
     rows, start = [], time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="xdtutor-e2e-") as tmp:
         for name in configs:
@@ -193,9 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
             if args.total_timeout is not None:
                 limit = min(limit, max(args.total_timeout - (time.perf_counter() - start), 1.0))
             rows.append(run_config(name, scale, sets, limit, Path(tmp) / name, args.threads))
-            given = next((s for s in reversed(sets) if s.startswith("seeds=")), "")[len("seeds="):].strip("[] ")
-            if scale == "full" and given:
-                seeds = [int(x) for x in given.split(",")]
+            if seeds:
                 rows[-1]["committed"] = ref = committed_counterpart(name, seeds)
                 if ref:
                     rows[-1]["committed_wall_s"] = ref["wall_s"]

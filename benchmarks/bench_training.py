@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> dict:
                    help="train once per precision (bf16 = autocast, CUDA only; default: bf16 on CUDA, else fp32)")
     args = p.parse_args(argv)
     device = common.setup(args)
-    precisions = args.precision or (["bf16"] if device.type == "cuda" else ["fp32"])
+    from xdtutor.train import TrainConfig  # fit's own default decides the default precision
+
+    precisions = args.precision or (["bf16"] if device.type == "cuda" and TrainConfig().bf16 else ["fp32"])
     if "bf16" in precisions and device.type != "cuda":
         p.error("--precision bf16 needs CUDA (fit uses bf16 autocast there only)")
     env = common.environment(device)
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     from xdtutor.encoders import EncoderConfig, encode_texts
     from xdtutor.evaluate import evaluate
     from xdtutor.models import SASRec, TextSeqRec, count_parameters
-    from xdtutor.train import TrainConfig, fit, training_sequences
+    from xdtutor.train import fit, training_sequences
 
     name_of = {"scientific": ("scientific", None), "food": ("food_kitchen", "food")}
     dataset, target = name_of[args.dataset]

@@ -125,7 +125,7 @@ def test_the_gpu_summary_reads_its_folder_a_stopped_run_and_the_cpu_comparison(t
     import json
     import shutil
 
-    from xdtutor.docs import _benchmarks
+    from xdtutor.docs import _benchmarks, _gpu_vs_cpu
 
     shutil.copytree(ROOT / "benchmarks" / "results", tmp_path / "benchmarks" / "results")
     gpu = tmp_path / "benchmarks" / "results" / "gpu"
@@ -143,7 +143,7 @@ def test_the_gpu_summary_reads_its_folder_a_stopped_run_and_the_cpu_comparison(t
         d = json.loads(path.read_text())
         d["rows"] = [{**r, "epoch_s": epoch} for r in d["rows"]]
         path.write_text(json.dumps(d))
-    last = _benchmarks(tmp_path, "benchmarks/results/gpu").splitlines()[-1]
+    last = _gpu_vs_cpu(tmp_path)  # the GPU region's last line (xdtutor.docs.snippets)
     assert last.startswith("* One training epoch on Scientific, GPU vs CPU") and "SASRec 0.50 s vs 2.0 s" in last
     assert "4.0×" in last
     shutil.rmtree(gpu)

@@ -404,7 +404,8 @@ def _memory_line(rows: list[dict], s: dict) -> str:
 
 def _end_to_end_line(rows: list[dict], s: dict) -> str:
     walls = [r["wall_s"] for r in rows if r.get("status") == "ok"]
-    warm = ", embedding cache warm" if rows[0].get("scale", "ci") == "ci" else ""  # how the CPU rows were measured
+    scale = rows[0].get("scale", "ci")
+    warm = ", embedding cache warm" if scale == "ci" else ""  # how the CPU rows were measured
     parts = [f"{min(walls):.0f}–{max(walls):.0f} s per config, {len(walls)} configs{warm}"] if walls else []
     for r in rows:  # a full-scale run: beside its committed run; a stopped one: how far it got
         if r.get("status") != "ok":
@@ -421,7 +422,6 @@ def _end_to_end_line(rows: list[dict], s: dict) -> str:
         if ref:
             trained = ", ".join(f"{t['method']} {t['train_s']:.0f} s" for t in ref["trainings"])
             parts[-1] += f" (its part in `{ref['file']}`, on {ref['device']}: {ref['wall_s']:.0f} s; {trained})"
-    scale = rows[0].get("scale", "ci")
     return f"`xdtutor run` at `scale: {scale}`: " + "; ".join(parts)
 
 
@@ -455,8 +455,6 @@ def _benchmarks(root: Path, folder: str = "benchmarks/results") -> str:
             lines.append(f"* {line} (`{path.name}`; {env.get('device_name', '?')}, {env.get('cpu_count', '?')} "
                          f"cores, torch threads {env.get('torch_threads', '?')}, load "
                          f"{env.get('load_avg_1min_start', float('nan')):.1f} at the start).")
-    if folder.endswith("gpu") and (line := _gpu_vs_cpu(root)):
-        lines.append(line)
     return "\n".join(lines) or (f"No benchmark has been run yet (`{folder}` is empty)."
                                 if folder != "benchmarks/results" else
                                 "No benchmark has been run yet (`python -m benchmarks.run_all`).")
@@ -467,7 +465,7 @@ def snippets(root: str | Path) -> dict[str, str]:
     root = Path(root)
     return {"findings": _findings(root), "pretraining_speed": _pretraining_speed(root),
             "source_yardstick": _source_yardstick(root), "benchmarks": _benchmarks(root),
-            "gpu_benchmarks": _benchmarks(root, "benchmarks/results/gpu")}
+            "gpu_benchmarks": "\n".join(filter(None, [_benchmarks(root, "benchmarks/results/gpu"), _gpu_vs_cpu(root)]))}
 
 
 def render(text: str, values: dict[str, str]) -> str:
