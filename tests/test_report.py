@@ -474,6 +474,8 @@ def test_curve_setting_is_chosen_on_validation_and_the_point_read_with_each_mode
     (lambda f: f.cold_start[0].update(train_users=8), "different training users for seeds \\[0\\]"),
     (lambda f: setattr(f, "config", replace(f.config, cold_start=replace(f.config.cold_start, strategy="fusion"))),
      "different curves"),
+    # validation scores of two devices would choose the device, not the setting
+    (lambda f: f.info.update(device_name="another CPU"), "differ in \\['device_name'\\]"),
 ])
 def test_curve_setting_choice_refuses_files_that_are_not_the_same_point(damage, message):
     """Each file must hold the same curve with every model, seed and training-user count, and every row a
