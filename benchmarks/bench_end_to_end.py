@@ -150,11 +150,7 @@ def run_config(name: str, scale: str, sets: list[str], timeout: float, out_dir: 
         row["pipeline_wall_s"] = round(float(res.get("wall_seconds") or 0.0), 1)
         row["train_s_all_methods"] = round(sum(m.get("train_seconds", 0.0) * m.get("seeds", 1)
                                                for m in methods.values()), 1)
-        row["methods"] = len(methods)
-        best = max(methods.items(), key=lambda kv: kv[1]["metrics"]["ndcg@10"], default=None)
-        if best:
-            row["best_method"] = best[0]
-            row["best_ndcg@10"] = round(best[1]["metrics"]["ndcg@10"], 4)
+        row["methods"] = len(methods)  # no "best" method here: a timing table chooses nothing (and not on test)
         row["device"] = res.get("device")
         row["trainings"] = trainings(res)
     else:  # stopped or failed: how far it got
@@ -206,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict:
                "memory_method": "peak RSS of the child process tree, sampled every 0.2 s"}
     columns = ["config", "scale", "status", "wall_s", "pipeline_wall_s", "committed_wall_s", "committed_device",
                "train_s_all_methods", "methods",
-               "peak_rss_mib", "best_method", "best_ndcg@10"]
+               "peak_rss_mib"]
     common.write_result("end_to_end", args, env, rows, summary, columns,
                         title=f"End-to-end wall time of `xdtutor run` (scale {scale})")
     return {"rows": rows, "summary": summary}

@@ -4,7 +4,7 @@ Compares the same text model, trained to convergence with the same config and se
 embeddings from two encoders: the default all-MiniLM-L6-v2 (22 M parameters, 384-d) and
 all-mpnet-base-v2 (110 M, 768-d; :mod:`xdtutor.encoder_packages`). Reads the per-user test metrics of
 finished run folders (``per_user.csv``, ``results.json``), pairs them by seed and user, and reports the
-difference in NDCG@10 with a two-level bootstrap interval (:func:`xdtutor.stats.paired_difference`).
+difference in NDCG@10 with its interval over seeds and users (:func:`xdtutor.stats.paired_difference`).
 It also times each encoder on ``--cost-items`` of the target's item texts (one CPU thread, no cache,
 after a warm-up batch) — the encoding cost per 1,000 items.
 
@@ -105,8 +105,10 @@ def summary(runs: list[dict]) -> dict:
 def markdown(payload: dict) -> str:
     lines = ["# A bigger item encoder: all-MiniLM-L6-v2 vs all-mpnet-base-v2", "",
              "The same text model, config and seeds; only the frozen item-text encoder differs. "
-             "Test NDCG@10 mean ± sample std over seeds; the difference has a "
-             "two-level bootstrap interval (seeds, then users, paired). Encoding: one CPU thread, no cache, "
+             "Test NDCG@10 mean ± sample std over seeds; each difference has a 95 % interval: the wider, "
+             "at each end, of a two-level bootstrap (seeds, then users, paired) and a t interval over the "
+             "seeds (paired where the per-seed values were kept, else Welch; the JSON names which). "
+             "Encoding: one CPU thread, no cache, "
              "on a shared machine (the JSON keeps the load average): read the ratio of the two, not the "
              "seconds.", ""]
     for target, sec in payload["targets"].items():

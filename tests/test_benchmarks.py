@@ -149,7 +149,7 @@ def test_end_to_end_smoke(data_dir, tmp_path, monkeypatch):
                                  "--timeout", "600", *run_all.QUICK["end_to_end"]])
     (row,) = out["rows"]
     assert row["status"] == "ok", row
-    assert row["wall_s"] > 0 and row["methods"] >= 1 and 0.0 <= row["best_ndcg@10"] <= 1.0
+    assert row["wall_s"] > 0 and row["methods"] >= 1 and "best_method" not in row  # timing only
     assert json.loads((tmp_path / "end_to_end.json").read_text())["rows"][0]["config"] == "kitchen_to_food"
 
 

@@ -15,6 +15,7 @@ from xdtutor.readings import budget_table
 from xdtutor.report import STALE_NOTES, refresh_markdown
 from xdtutor.results import Results, find_results, upgrade
 from xdtutor.train import History
+from xdtutor.utils import jsonable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -364,6 +365,48 @@ def test_committed_results_tables_are_what_the_code_writes():
         assert md.read_text(encoding="utf-8") == refresh_markdown(Results.load(path), md), (
             f"{md.name} is out of date: python scripts/render_results.py")
         assert STALE_NOTES not in md.read_text(encoding="utf-8"), f"{md.name}: re-read its notes"
+
+
+def test_every_committed_interval_covers_the_t_interval_over_its_seeds():
+    """Each stored difference with an interval and several seeds is at least as wide as the paired t
+    interval over the per-seed differences of its file's rows (the two-level bootstrap alone understates
+    the seeds' share with three seeds: xdtutor.stats); scripts/seed_intervals.py widens a file that is not."""
+    import importlib.util
+
+    from xdtutor.stats import seed_t_interval
+
+    spec = importlib.util.spec_from_file_location("seed_intervals", ROOT / "scripts" / "seed_intervals.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--check"]) == 0, "python scripts/seed_intervals.py"
+    checked = 0
+    for path in sorted((ROOT / "results").glob("*.json")):
+        if script.widened_results(path) is None:
+            continue
+        res = Results.load(path)
+        for c in res.comparisons:
+            if c.get("diff_low") is None or c.get("seeds", 0) < 2:
+                continue
+            a, b = res.seed_values(c["method"]), res.seed_values(c["vs"])
+            low, high = seed_t_interval([a[s] - b[s] for s in sorted(set(a) & set(b))])
+            assert c["diff_low"] <= low + 1e-12 and c["diff_high"] >= high - 1e-12, (path.name, c["method"], c["vs"])
+            checked += 1
+    assert checked >= 50
+
+
+def test_committed_summaries_are_what_the_rows_give():
+    """A results file's derived fields — each method's mean ± sample std (ddof=1; null for one seed) and
+    the headline gain (best transfer and baseline chosen on validation) — are what its rows give today:
+    the oldest files had population spreads and a transfer chosen on test stored beside their rows."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("render_results", ROOT / "scripts" / "render_results.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    for path in script.results_files(ROOT / "results"):
+        raw, derived = json.loads(path.read_text(encoding="utf-8")), Results.load(path).to_dict()
+        for key in ("methods", "gain"):
+            assert json.loads(json.dumps(jsonable(derived[key]))) == raw[key], f"{path.name}: stored {key!r} is stale"
 
 
 def test_the_joint_config_at_full_scale_is_comparable_with_the_converged_run():

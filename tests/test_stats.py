@@ -46,6 +46,65 @@ def test_seed_variance_widens_the_interval_a_users_only_test_misses():
     assert not within_margin(c, 0.001)                       # and not equivalent either
 
 
+def test_the_interval_is_at_least_the_paired_t_over_seeds_which_the_bootstrap_understates():
+    """Three seeds shift the difference (+.004, +.001, +.007); users add little noise. The t interval
+    over the seeds' differences (checked against SciPy's one-sample t on them) is wider than the
+    two-level bootstrap's, and the reported bounds are the hull of both: the bootstrap alone calls it
+    "higher", the hull does not."""
+    from scipy import stats as sps
+
+    from xdtutor.stats import METHOD, with_seed_t
+
+    rng = np.random.default_rng(3)
+    base = rng.random(3000)
+    shift = {0: 0.004, 1: 0.001, 2: 0.007}
+    df = frame({("a", s): base + shift[s] + rng.normal(0, 0.01, 3000) for s in range(3)}
+               | {("b", s): base for s in range(3)})
+    c = paired_difference(df, "a", "b", n_boot=1000)
+    per_seed = [c["seed_diffs"][s] for s in range(3)]
+    ref = sps.ttest_1samp(per_seed, 0.0).confidence_interval(0.95)
+    assert (c["seed_t_low"], c["seed_t_high"]) == (pytest.approx(ref.low), pytest.approx(ref.high))
+    assert c["boot_low"] > 0 and c["seed_t_low"] < 0                # the two disagree on the verdict
+    assert c["diff_low"] == min(c["boot_low"], c["seed_t_low"]) and c["diff_high"] == max(c["boot_high"],
+                                                                                        c["seed_t_high"])
+    assert verdict(c) == "no detectable difference" and c["interval"] == METHOD
+    assert c["relative_low"] == pytest.approx(min(c["boot_relative_low"], c["seed_t_low"] / c["mean_b"]))
+    # idempotent: widening again starts from the bootstrap's own bounds
+    assert with_seed_t(c, per_seed) == c
+    # a stored comparison is widened from the per-seed differences of its file's rows
+    stored = {k: v for k, v in c.items() if not k.startswith(("boot_", "seed_"))} | {
+        "diff_low": c["boot_low"], "diff_high": c["boot_high"], "relative_low": c["boot_relative_low"],
+        "relative_high": c["boot_relative_high"], "interval": "two-level percentile bootstrap"}
+    assert with_seed_t(stored, per_seed) == c
+    with pytest.raises(ValueError, match="per-seed differences average"):
+        with_seed_t(stored, [0.0, 0.0, 0.0])
+
+
+@pytest.mark.slow
+def test_with_three_seeds_the_hull_keeps_its_level_where_the_bootstrap_alone_does_not():
+    """Coverage of the true difference (0) over simulated experiments with three seeds. Where the seeds
+    shift the difference more than the users' sampling moves it, the two-level bootstrap alone covers
+    well below 95 % (resampling 3 seeds); the hull stays close to 95 %. Where the users dominate, both do."""
+    rng = np.random.default_rng(0)
+    users, reps = 300, 300
+
+    def coverage(seed_sd: float, user_sd: float, noise_sd: float) -> tuple[float, float]:
+        boot = hull = 0
+        for _ in range(reps):
+            d = (rng.normal(0, user_sd, (users, 1)) + rng.normal(0, seed_sd, (1, 3))
+                 + rng.normal(0, noise_sd, (users, 3)))                   # (U, S) per-user differences
+            df = frame({("a", s): d[:, s] for s in range(3)} | {("b", s): np.zeros(users) for s in range(3)})
+            c = paired_difference(df, "a", "b", n_boot=300, seed=int(rng.integers(1 << 30)))
+            boot += c["boot_low"] <= 0 <= c["boot_high"]
+            hull += c["diff_low"] <= 0 <= c["diff_high"]
+        return boot / reps, hull / reps
+
+    boot, hull = coverage(seed_sd=0.003, user_sd=0.0, noise_sd=0.01)   # seeds dominate
+    assert boot < 0.85 and hull >= 0.9
+    boot, hull = coverage(seed_sd=0.0005, user_sd=0.05, noise_sd=0.02)  # users dominate
+    assert boot >= 0.9 and hull >= 0.9
+
+
 def test_users_evaluated_in_some_seeds_only_count_where_they_were():
     df = frame({("a", 0): np.ones(4), ("b", 0): np.zeros(4)})
     other = frame({("a", 1): np.full(2, 0.5), ("b", 1): np.zeros(2)})

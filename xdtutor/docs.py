@@ -131,7 +131,7 @@ def _findings(root: Path) -> str:
     lines += _searches_line(root, "kitchen_to_food", "Kitchen → Food")
     retrained = [r for r in (_latest(root, n) for n in K2F_RETRAINED) if r is not None]
     if menu is not None and retrained:
-        again = "; ".join(f"{m} with {settings_text(sets)}"
+        again = "; ".join(f"{m} with {settings_text(sets)}{_settings_source(root, 'kitchen_to_food', m, sets)}"
                           for r in retrained for m, sets in r.config.per_method.items())
         try:
             verdict_text = target_across_line([menu, *retrained])
@@ -203,6 +203,29 @@ def _findings(root: Path) -> str:
     return "\n".join(lines) if lines else "No full-scale results are committed yet."
 
 
+def _settings_source(root: Path, prefix: str, method: str, sets: dict) -> str:
+    """Where a retrained method's settings came from: its own validation search (nothing to add), or
+    another method's search whose best trial they copy by hand (said, so they are not read as chosen
+    for this method on validation)."""
+    import json
+
+    def best(path: Path) -> dict:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        return {k: v for k, v in (d.get("best") or {}).get("params", {}).items()}
+
+    own = root / "results" / f"tune_{prefix}_{method}.json"
+    if own.is_file() and all(best(own).get(k) == v for k, v in sets.items()):
+        return ""
+    for path in sorted((root / "results").glob(f"tune_{prefix}_*.json")):
+        found = best(path)
+        shared = [k for k, v in sets.items() if v in found.values()]  # a value may move to another key
+        if shared:
+            other = path.stem[len(f"tune_{prefix}_"):]
+            return (f" (the values of the {other} search's best trial, copied by hand"
+                    + ("" if len(shared) == len(sets) else f" for {', '.join(shared)}; the rest set by hand") + ")")
+    return " (set by hand)"
+
+
 def _searches_line(root: Path, prefix: str, title: str) -> list[str]:
     """One findings line summing up the committed searches ``results/tune_<prefix>_*.json`` (none: no line)."""
     searches = sorted((root / "results").glob(f"tune_{prefix}_*.json"))
@@ -261,8 +284,9 @@ def _curve_line(cold: Results, conv: Results | None, title: str = "Cold-start cu
             "the best target-only model on validation, by share of the Food training users: "
             + "; ".join(f"{r.fraction:.0%} vs {r.vs} {_pct(r.diff / r.reference)} ({r.verdict}, 95% interval "
                         f"of the difference [{r.diff_low:+.4f}, {r.diff_high:+.4f}])" for r in best.itertuples())
-            + "; against the other baseline: " + "; ".join(f"{r.fraction:.0%} vs {r.vs} {r.verdict}"
-                                                          for r in others.itertuples()) + ".")
+            + "; against the other baseline: " + "; ".join(
+                f"{r.fraction:.0%} vs {r.vs} {_pct(r.diff / r.reference)} ({r.verdict}, 95% interval of the "
+                f"difference [{r.diff_low:+.4f}, {r.diff_high:+.4f}])" for r in others.itertuples()) + ".")
 
 
 def _batch_line(cold: Results, batch: Results) -> str:
@@ -281,7 +305,11 @@ def _batch_line(cold: Results, batch: Results) -> str:
     for fraction in fractions:
         table = curve_setting_choice(variants, fraction)
         chosen = ", ".join(f"{r.method} {r.setting}" for r in table[table["chosen"]].itertuples())
-        points.append((fraction, chosen, curve_choice_reading(variants, fraction)))
+        reading = curve_choice_reading(variants, fraction)  # against the better baseline on validation
+        others = [b for b in batch.config.cold_start.baselines if f" vs {b} (" not in reading]
+        reading += "".join(f"; against the other baseline, {curve_choice_reading(variants, fraction, vs=b)}"
+                           for b in others)
+        points.append((fraction, chosen, reading))
     where = " and ".join(f"{f:.0%}" for f in fractions) + f" point{'s' * (len(fractions) > 1)}"
     head = (f"- **Batches of {after} at the cold-start curve's {where}** (`results/{batch.name}.md`, "
             f"{len(batch.config.seeds)} seed(s); every model retrained with batches of {after} beside "

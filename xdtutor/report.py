@@ -126,7 +126,13 @@ def markdown(res: Results, overrides: list[str] = ()) -> str:
                          f"{int(r['trainable_params']):,} / {int(r['total_params']):,} | {r['train_seconds']:.0f} |")
         lines.append("")
     g = res.gain()
-    if g:
+    trained = [m for m, k in res.kinds().items() if k == "baseline" and m != "popularity"]
+    if g and not trained:  # e.g. a file that trained one strategy beside another file's baselines
+        lines += [f"Best transfer ({g['best_transfer']}) vs popularity, the only target-only baseline in this "
+                  f"file (the trained baselines it is read against are in another file: see the notes): "
+                  f"NDCG@10 {g['transfer']:.4f} vs {g['baseline']:.4f} "
+                  f"({comparison_text(res, g['best_transfer'], g['best_baseline'])}).", ""]
+    elif g:
         lines += [f"Best transfer ({g['best_transfer']}) vs best target-only baseline ({g['best_baseline']}): "
                   f"NDCG@10 {g['transfer']:.4f} vs {g['baseline']:.4f} = **{g['relative_gain']:+.1%}** "
                   f"({comparison_text(res, g['best_transfer'], g['best_baseline'])}).", ""]
@@ -137,8 +143,9 @@ def markdown(res: Results, overrides: list[str] = ()) -> str:
                   f"({comparison_text(res, gt['best_transfer'], 'text')}).", ""]
     if res.comparisons:
         older = any(c.get("diff_low") is None for c in res.comparisons)  # format 1: no per-user rows
+        kinds = sorted({c["interval"] for c in res.comparisons if c.get("interval")})  # as each was computed
         how = ("an interval over the seeds' test means only, as each row says: this earlier run kept no "
-               "per-user results" if older else STATS_METHOD)
+               "per-user results" if older else "; ".join(kinds) or STATS_METHOD)
         lines += ["Differences in test NDCG@10 with their intervals (the references are chosen on validation; "
                   f"{how}):", "",
                   "| about | method | vs | NDCG@10 | reference | difference | interval |", "|---|---|---|---|---|---|---|"]

@@ -28,7 +28,7 @@ from .evaluate import EvalResult
 from .experiment import NOT_RESULTS, ExperimentConfig, build_config
 from .finetune_target import TrainedModel
 from .protocol import Protocol
-from .stats import paired_difference, per_user_frame, seed_difference
+from .stats import paired_difference, per_user_frame, seed_difference, with_seed_t
 from .results_upgrade import FORMAT, upgrade
 from .train import History
 from .utils import atomic_write, write_json
@@ -270,6 +270,29 @@ class Results:
     def compare(self, a: str, b: str, metric: str = "ndcg@10", **kwargs) -> dict:
         """``a − b`` with its interval over seeds and users (:func:`xdtutor.stats.paired_difference`)."""
         return paired_difference(self.per_user, a, b, metric, **kwargs)
+
+    def seed_values(self, key: str, metric: str = "ndcg@10") -> dict[int, float]:
+        """seed -> test ``metric`` of a comparison's side: a method of the main table, a cold-user row
+        (``"cold:<method>"``) or a cold-start curve point (``"curve:<fraction>:<method>"``, :func:`curve_key`)."""
+        if key.startswith("cold:"):
+            rows = [r for r in self.cold_users if r["method"] == key[len("cold:"):]]
+        elif key.startswith("curve:"):
+            rows = [r for r in self.cold_start if curve_key(r["fraction"], r["method"]) == key]
+        else:
+            rows = [r for r in self.rows if r["method"] == key]
+        return {int(r["seed"]): float(r["metrics"][metric]) for r in rows}
+
+    def with_seed_intervals(self) -> "Results":
+        """These results with every stored comparison widened to the paired *t* interval over its seeds
+        (:func:`xdtutor.stats.with_seed_t`, from the per-seed rows of this file): for files whose
+        intervals were computed by the two-level bootstrap alone. Comparisons without an interval, with
+        one seed, or whose sides lack per-seed rows are kept as they are."""
+        out = []
+        for c in self.comparisons:
+            a, b = (self.seed_values(c[k], c.get("metric", "ndcg@10")) for k in ("method", "vs"))
+            seeds = sorted(set(a) & set(b))
+            out.append(with_seed_t(c, [a[s] - b[s] for s in seeds]) if len(seeds) == c.get("seeds") else dict(c))
+        return replace(self, comparisons=out)
 
     def seed_difference(self, a: str, b: str, metric: str = "ndcg@10", level: float = 0.95) -> dict:
         """``a − b`` with a Welch interval over the seeds' test means (:func:`seed_difference_across` within

@@ -2,12 +2,25 @@
 
 A method's test NDCG@10 varies for two reasons: the sample of test users, and the training run
 (initialisation, dropout, batch order — the seed). A paired test over users on seed-averaged scores
-sees only the first. :func:`paired_difference` resamples both: a **two-level percentile bootstrap**
-draws the seeds with replacement, then the users with replacement — the same users for both
-methods and every seed, since they are paired — and recomputes the mean difference and the relative
-difference on every replicate (the mean over the drawn seeds of each seed's mean over its drawn
-users; a user not evaluated in a seed, e.g. a cold user drawn for another seed, only counts where
-it was). With one seed it is a paired bootstrap over users (and says so).
+sees only the first. :func:`paired_difference` covers both, with the wider of two intervals at each
+end:
+
+* a **two-level percentile bootstrap** draws the seeds with replacement, then the users with
+  replacement — the same users for both methods and every seed, since they are paired — and
+  recomputes the mean difference and the relative difference on every replicate (the mean over the
+  drawn seeds of each seed's mean over its drawn users; a user not evaluated in a seed, e.g. a cold
+  user drawn for another seed, only counts where it was). It covers the users; with three seeds it
+  understates the seeds' share (resampling 3 values sees about 2/3 of their variance, and its
+  quantiles are those of a normal, where a t with 2 degrees of freedom is 2.2 times wider);
+* a **paired t interval over the seeds** (:func:`seed_t_interval`: each seed's difference of
+  the two means, S − 1 degrees of freedom) covers the seeds, but not the users, whom every seed
+  shares.
+
+Their hull holds its level where either part dominates: ``tests/test_stats.py`` simulates three seeds
+whose differences vary more than the users' sampling does, where the bootstrap alone covers the true
+difference well below 95 % of the time and the hull close to it. With one seed it is the paired bootstrap over users alone (and says so).
+:func:`with_seed_t` applies the same hull to an interval stored without it, from the per-seed
+differences a results file keeps.
 
 An interval that contains 0 means *no detectable difference* at that level, not that the two are
 equal; equal within a margin is a different claim (:func:`within_margin`).
@@ -26,7 +39,8 @@ from scipy import stats as scipy_stats
 if TYPE_CHECKING:
     from xdtutor.evaluate import EvalResult
 
-METHOD = "two-level percentile bootstrap (seeds, then users, paired)"
+BOOTSTRAP = "two-level percentile bootstrap (seeds, then users, paired)"
+METHOD = f"the wider at each end of a {BOOTSTRAP} and a paired t interval over the seeds (S − 1 df)"
 
 
 def paired_difference(per_user: pd.DataFrame, a: str, b: str, metric: str = "ndcg@10", *,
@@ -81,12 +95,86 @@ def paired_difference(per_user: pd.DataFrame, a: str, b: str, metric: str = "ndc
         rel = reps_a / reps_b - 1.0
     rel_lo, rel_hi = np.quantile(rel[np.isfinite(rel)], [alpha, 1.0 - alpha]) if np.isfinite(rel).any() else (np.nan, np.nan)
     n_users = int(both.any(axis=1).sum())
-    return {"method": a, "vs": b, "metric": metric, "seeds": n_seeds, "n_users": n_users,
+    boot = {"method": a, "vs": b, "metric": metric, "seeds": n_seeds, "n_users": n_users,
             "mean_a": mean_a, "mean_b": mean_b, "diff": mean_a - mean_b,
             "diff_low": float(diff_lo), "diff_high": float(diff_hi),
             "relative": mean_a / mean_b - 1.0 if mean_b else float("nan"),
             "relative_low": float(rel_lo), "relative_high": float(rel_hi), "level": level, "n_boot": n_boot,
-            "interval": METHOD if n_seeds > 1 else "paired percentile bootstrap over users (one seed)"}
+            "interval": BOOTSTRAP if n_seeds > 1 else "paired percentile bootstrap over users (one seed)"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a seed whose users all went missing: NaN, dropped
+        per_seed = np.nanmean(A - B, axis=0)                               # (S,) each seed's difference
+    return with_seed_t(boot, per_seed[np.isfinite(per_seed)].tolist()) if n_seeds > 1 else boot
+
+
+def seed_t_interval(seed_diffs: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Paired *t* interval of the mean of per-seed differences (S − 1 degrees of freedom).
+
+    Args:
+        seed_diffs: (S,) one difference ``a − b`` per seed (each the difference of the two means over
+            that seed's users).
+        level: Confidence level.
+
+    Returns:
+        ``(low, high)``; NaN with fewer than two seeds.
+    """
+    d = np.asarray(seed_diffs, dtype=float)
+    if len(d) < 2:
+        return math.nan, math.nan
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
+    return float(d.mean() - half), float(d.mean() + half)
+
+
+def with_seed_t(c: dict, seed_diffs: Sequence[float]) -> dict:
+    """A bootstrap comparison widened, at each end, to the paired *t* interval over its seeds.
+
+    The difference and relative difference keep their values; the bounds become the hull of the
+    bootstrap's (kept as ``boot_low``/``boot_high``, ``boot_relative_low``/``boot_relative_high``) and
+    the *t* interval's (``seed_t_low``/``seed_t_high``; its relative bounds divide by ``mean_b``).
+    Idempotent: a comparison that has ``boot_low`` is widened from its bootstrap bounds again.
+
+    Args:
+        c: A :func:`paired_difference` dict of the bootstrap (or one stored before the hull existed).
+        seed_diffs: (S,) the per-seed differences ``a − b`` behind ``c`` (e.g. from a results file's rows).
+
+    Returns:
+        A new dict; ``c`` unchanged when there are fewer than two seed differences or no interval.
+
+    Raises:
+        ValueError: If the mean of ``seed_diffs`` is not ``c["diff"]`` (they are not its seeds).
+    """
+    d = np.asarray(seed_diffs, dtype=float)
+    if len(d) < 2 or not _has_interval(c):
+        return dict(c)
+    if not math.isclose(float(d.mean()), c["diff"], rel_tol=1e-6, abs_tol=1e-9):
+        raise ValueError(f"{c.get('method')} vs {c.get('vs')}: the per-seed differences average "
+                         f"{d.mean():+.6f}, the comparison says {c['diff']:+.6f}")
+    low, high = seed_t_interval(d, c.get("level", 0.95))
+    return widen(c, low, high, interval=METHOD, seed_diffs=[float(x) for x in d])
+
+
+def widen(c: dict, low: float, high: float, *, interval: str, **extra) -> dict:
+    """``c``'s bootstrap interval widened at each end to ``[low, high]``, an interval over the seeds
+    (see :func:`with_seed_t`, which passes the paired *t*; a file that kept only each side's per-seed
+    mean and spread can pass a Welch interval). ``interval`` names the result; ``extra`` is stored."""
+    if not _has_interval(c):
+        return dict(c)
+    out = {**c, "boot_low": c.get("boot_low", c["diff_low"]), "boot_high": c.get("boot_high", c["diff_high"]),
+           "seed_t_low": low, "seed_t_high": high, **extra}
+    out["diff_low"], out["diff_high"] = min(out["boot_low"], low), max(out["boot_high"], high)
+    mean_b = c.get("mean_b")
+    if c.get("relative_low") is not None and mean_b:
+        out["boot_relative_low"] = c.get("boot_relative_low", c["relative_low"])
+        out["boot_relative_high"] = c.get("boot_relative_high", c["relative_high"])
+        out["relative_low"] = min(out["boot_relative_low"], low / mean_b)
+        out["relative_high"] = max(out["boot_relative_high"], high / mean_b)
+    out["interval"] = interval
+    return out
+
+
+def _has_interval(c: dict) -> bool:
+    low = c.get("boot_low", c.get("diff_low"))
+    return low is not None and math.isfinite(low)
 
 
 def difference_of_differences(per_user: pd.DataFrame, first: tuple[str, str], second: tuple[str, str],
@@ -117,7 +205,7 @@ def difference_of_differences(per_user: pd.DataFrame, first: tuple[str, str], se
         gains.append(gain.assign(method=name))
     out = paired_difference(pd.concat(gains, ignore_index=True), "first", "second", metric, **kwargs)
     out.update(method=f"{first[0]} − {first[1]}", vs=f"{second[0]} − {second[1]}", relative=None,
-               relative_low=None, relative_high=None)
+               relative_low=None, relative_high=None, boot_relative_low=None, boot_relative_high=None)
     return out
 
 
