@@ -156,8 +156,8 @@ def curve_choice_reading(variants: Mapping[str, Results], fraction: float, metri
 
     The curve's strategy against ``vs`` (default: the baseline that is better on validation), each at its
     chosen setting
-    (:func:`curve_setting_choice`). Both from one file: that file's stored paired two-level interval (a
-    Welch interval over its seeds where it stored none); from two files: a Welch interval over the seeds'
+    (:func:`curve_setting_choice`). Both from one file: that file's stored paired interval over seeds and
+    users (a Welch interval over its seeds where it stored none); from two files: a Welch interval over the seeds'
     test values, said as such (committed files keep no per-user rows to pair), after checking that the
     files are runs of one experiment (:func:`xdtutor.results.check_comparable`).
 
@@ -170,6 +170,23 @@ def curve_choice_reading(variants: Mapping[str, Results], fraction: float, metri
     Returns:
         ``"<strategy> (<setting>) vs <baseline> (<setting>, the better baseline on validation): <difference>"``
         (without "the better baseline…" when ``vs`` names it).
+
+    Raises:
+        ValueError: From :func:`curve_setting_choice`, or if the two files are not comparable.
+    """
+    head, c, where, reference = curve_choice_comparison(variants, fraction, metric, vs)
+    if where is None:
+        return head + difference_text(c)
+    return head + (f"{c['diff']:+.4f} ({c['diff'] / reference:+.1%}); {where}; "
+                   f"{seed_interval_text(c)}")
+
+
+def curve_choice_comparison(variants: Mapping[str, Results], fraction: float, metric: str = "ndcg@10",
+                            vs: str | None = None) -> tuple[str, dict, str | None, float]:
+    """What :func:`curve_choice_reading` reads: ``(head, comparison, where, reference)`` — the comparison
+    dict (its verdict: :func:`xdtutor.stats.verdict`), ``where`` ``None`` for a file's stored paired
+    interval or else how the Welch interval over the seeds was formed, and the baseline's mean test
+    ``metric`` at its chosen setting.
 
     Raises:
         ValueError: From :func:`curve_setting_choice`, or if the two files are not comparable.
@@ -187,7 +204,7 @@ def curve_choice_reading(variants: Mapping[str, Results], fraction: float, metri
     head = f"{strategy} ({sa}) vs {best} ({sb}{'' if vs else ', the better baseline on validation'}): "
     stored = res_a.comparison(curve_key(fraction, strategy), curve_key(fraction, best), metric)
     if res_a is res_b and stored:
-        return head + difference_text(stored)
+        return head, stored, None, float(chosen.loc[best, "test"])
     check_comparable(res_a, res_b)
 
     def values(res: Results, method: str) -> list[float]:
@@ -197,5 +214,4 @@ def curve_choice_reading(variants: Mapping[str, Results], fraction: float, metri
     c = seed_difference(values(res_a, strategy), values(res_b, best))
     where = (f"files `{res_a.name}` vs `{res_b.name}`, no per-user pairing across files" if res_a is not res_b
              else f"not compared user by user in `{res_a.name}`")
-    return head + (f"{c['diff']:+.4f} ({c['diff'] / chosen.loc[best, 'test']:+.1%}); {where}; "
-                   f"{seed_interval_text(c)}")
+    return head, c, where, float(chosen.loc[best, "test"])

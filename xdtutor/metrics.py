@@ -12,12 +12,12 @@ The metric functions return one value per example (so per-user values can feed c
 intervals and paired tests) and accept a NumPy array or a torch tensor, returning the same kind;
 :func:`compute_all` averages them into a ``{"recall@10": …}`` dict.
 
-Tie rule (:func:`rank_of_target`): the rank is 1 + the number of items with a *strictly higher*
-score than the target, i.e. ties are broken in the target's favour ("optimistic"). This is the
-convention of the architecture contract; with float scores from a neural model ties are rare, but a
-scorer that outputs many equal values (e.g. popularity counts, or a constant) is flattered by it.
-``ties="pessimistic"`` counts every other item with an equal score as ranked ahead of the target,
-``ties="average"`` gives the expected rank under random tie-breaking (may be fractional).
+Tie rule (:func:`rank_of_target`): by default (``ties="pessimistic"``, the protocol's default too)
+every other item with a score equal to the target's is ranked ahead of it, so a scorer that outputs
+many equal values (e.g. popularity counts, or a constant) is not flattered. ``ties="optimistic"``
+ranks the target at 1 + the number of items with a *strictly higher* score (ties broken in its
+favour); ``ties="average"`` gives the expected rank under random tie-breaking (may be fractional).
+With float scores from a neural model ties are rare.
 :func:`count_ties` reports how many items tie with the target so such cases can be seen.
 """
 
