@@ -25,7 +25,7 @@ from pathlib import Path
 from scipy import stats as scipy_stats
 
 from xdtutor.results import Results
-from xdtutor.stats import METHOD, widen, with_seed_t
+from xdtutor.stats import BOOTSTRAP, widen, with_seed_t
 from xdtutor.utils import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,17 +64,21 @@ def widened_encoder_size(path: Path, folder: Path) -> dict:
                 t["change"] = with_seed_t(t["change"], [gain["large"][s] - gain["small"][s] for s in seeds])
         else:  # only each side's mean and sample std over the seeds were kept: Welch
             a, b, d = sec["large"], sec["small"], sec["difference"]
+            if not math.isclose(a["ndcg@10"] - b["ndcg@10"], d["diff"], rel_tol=1e-6, abs_tol=1e-9):
+                raise ValueError(f"{path.name}: {target}'s stored means do not give its difference")
             low, high = _welch(a["ndcg@10"], a["ndcg@10_std"], len(a["seeds"]), b["ndcg@10"], b["ndcg@10_std"],
                                len(b["seeds"]), d.get("level", 0.95))
             sec["difference"] = widen(d, low, high, seed_interval="welch-t over seeds (per-seed values not kept)",
-                                      interval=METHOD.replace("a paired t interval over the seeds (S − 1 df)",
-                                                              "a Welch t interval over the seeds"))
+                                      interval=f"the wider at each end of a {BOOTSTRAP} and a Welch t interval "
+                                               "over the seeds")
     return raw
 
 
 def _welch(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b: int,
            level: float) -> tuple[float, float]:
     ea, eb = sd_a**2 / n_a, sd_b**2 / n_b
+    if ea + eb == 0:  # every seed gave the same value on both sides: the difference is exact
+        return mean_a - mean_b, mean_a - mean_b
     dof = (ea + eb) ** 2 / (ea**2 / (n_a - 1) + eb**2 / (n_b - 1))
     half = float(scipy_stats.t.ppf(0.5 + level / 2, dof) * math.sqrt(ea + eb))
     return mean_a - mean_b - half, mean_a - mean_b + half

@@ -216,9 +216,14 @@ def _settings_source(root: Path, prefix: str, method: str, sets: dict) -> str:
     own = root / "results" / f"tune_{prefix}_{method}.json"
     if own.is_file() and all(best(own).get(k) == v for k, v in sets.items()):
         return ""
-    for path in sorted((root / "results").glob(f"tune_{prefix}_*.json")):
+    searches = sorted((root / "results").glob(f"tune_{prefix}_*.json"))
+    # the search whose best trial shares the most of these values, the same keys first (a value may
+    # also have moved to another key, e.g. a model's dropout set as the transfer's)
+    ranked = sorted(searches, key=lambda path: (-sum(best(path).get(k) == v for k, v in sets.items()),
+                                                -sum(v in best(path).values() for v in sets.values())))
+    for path in ranked[:1]:
         found = best(path)
-        shared = [k for k, v in sets.items() if v in found.values()]  # a value may move to another key
+        shared = [k for k, v in sets.items() if v in found.values()]
         if shared:
             other = path.stem[len(f"tune_{prefix}_"):]
             return (f" (the values of the {other} search's best trial, copied by hand"

@@ -285,13 +285,20 @@ class Results:
     def with_seed_intervals(self) -> "Results":
         """These results with every stored comparison widened to the paired *t* interval over its seeds
         (:func:`xdtutor.stats.with_seed_t`, from the per-seed rows of this file): for files whose
-        intervals were computed by the two-level bootstrap alone. Comparisons without an interval, with
-        one seed, or whose sides lack per-seed rows are kept as they are."""
+        intervals were computed by the two-level bootstrap alone. Comparisons without an interval or with
+        one seed are kept as they are.
+
+        Raises:
+            ValueError: If a comparison's seeds are not all in this file's rows of both its sides.
+        """
         out = []
         for c in self.comparisons:
             a, b = (self.seed_values(c[k], c.get("metric", "ndcg@10")) for k in ("method", "vs"))
             seeds = sorted(set(a) & set(b))
-            out.append(with_seed_t(c, [a[s] - b[s] for s in seeds]) if len(seeds) == c.get("seeds") else dict(c))
+            if c.get("diff_low") is not None and (c.get("seeds") or 0) > 1 and len(seeds) != c["seeds"]:
+                raise ValueError(f"{self.name}: {c['method']} vs {c['vs']} has {c['seeds']} seeds, its rows "
+                                 f"{len(seeds)}")
+            out.append(with_seed_t(c, [a[s] - b[s] for s in seeds]))
         return replace(self, comparisons=out)
 
     def seed_difference(self, a: str, b: str, metric: str = "ndcg@10", level: float = 0.95) -> dict:

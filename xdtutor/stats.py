@@ -166,8 +166,9 @@ def widen(c: dict, low: float, high: float, *, interval: str, **extra) -> dict:
     if c.get("relative_low") is not None and mean_b:
         out["boot_relative_low"] = c.get("boot_relative_low", c["relative_low"])
         out["boot_relative_high"] = c.get("boot_relative_high", c["relative_high"])
-        out["relative_low"] = min(out["boot_relative_low"], low / mean_b)
-        out["relative_high"] = max(out["boot_relative_high"], high / mean_b)
+        rel_low, rel_high = sorted((low / mean_b, high / mean_b))  # a negative reference flips them
+        out["relative_low"] = min(out["boot_relative_low"], rel_low)
+        out["relative_high"] = max(out["boot_relative_high"], rel_high)
     out["interval"] = interval
     return out
 
@@ -184,7 +185,7 @@ def difference_of_differences(per_user: pd.DataFrame, first: tuple[str, str], se
     Whether a gain changes between two settings, e.g. the transfer gain (fine-tuned − text model)
     with a bigger encoder vs with the default one, on the same seeds and users. Each user's gain is
     taken within its seed first, then the two gains are compared by :func:`paired_difference` (the
-    same two-level bootstrap); a user or seed missing on either side drops out.
+    same interval over seeds and users); a user or seed missing on either side drops out.
 
     Returns:
         :func:`paired_difference`'s dict with ``method``/``vs`` naming the two differences,
