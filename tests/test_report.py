@@ -489,3 +489,14 @@ def test_curve_setting_choice_refuses_files_that_are_not_the_same_point(damage, 
     damage(b)
     with pytest.raises(ValueError, match=message):
         curve_setting_choice({"a": a, "b": b}, 0.05)
+
+
+def test_a_combined_run_does_not_show_a_parts_own_seed_override():
+    """Seeds run apart carry ``--set seeds=[0]``; the combined file has all of them, so its header must
+    not say ``seeds=[0]`` beside ``seeds: [0, 1, 2]`` (a one-seed run keeps it)."""
+    sets = ["scale=full", "seeds=[0]", "train.progress=false"]
+    head = markdown(fake(name="combined", seeds=(0, 1, 2)), sets).splitlines()
+    line = next(x for x in head if x.startswith("- seeds:"))
+    assert line.endswith("overrides: scale=full train.progress=false")
+    one = next(x for x in markdown(fake(name="one", seeds=(0,)), sets).splitlines() if x.startswith("- seeds:"))
+    assert "seeds=[0]" in one
