@@ -18,7 +18,8 @@ end:
 
 Their hull holds its level where either part dominates: ``tests/test_stats.py`` simulates three seeds
 whose differences vary more than the users' sampling does, where the bootstrap alone covers the true
-difference well below 95 % of the time and the hull close to it. With one seed it is the paired bootstrap over users alone (and says so).
+difference well below 95 % of the time and the hull close to it. With one seed it is the paired
+bootstrap over users alone (and says so).
 :func:`with_seed_t` applies the same hull to an interval stored without it, from the per-seed
 differences a results file keeps.
 
@@ -58,7 +59,10 @@ def paired_difference(per_user: pd.DataFrame, a: str, b: str, metric: str = "ndc
     Returns:
         ``{"method": a, "vs": b, "metric", "seeds", "n_users", "mean_a", "mean_b", "diff", "diff_low",
         "diff_high", "relative", "relative_low", "relative_high", "level", "n_boot", "interval"}``;
-        ``relative`` is ``mean_a / mean_b − 1``.
+        ``relative`` is ``mean_a / mean_b − 1``. With several seeds the bounds are the hull of the
+        bootstrap's (also kept as ``boot_low``/``boot_high``, ``boot_relative_low``/``boot_relative_high``)
+        and the paired t interval's (``seed_t_low``/``seed_t_high``, from ``seed_diffs``: (S,) each seed's
+        difference), as :func:`with_seed_t` makes them.
 
     Raises:
         ValueError: If the two methods share no seed or no user.
