@@ -22,10 +22,8 @@ import math
 import sys
 from pathlib import Path
 
-from scipy import stats as scipy_stats
-
 from xdtutor.results import Results
-from xdtutor.stats import BOOTSTRAP, widen, with_seed_t
+from xdtutor.stats import BOOTSTRAP, welch_interval, widen, with_seed_t
 from xdtutor.utils import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,8 +55,8 @@ def widened_encoder_size(path: Path, folder: Path) -> dict:
             sec["difference"] = with_seed_t(sec["difference"], [text["large"][s] - text["small"][s] for s in seeds])
             t = sec.get("transfer")
             if t:
-                gain = {side: {s: res.seed_values(t["method"])[s] - text[side][s] for s in seeds}
-                        for side, res in (("small", small), ("large", large))}
+                moved = {side: res.seed_values(t["method"]) for side, res in (("small", small), ("large", large))}
+                gain = {side: {s: moved[side][s] - text[side][s] for s in seeds} for side in ("small", "large")}
                 for side in ("small", "large"):
                     t[f"gain_{side}"] = with_seed_t(t[f"gain_{side}"], [gain[side][s] for s in seeds])
                 t["change"] = with_seed_t(t["change"], [gain["large"][s] - gain["small"][s] for s in seeds])
@@ -66,22 +64,12 @@ def widened_encoder_size(path: Path, folder: Path) -> dict:
             a, b, d = sec["large"], sec["small"], sec["difference"]
             if not math.isclose(a["ndcg@10"] - b["ndcg@10"], d["diff"], rel_tol=1e-6, abs_tol=1e-9):
                 raise ValueError(f"{path.name}: {target}'s stored means do not give its difference")
-            low, high = _welch(a["ndcg@10"], a["ndcg@10_std"], len(a["seeds"]), b["ndcg@10"], b["ndcg@10_std"],
-                               len(b["seeds"]), d.get("level", 0.95))
+            low, high = welch_interval(a["ndcg@10"] - b["ndcg@10"], a["ndcg@10_std"] ** 2, len(a["seeds"]),
+                                       b["ndcg@10_std"] ** 2, len(b["seeds"]), d.get("level", 0.95))
             sec["difference"] = widen(d, low, high, seed_interval="welch-t over seeds (per-seed values not kept)",
                                       interval=f"the wider at each end of a {BOOTSTRAP} and a Welch t interval "
                                                "over the seeds")
     return raw
-
-
-def _welch(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b: int,
-           level: float) -> tuple[float, float]:
-    ea, eb = sd_a**2 / n_a, sd_b**2 / n_b
-    if ea + eb == 0:  # every seed gave the same value on both sides: the difference is exact
-        return mean_a - mean_b, mean_a - mean_b
-    dof = (ea + eb) ** 2 / (ea**2 / (n_a - 1) + eb**2 / (n_b - 1))
-    half = float(scipy_stats.t.ppf(0.5 + level / 2, dof) * math.sqrt(ea + eb))
-    return mean_a - mean_b - half, mean_a - mean_b + half
 
 
 def _key(c: dict) -> tuple:

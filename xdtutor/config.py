@@ -221,6 +221,12 @@ def parse_sets(sets: Iterable[str | tuple[str, Any]]) -> list[tuple[str, Any]]:
     return out
 
 
+def without_seed_override(overrides: Iterable[str]) -> list[str]:
+    """``overrides`` (``--set`` strings) without ``seeds=…``: a part's own ``--set seeds=[…]`` describes
+    that part, not a run combined from several (whose seeds are its ``seeds``)."""
+    return [o for o in overrides if not str(o).replace(" ", "").startswith("seeds=")]
+
+
 def set_dotted(raw: dict, key: str, value: Any) -> None:
     """``set_dotted(d, "train.lr", 0.1)`` sets ``d["train"]["lr"]`` (creating the section).
 

@@ -209,23 +209,18 @@ def _settings_source(root: Path, prefix: str, method: str, sets: dict) -> str:
     for this method on validation)."""
     import json
 
-    def best(path: Path) -> dict:
-        d = json.loads(path.read_text(encoding="utf-8"))
-        return {k: v for k, v in (d.get("best") or {}).get("params", {}).items()}
-
-    own = root / "results" / f"tune_{prefix}_{method}.json"
-    if own.is_file() and all(best(own).get(k) == v for k, v in sets.items()):
+    best = {path.stem[len(f"tune_{prefix}_"):]:  # each search's best trial, read once
+            (json.loads(path.read_text(encoding="utf-8")).get("best") or {}).get("params", {})
+            for path in sorted((root / "results").glob(f"tune_{prefix}_*.json"))}
+    if method in best and all(best[method].get(k) == v for k, v in sets.items()):
         return ""
-    searches = sorted((root / "results").glob(f"tune_{prefix}_*.json"))
     # the search whose best trial shares the most of these values, the same keys first (a value may
     # also have moved to another key, e.g. a model's dropout set as the transfer's)
-    ranked = sorted(searches, key=lambda path: (-sum(best(path).get(k) == v for k, v in sets.items()),
-                                                -sum(v in best(path).values() for v in sets.values())))
-    for path in ranked[:1]:
-        found = best(path)
-        shared = [k for k, v in sets.items() if v in found.values()]
+    ranked = sorted(best, key=lambda m: (-sum(best[m].get(k) == v for k, v in sets.items()),
+                                         -sum(v in best[m].values() for v in sets.values())))
+    for other in ranked[:1]:
+        shared = [k for k, v in sets.items() if v in best[other].values()]
         if shared:
-            other = path.stem[len(f"tune_{prefix}_"):]
             return (f" (the values of the {other} search's best trial, copied by hand"
                     + ("" if len(shared) == len(sets) else f" for {', '.join(shared)}; the rest set by hand") + ")")
     return " (set by hand)"

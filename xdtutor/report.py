@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import plots
+from .config import without_seed_override
 from .curve_readings import cold_start_frame
 from .published_readings import published_markdown
 from .readings import comparison_text, mean_std, stored_comparison_text
@@ -94,8 +95,8 @@ def markdown(res: Results, overrides: list[str] = ()) -> str:
     """The Markdown report of a run (what ``results/<name>.md`` holds above its notes)."""
     info = res.info
     parts = info.get("parts")
-    if len(res.config.seeds) > 1:  # a combined run: a part's own "seeds=[0]" does not describe it
-        overrides = [o for o in overrides if not str(o).replace(" ", "").startswith("seeds=")]
+    if len(res.config.seeds) > 1:  # a combined run (older files kept a part's own override)
+        overrides = without_seed_override(overrides)
     lines = [f"# {res.name}", "",
              f"- date: {info.get('date')}; device: {info.get('device')} ({info.get('device_name')}, "
              f"{info.get('torch_threads')} torch threads); wall time: {info.get('wall_seconds', 0):.0f} s"

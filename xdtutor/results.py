@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .config import ConfigError, flatten
+from .config import ConfigError, flatten, without_seed_override
 from .evaluate import EvalResult
 from .experiment import NOT_RESULTS, ExperimentConfig, build_config
 from .finetune_target import TrainedModel
@@ -514,8 +514,7 @@ def combine(parts: Sequence[Results]) -> Results:
     out.per_user = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     out.diagnostics = first.diagnostics
     walls = [float(r.info.get("wall_seconds", 0.0)) for r in parts]
-    # each part's own `--set seeds=[…]` describes that part, not the combined run (its seeds are `seeds`)
-    overrides = [o for o in first.info.get("overrides", []) if not str(o).replace(" ", "").startswith("seeds=")]
+    overrides = without_seed_override(first.info.get("overrides", []))
     out.info = {**first.info, "overrides": overrides, "seeds": seen, "wall_seconds": max(walls),
                 "compute_seconds": sum(walls),
                 "parts": [{"seeds": list(r.config.seeds), "device": r.info.get("device"),

@@ -125,8 +125,26 @@ def seed_t_interval(seed_diffs: Sequence[float], level: float = 0.95) -> tuple[f
     d = np.asarray(seed_diffs, dtype=float)
     if len(d) < 2:
         return math.nan, math.nan
-    half = float(scipy_stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
+    half = _t_half(d, level)
     return float(d.mean() - half), float(d.mean() + half)
+
+
+def _t_half(values: np.ndarray, level: float) -> float:
+    """Half-width of the one-sample *t* interval of the mean of ``values`` (len - 1 degrees of freedom)."""
+    return float(scipy_stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def welch_interval(diff: float, var_a: float, n_a: int, var_b: float, n_b: int,
+                   level: float = 0.95) -> tuple[float, float]:
+    """Welch *t* interval of a difference of two means from each side's sample variance and count
+    (what :func:`seed_difference` computes from per-seed values; a file that kept only each side's mean
+    and spread can call it directly). Zero spread on both sides: the difference is exact."""
+    ea, eb = var_a / n_a, var_b / n_b
+    if ea + eb == 0:
+        return diff, diff
+    dof = (ea + eb) ** 2 / (ea**2 / (n_a - 1) + eb**2 / (n_b - 1))
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, dof) * math.sqrt(ea + eb))
+    return diff - half, diff + half
 
 
 def with_seed_t(c: dict, seed_diffs: Sequence[float]) -> dict:
@@ -264,12 +282,8 @@ def seed_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95)
            "level": level, "method": "welch-t over seeds"}
     if min(len(va), len(vb)) < 2:
         return out
-    ea, eb = va.var(ddof=1) / len(va), vb.var(ddof=1) / len(vb)
-    if ea + eb == 0:  # identical values in every seed: the difference is exact
-        return {**out, "diff_low": diff, "diff_high": diff}
-    dof = (ea + eb) ** 2 / (ea**2 / (len(va) - 1) + eb**2 / (len(vb) - 1))
-    half = float(scipy_stats.t.ppf(0.5 + level / 2, dof) * math.sqrt(ea + eb))
-    return {**out, "diff_low": diff - half, "diff_high": diff + half}
+    low, high = welch_interval(diff, va.var(ddof=1), len(va), vb.var(ddof=1), len(vb), level)
+    return {**out, "diff_low": low, "diff_high": high}
 
 
 def value_difference(values: Sequence[float], value: float, level: float = 0.95) -> dict:
@@ -294,7 +308,7 @@ def value_difference(values: Sequence[float], value: float, level: float = 0.95)
            "method": "one-sample t over seeds"}
     if len(v) < 2 or np.ptp(v) == 0:  # equal seeds (e.g. a recall of the same hit count) show no spread:
         return out                   # a zero-width interval would claim a certainty they do not have
-    half = float(scipy_stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    half = _t_half(v, level)
     return {**out, "diff_low": diff - half, "diff_high": diff + half}
 
 
