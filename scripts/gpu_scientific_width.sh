@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Scientific alone on a lent GPU: choose the text and text + ID models' width (with learning rate,
+# dropout, weight decay) on validation, then read test once, three seeds (configs/scientific_width.yaml
+# says why). One prepared job inside a time budget (GPU_BUDGET seconds, default 540):
+#   1. the two searches side by side (configs/tune/scientific_text_width.yaml and
+#      scientific_text_id_width.yaml: 8 trials or 3 minutes each), published to results/tune_*.json;
+#   2. a config over configs/scientific_width.yaml with both searches' chosen per-method settings;
+#   3. its three seeds side by side, combined and published to results/scientific_width.json.
+# Here, once: bash benchmarks/gpu_check.sh --prepare (writes .cache/gpu_carry: encoder and data).
+# There, with .cache/gpu_carry carried: bash scripts/gpu_scientific_width.sh
+# Output: $OUT/gpu_width.log and $OUT/gpu_width.tar.gz (results/, the chosen config, the run folders
+# without their model files), packed after every stage; without $OUT, runs/gpu_width/.
+# WIDTH_SCALE=ci is a dry run on any machine (CPU too): CI scale, two trials per search.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+CARRY=.cache/gpu_carry
+PY=${PYTHON:-python3}
+SCALE=${WIDTH_SCALE:-full}
+BUDGET=${GPU_BUDGET:-540}
+[[ "$BUDGET" =~ ^[0-9]+$ ]] || { echo "GPU_BUDGET must be whole seconds, got '$BUDGET'" >&2; exit 2; }
+[[ "$SCALE" == full || "$SCALE" == ci ]] || { echo "WIDTH_SCALE must be full or ci, got '$SCALE'" >&2; exit 2; }
+start=$(date +%s)
+left() { echo $(( BUDGET - ($(date +%s) - start) )); }
+RES=${OUT:+/tmp/gpu_width}
+RES=${RES:-$ROOT/runs/gpu_width}
+rm -rf "$RES"; mkdir -p "$RES/results" "$RES/runs"
+exec > >(tee "${OUT:-$RES}/gpu_width.log") 2>&1
+pack() {
+  [[ -n "${OUT:-}" ]] || return 0
+  tar -C "$RES" --exclude='*.safetensors' --exclude='*.pt' --exclude='*.pth' -czf "$OUT/gpu_width.tar.gz.part" . \
+    && mv "$OUT/gpu_width.tar.gz.part" "$OUT/gpu_width.tar.gz"
+}
+trap pack EXIT
+
+source benchmarks/gpu_env.sh || exit 2
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}   # three processes side by side at most
+if [[ "$SCALE" == full ]] && ! $PY -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  echo "no CUDA here: this job is for a GPU (WIDTH_SCALE=ci runs it anywhere as a dry run)" >&2; exit 2
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "nvidia-smi: none"
+echo "data: $XDTUTOR_DATA_DIR   scale: $SCALE   budget: $BUDGET s   results: $RES"
+
+echo "=== 1. the two searches, side by side"
+pids=()
+for method in text text_id; do
+  search=configs/tune/scientific_${method}_width.yaml
+  if [[ "$SCALE" == ci ]]; then  # the same search at CI scale, two trials, in the results folder
+    sed -e "s|^experiment: ../|experiment: $ROOT/configs/|" -e "s|scale=full|scale=ci|" \
+        -e "s|^trials: .*|trials: 2|" "$search" > "$RES/$(basename "$search")"
+    search=$RES/$(basename "$search")
+  fi
+  timeout "$(left)" $PY -m xdtutor tune "$search" --out "$RES/runs/tune_$method" --publish "$RES/results" \
+    > "$RES/tune_$method.log" 2>&1 &
+  pids+=($!)
+done
+wait "${pids[@]}"   # by pid: a bare wait also waits for the tee above, which never ends
+for method in text text_id; do tail -n 4 "$RES/tune_$method.log"; done
+pack
+
+echo "=== 2. the chosen settings (after $(( $(date +%s) - start )) s)"
+$PY - "$RES" "$ROOT" <<'EOF' || exit 1
+import json, sys
+from pathlib import Path
+import yaml
+res, root = Path(sys.argv[1]), Path(sys.argv[2])
+chosen = {}
+for method in ("text", "text_id"):
+    found = res / "runs" / f"tune_{method}" / "tune.json"
+    if not found.exists():
+        sys.exit(f"{found}: the {method} search did not finish")
+    chosen.update(json.loads(found.read_text())["per_method"])
+config = {"extends": str(root / "configs" / "scientific_width.yaml"), "per_method": chosen}
+(res / "scientific_width.yaml").write_text(
+    "# configs/scientific_width.yaml with the per-method settings its two searches chose\n"
+    + yaml.safe_dump(config, sort_keys=False))
+print(yaml.safe_dump(chosen, sort_keys=False), end="")
+EOF
+pack
+
+echo "=== 3. three seeds side by side (after $(( $(date +%s) - start )) s; $(left) s left)"
+pids=()
+for seed in 0 1 2; do
+  timeout "$(left)" $PY -m xdtutor run "$RES/scientific_width.yaml" --set scale=$SCALE --set "seeds=[$seed]" \
+    --set train.progress=false --set encoder.progress=false --out "$RES/runs/width_s$seed" \
+    > "$RES/width_s$seed.log" 2>&1 &
+  pids+=($!)
+done
+wait "${pids[@]}"
+status=0
+$PY -m xdtutor combine "$RES"/runs/width_s{0,1,2} --out "$RES/runs/scientific_width" \
+  && $PY -m xdtutor publish "$RES/runs/scientific_width" --to "$RES/results" || status=1
+if (( status == 0 )); then sed -n '1,25p' "$RES/results/scientific_width.md"
+else for seed in 0 1 2; do echo "--- seed $seed"; tail -n 15 "$RES/width_s$seed.log"; done; fi
+echo "=== done in $(( $(date +%s) - start )) s, status $status"
+exit $status
