@@ -3,7 +3,7 @@
 # dropout, weight decay) on validation, then read test once, three seeds (configs/scientific_width.yaml
 # says why). One prepared job inside a time budget (GPU_BUDGET seconds, default 540):
 #   1. the two searches side by side (configs/tune/scientific_text_width.yaml and
-#      scientific_text_id_width.yaml: 8 trials or 3 minutes each), published to results/tune_*.json;
+#      scientific_text_id_width.yaml: 8 trials or 4 minutes each), published to results/tune_*.json;
 #   2. a config over configs/scientific_width.yaml with both searches' chosen per-method settings;
 #   3. its three seeds side by side, combined and published to results/scientific_width.json.
 # Here, once: bash benchmarks/gpu_check.sh --prepare (writes .cache/gpu_carry: encoder and data).
