@@ -6,8 +6,12 @@
 #      scientific_text_id_width.yaml: 8 trials or 4 minutes each), published to results/tune_*.json;
 #   2. a config over configs/scientific_width.yaml with both searches' chosen per-method settings;
 #   3. its three seeds side by side, combined and published to results/scientific_width.json.
-# Here, once: bash benchmarks/gpu_check.sh --prepare (writes .cache/gpu_carry: encoder and data).
-# There, with .cache/gpu_carry carried: bash scripts/gpu_scientific_width.sh
+# Here, once: bash scripts/gpu_scientific_width.sh --prepare — benchmarks/gpu_check.sh --prepare's
+# .cache/gpu_carry (encoder, data) with the Scientific data alone, and Optuna's wheels in .whl/ (the GPU
+# image has no Optuna; together they stay under the device tool's 64 MiB).
+# There, with .cache/gpu_carry and .whl carried:
+#   pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site \
+#     bash scripts/gpu_scientific_width.sh
 # Output: $OUT/gpu_width.log and $OUT/gpu_width.tar.gz (results/, the chosen config, the run folders
 # without their model files), packed after every stage; without $OUT, runs/gpu_width/.
 # WIDTH_SCALE=ci is a dry run on any machine (CPU too): CI scale, two trials per search.
@@ -16,13 +20,27 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 CARRY=.cache/gpu_carry
 PY=${PYTHON:-python3}
+if [[ "${1:-}" == "--prepare" ]]; then
+  set -e
+  bash benchmarks/gpu_check.sh --prepare
+  tmp=$(mktemp -d)
+  tar -C "$tmp" -xzf "$CARRY/data.tar.gz" && tar -C "$tmp" -czf "$CARRY/data.tar.gz" data/amazon_scientific_cowpirec
+  rm -rf "$tmp" .whl
+  grep -qx "/.whl/" .git/info/exclude 2>/dev/null || { mkdir -p .git/info && echo "/.whl/" >> .git/info/exclude; }
+  # Optuna and what it needs beyond the image (greenlet only serves SQLAlchemy's asyncio: left out)
+  $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl \
+    "optuna==$($PY -c 'import optuna; print(optuna.__version__)')" alembic colorlog sqlalchemy mako
+  du -sh "$CARRY" .whl
+  exit 0
+fi
 SCALE=${WIDTH_SCALE:-full}
 BUDGET=${GPU_BUDGET:-540}
 [[ "$BUDGET" =~ ^[0-9]+$ ]] || { echo "GPU_BUDGET must be whole seconds, got '$BUDGET'" >&2; exit 2; }
 [[ "$SCALE" == full || "$SCALE" == ci ]] || { echo "WIDTH_SCALE must be full or ci, got '$SCALE'" >&2; exit 2; }
 start=$(date +%s)
 left() { echo $(( BUDGET - ($(date +%s) - start) )); }
-RES=${OUT:+/tmp/gpu_width}
+RES=${OUT:+${TMPDIR:-/tmp}/gpu_width}
 RES=${RES:-$ROOT/runs/gpu_width}
 rm -rf "$RES"; mkdir -p "$RES/results" "$RES/runs"
 exec > >(tee "${OUT:-$RES}/gpu_width.log") 2>&1

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `benchmarks` is a folder of the repository, not an installed package
@@ -322,3 +323,31 @@ def test_gpu_check_without_cuda_leaves_the_committed_gpu_results_alone(tmp_path)
     bad = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=ROOT, env={**env, "GPU_CHECK_BUDGET": "5.5"},
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "GPU_CHECK_BUDGET must be whole seconds" in bad.stdout + bad.stderr
+
+
+@pytest.mark.slow
+def test_the_gpu_width_job_runs_end_to_end_as_a_ci_scale_dry_run(tmp_path, data_dir):
+    """``WIDTH_SCALE=ci bash scripts/gpu_scientific_width.sh`` runs the GPU job's three stages anywhere: both
+    searches side by side, a config with their choices, three seeds combined and published, all packed into
+    the one archive the device tool brings back, without model files (it once hung for ever: a bare
+    ``wait`` also waited for the log's ``tee``)."""
+    import os
+    import subprocess
+    import tarfile
+
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "OUT": str(out), "TMPDIR": str(tmp_path), "WIDTH_SCALE": "ci", "OMP_NUM_THREADS": "1",
+           "XDTUTOR_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(["bash", "scripts/gpu_scientific_width.sh"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, (out / "gpu_width.log").read_text()[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["gpu_width.log", "gpu_width.tar.gz"]
+    with tarfile.open(out / "gpu_width.tar.gz") as tar:
+        names = tar.getnames()
+        chosen = yaml.safe_load(tar.extractfile("./scientific_width.yaml"))
+        searched = [json.load(tar.extractfile(f"./results/tune_scientific_{m}_width.json")) for m in ("text", "text_id")]
+        run = json.load(tar.extractfile("./results/scientific_width.json"))
+    assert not [n for n in names if n.endswith((".safetensors", ".pt"))]
+    assert chosen["per_method"] == {**searched[0]["per_method"], **searched[1]["per_method"]} == run["config"]["per_method"]
+    assert run["seeds"] == [0, 1, 2] and run["scale"] == "ci"

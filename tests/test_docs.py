@@ -53,6 +53,32 @@ def test_the_encoder_line_reads_each_target_and_the_transfer_gains_change():
                          "100 users.")
 
 
+def test_the_scientific_searches_line_leaves_the_gpu_width_searches_to_their_own_line(tmp_path):
+    """The width searches (configs/scientific_width.yaml, run on a GPU) are not the CPU experiments' hand-set
+    settings' searches: the Scientific line of searches must not read them, and chapter 7's reading of
+    Food's prior must not take their also_try trial for it; their own line reads them beside their run."""
+    import shutil
+
+    from xdtutor.docs import _scientific_width, _searches_line
+    from xdtutor.tune_results import committed_searches
+
+    names = [p.name for p in (ROOT / "results").glob("tune_scientific_*.json")]
+    (tmp_path / "results").mkdir()
+    for name in names:
+        shutil.copy(ROOT / "results" / name, tmp_path / "results" / name)
+    cpu = {Path(s.config.experiment).name for s in committed_searches(tmp_path / "results", "scientific")}
+    assert cpu and "scientific_width.yaml" not in cpu
+    gpu = committed_searches(tmp_path / "results", "scientific", "scientific_width.yaml")
+    assert sorted(s.config.method for s in gpu) == ["text", "text_id"]
+    line = _searches_line(tmp_path, "scientific", "Scientific")[0]
+    assert "model.hidden" not in line and line.count("**text") == 2
+    assert _scientific_width(tmp_path) == []  # no run file: no line
+    shutil.copy(ROOT / "results" / "scientific_width.json", tmp_path / "results")
+    (width,) = _scientific_width(tmp_path)
+    assert "on NVIDIA H200" in width and "model.hidden = 128" in width
+    assert "vs UniSRec text only (inductive)" in width and "vs UniSRec text + ID (transductive)" in width
+
+
 # A result-like number in prose: a decimal with 3+ digits (".0641"), a signed percentage ("+22 %", a
 # gain), a percentage with a decimal ("21.7 %"). Section numbers, constants ("95 %") and counts are not.
 _RESULT_NUMBER = re.compile(r"(?<![\w.])[+\-−]?\d*\.\d{3,}(?!\w|\.\d)|(?<![\w.])[+\-−]\d+(?:\.\d+)?\s?%"

@@ -394,6 +394,21 @@ def test_every_committed_interval_covers_the_t_interval_over_its_seeds():
     assert checked >= 50
 
 
+def test_the_widening_check_ignores_float_noise_but_not_a_change():
+    """A freshly run file's per-seed differences come from its per-user rows and the script's from the
+    rows' means: the two differ in the last digits, which ``--check`` must not call "not widened"."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("seed_intervals", ROOT / "scripts" / "seed_intervals.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    stored = {"seed_diffs": [0.1 + 0.2, -0.002352660230765094], "about": "main", "seeds": 3}
+    assert script._close(stored, {"seed_diffs": [0.3, -0.00235266023076509], "about": "main", "seeds": 3})
+    assert not script._close(stored, {"seed_diffs": [0.3001, -0.002352660230765094], "about": "main", "seeds": 3})
+    assert not script._close(stored, {"seed_diffs": [0.3], "about": "main", "seeds": 3})
+    assert not script._close(stored, {**stored, "about": "other"})
+
+
 def test_committed_summaries_are_what_the_rows_give():
     """A results file's derived fields — each method's mean ± sample std (ddof=1; null for one seed) and
     the headline gain (best transfer and baseline chosen on validation) — are what its rows give today:

@@ -20,11 +20,12 @@ from pathlib import Path
 
 from .published import SETTING_METHODS
 from .curve_readings import curve_batch_size, curve_choice_reading, curve_comparisons, curve_setting_choice
-from .published_readings import retrained_reading
+from .published_readings import published_gaps, retrained_reading
 from .readings import (TARGET_GAIN, across_files_text, comparison_text, curve_stop_line, difference_text, interval_text,
                        settings_text, stop_line, target_across_line, target_line, versus_text)
 from .report import protocol_caveat
 from .results import K2F_RETRAINED, Results, find_results
+from .tune_results import committed_searches
 
 PAGES = ("README.md", "book/10_faq.md", "benchmarks/README.md")
 #: The Kitchen -> Food bar and what "met" means for it (chapter 5.6 states it; the findings name it).
@@ -187,6 +188,7 @@ def _findings(root: Path) -> str:
                      + comparison_text(tid, "transductive", "text")
                      + f"; text + ID vs text, both target-only: {comparison_text(tid, 'text_id', 'text')}.")
     lines += _scientific_tuned(root, _latest(root, "sources_to_scientific_converged"), tid)
+    lines += _scientific_width(root)
     size_file = root / "results" / "encoder_size.json"
     if size_file.is_file():
         lines.append(_encoder_line(json.loads(size_file.read_text(encoding="utf-8"))))
@@ -228,13 +230,11 @@ def _settings_source(root: Path, prefix: str, method: str, sets: dict) -> str:
 
 def _searches_line(root: Path, prefix: str, title: str) -> list[str]:
     """One findings line summing up the committed searches ``results/tune_<prefix>_*.json`` (none: no line)."""
-    searches = sorted((root / "results").glob(f"tune_{prefix}_*.json"))
+    searches = committed_searches(root / "results", prefix)
     if not searches:
         return []
-    from .tune import Search
-
     return [f"- **{title} settings chosen on validation** (`results/tune_{prefix}_*.md`; one seed, validation "
-            "users only, test not read): " + "; ".join(Search.load(f).summary() for f in searches) + "."]
+            "users only, test not read): " + "; ".join(s.summary() for s in searches) + "."]
 
 
 def _scientific_tuned(root: Path, conv: Results | None, tid: Results | None) -> list[str]:
@@ -250,6 +250,21 @@ def _scientific_tuned(root: Path, conv: Results | None, tid: Results | None) -> 
                  "in the same feature setting (text only, text + ID; the best of each on validation; the "
                  "encoder and the source data still differ, chapter 7.1): " + found["published"] + ".")
     return lines
+
+
+def _scientific_width(root: Path) -> list[str]:
+    """The wider models on Scientific, chosen and run on a GPU: what the searches chose, then each
+    against UniSRec's row of its feature setting (its own device's file only)."""
+    width = _latest(root, "scientific_width")
+    if width is None:
+        return []
+    searches = committed_searches(root / "results", "scientific", "scientific_width.yaml")
+    return [f"- **Scientific with the width searched too** (`results/scientific_width.md`, "
+            f"{len(width.config.seeds)} seed(s), on {width.info.get('device_name')}; searched and run there, so "
+            "not compared with the CPU rows above): "
+            + "; ".join(s.summary() for s in searches)
+            + "; against UniSRec in the same feature setting: "
+            + "; ".join(published_gaps([width], "scientific", "UniSRec", SETTING_METHODS)) + "."]
 
 
 def _encoder_line(size: dict) -> str:

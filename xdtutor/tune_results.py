@@ -200,4 +200,18 @@ def format_value(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-__all__ = ["Search", "format_value"]
+#: Experiment configs whose searches are read beside their own run (another device, another question),
+#: not in their dataset's line of searches (README, FAQ, chapter 7).
+READ_APART = ("scientific_width.yaml",)
+
+
+def committed_searches(folder: str | Path, prefix: str, experiment: str | None = None) -> list[Search]:
+    """The published searches ``<folder>/tune_<prefix>_*.json``, in file-name order: those of the
+    experiment config named ``experiment`` (its file name), or, with ``None``, those of every experiment
+    but the ones :data:`READ_APART`."""
+    found = [Search.load(f) for f in sorted(Path(folder).glob(f"tune_{prefix}_*.json"))]
+    name = lambda s: Path(s.config.experiment).name  # noqa: E731
+    return [s for s in found if (name(s) == experiment if experiment else name(s) not in READ_APART)]
+
+
+__all__ = ["READ_APART", "Search", "committed_searches", "format_value"]
