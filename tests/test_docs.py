@@ -68,7 +68,7 @@ def test_the_scientific_searches_line_leaves_the_gpu_width_searches_to_their_own
         shutil.copy(ROOT / "results" / name, tmp_path / "results" / name)
     cpu = {Path(s.config.experiment).name for s in committed_searches(tmp_path / "results", "scientific")}
     assert cpu and "scientific_width.yaml" not in cpu
-    gpu = committed_searches(tmp_path / "results", "scientific", "scientific_width.yaml")
+    gpu = committed_searches(tmp_path / "results", "scientific", "scientific_width")
     assert sorted(s.config.method for s in gpu) == ["text", "text_id"]
     line = _searches_line(tmp_path, "scientific", "Scientific")[0]
     assert "model.hidden" not in line and line.count("**text") == 2
@@ -77,6 +77,10 @@ def test_the_scientific_searches_line_leaves_the_gpu_width_searches_to_their_own
     (width,) = _scientific_width(tmp_path)
     assert "on NVIDIA H200" in width and "model.hidden = 128" in width
     assert "vs UniSRec text only (inductive)" in width and "vs UniSRec text + ID (transductive)" in width
+    for name in names:  # without its searches the line still reads
+        (tmp_path / "results" / name).unlink()
+    (bare,) = _scientific_width(tmp_path)
+    assert "there, so not compared with the CPU rows above): against UniSRec" in bare
 
 
 # A result-like number in prose: a decimal with 3+ digits (".0641"), a signed percentage ("+22 %", a

@@ -407,6 +407,8 @@ def test_the_widening_check_ignores_float_noise_but_not_a_change():
     assert not script._close(stored, {"seed_diffs": [0.3001, -0.002352660230765094], "about": "main", "seeds": 3})
     assert not script._close(stored, {"seed_diffs": [0.3], "about": "main", "seeds": 3})
     assert not script._close(stored, {**stored, "about": "other"})
+    assert script._close({"low": 0}, {"low": 1e-17}) and not script._close({"low": 0}, {"low": 1e-6})
+    assert not script._close({"flag": True}, {"flag": 1.0})
 
 
 def test_committed_summaries_are_what_the_rows_give():

@@ -258,12 +258,12 @@ def _scientific_width(root: Path) -> list[str]:
     width = _latest(root, "scientific_width")
     if width is None:
         return []
-    searches = committed_searches(root / "results", "scientific", "scientific_width.yaml")
+    searches = "; ".join(s.summary() for s in committed_searches(root / "results", "scientific", "scientific_width"))
     return [f"- **Scientific with the width searched too** (`results/scientific_width.md`, "
             f"{len(width.config.seeds)} seed(s), on {width.info.get('device_name')}; searched and run there, so "
-            "not compared with the CPU rows above): "
-            + "; ".join(s.summary() for s in searches)
-            + "; against UniSRec in the same feature setting: "
+            "not compared with the CPU rows above): " + (f"{searches}; " if searches else "")
+            + "against UniSRec in the same feature setting (ours trained on Scientific alone, UniSRec's "
+            "pretrained on five categories first): "
             + "; ".join(published_gaps([width], "scientific", "UniSRec", SETTING_METHODS)) + "."]
 
 

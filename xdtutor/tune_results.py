@@ -122,9 +122,18 @@ class Search:
         text += f"the best trial (number {best['number']}) {best['value']:.4f} with {own}"
         if base is not None and base["number"] == best["number"]:
             return text + " — the search kept the experiment's own values"
-        if base is not None and base["value"] > 0:
-            text += f" ({best['value'] / base['value'] - 1:+.1%} on validation, one seed)"
+        gain = self.validation_gain()
+        if gain is not None:
+            text += f" ({gain:+.1%} on validation, one seed)"
         return text
+
+    def validation_gain(self) -> float | None:
+        """The best trial's relative change of the searched metric over the experiment's own values (on
+        validation, one seed: what the search saw, not a test result); ``None`` without both trials."""
+        best, base = self.best, self.experiment_values
+        if best is None or base is None or not base["value"] > 0:
+            return None
+        return best["value"] / base["value"] - 1
 
     def _repeats(self, trial: dict) -> int | None:
         """The earlier finished trial whose values ``trial`` (not a rerun) repeats, if any — what a
@@ -200,17 +209,17 @@ def format_value(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-#: Experiment configs whose searches are read beside their own run (another device, another question),
-#: not in their dataset's line of searches (README, FAQ, chapter 7).
-READ_APART = ("scientific_width.yaml",)
+#: Experiments (config names) whose searches are read beside their own run (another device, another
+#: question), not in their dataset's line of searches (README, FAQ, chapter 7).
+READ_APART = ("scientific_width",)
 
 
 def committed_searches(folder: str | Path, prefix: str, experiment: str | None = None) -> list[Search]:
     """The published searches ``<folder>/tune_<prefix>_*.json``, in file-name order: those of the
-    experiment config named ``experiment`` (its file name), or, with ``None``, those of every experiment
-    but the ones :data:`READ_APART`."""
+    experiment named ``experiment`` (its config's ``name``, as the search recorded it), or, with ``None``,
+    those of every experiment but the ones :data:`READ_APART`."""
     found = [Search.load(f) for f in sorted(Path(folder).glob(f"tune_{prefix}_*.json"))]
-    name = lambda s: Path(s.config.experiment).name  # noqa: E731
+    name = lambda s: s.info.get("experiment_config", {}).get("name")  # noqa: E731
     return [s for s in found if (name(s) == experiment if experiment else name(s) not in READ_APART)]
 
 
