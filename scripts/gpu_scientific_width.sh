@@ -5,7 +5,10 @@
 #   1. the two searches side by side (configs/tune/scientific_text_width.yaml and
 #      scientific_text_id_width.yaml: 8 trials or 4 minutes each), published to results/tune_*.json;
 #   2. a config over configs/scientific_width.yaml with both searches' chosen per-method settings;
-#   3. its three seeds side by side, combined and published to results/scientific_width.json.
+#   3. its three seeds side by side, combined and published to results/scientific_width.json, and
+#      beside them the reference: three seeds of the text model with the experiment's own settings
+#      (configs/scientific_width_reference.yaml), results/scientific_width_reference.json.
+# WIDTH_STAGES=reference runs the reference alone (for width rows published before it existed).
 # Here, once: bash scripts/gpu_scientific_width.sh --prepare — the encoder and the Scientific data in
 # .cache/gpu_carry_width (benchmarks/gpu_check.sh --prepare with this job's carry and data set), and
 # Optuna's wheels in .whl/ (the GPU image has no Optuna; together they stay under the device tool's 64 MiB).
@@ -40,6 +43,8 @@ print(" ".join(f"{n}=={v(n)}" for n in ("optuna", "alembic", "colorlog", "sqlalc
   exit 0
 fi
 SCALE=${WIDTH_SCALE:-full}
+STAGES=${WIDTH_STAGES:-all}
+[[ "$STAGES" == all || "$STAGES" == reference ]] || { echo "WIDTH_STAGES must be all or reference, got '$STAGES'" >&2; exit 2; }
 BUDGET=${GPU_BUDGET:-540}
 [[ "$BUDGET" =~ ^[0-9]+$ ]] || { echo "GPU_BUDGET must be whole seconds, got '$BUDGET'" >&2; exit 2; }
 [[ "$SCALE" == full || "$SCALE" == ci ]] || { echo "WIDTH_SCALE must be full or ci, got '$SCALE'" >&2; exit 2; }
@@ -61,14 +66,17 @@ pack() {
 trap pack EXIT
 
 source benchmarks/gpu_env.sh || exit 2
-$PY -c "import optuna" 2>/dev/null || { echo "no Optuna here: carry .whl (--prepare) and install it first" >&2; exit 2; }
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}   # three processes side by side at most
+if [[ "$STAGES" == all ]] && ! $PY -c "import optuna" 2>/dev/null; then
+  echo "no Optuna here: carry .whl (--prepare) and install it first" >&2; exit 2
+fi
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}   # six processes side by side at most, on 16 cores
 if [[ "$SCALE" == full ]] && ! $PY -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   echo "no CUDA here: this job is for a GPU (WIDTH_SCALE=ci runs it anywhere as a dry run)" >&2; exit 2
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "nvidia-smi: none"
 echo "data: $XDTUTOR_DATA_DIR   scale: $SCALE   budget: $BUDGET s   results: $RES"
 
+if [[ "$STAGES" == all ]]; then
 echo "=== 1. the two searches, side by side"
 pids=()
 for method in text text_id; do
@@ -106,20 +114,30 @@ print(yaml.safe_dump(chosen, sort_keys=False), end="")
 EOF
 pack
 
-echo "=== 3. three seeds side by side (after $(( $(date +%s) - start )) s; $(left) s left)"
+fi
+
+echo "=== 3. three seeds side by side, and the reference's (after $(( $(date +%s) - start )) s; $(left) s left)"
 (( $(left) >= 30 )) || { echo "the budget of $BUDGET s is spent: the seeds were not run" >&2; exit 1; }
 pids=()
-for seed in 0 1 2; do
-  timeout "$(cap)" $PY -m xdtutor run "$RES/scientific_width.yaml" --set scale=$SCALE --set "seeds=[$seed]" \
-    --set train.progress=false --set encoder.progress=false --out "$RES/runs/width_s$seed" \
-    > "$RES/width_s$seed.log" 2>&1 &
-  pids+=($!)
-done
+launch() {  # launch RUN_PREFIX CONFIG: its three seeds in the background
+  for seed in 0 1 2; do
+    timeout "$(cap)" $PY -m xdtutor run "$2" --set scale=$SCALE --set "seeds=[$seed]" --set train.progress=false \
+      --set encoder.progress=false --out "$RES/runs/$1_s$seed" > "$RES/$1_s$seed.log" 2>&1 &
+    pids+=($!)
+  done
+}
+publish() {  # publish RUN_PREFIX NAME: its seeds combined and published (1 on failure, with the logs' ends)
+  timeout 120 $PY -m xdtutor combine "$RES"/runs/"$1"_s{0,1,2} --out "$RES/runs/$2" \
+    && timeout 120 $PY -m xdtutor publish "$RES/runs/$2" --to "$RES/results" && sed -n '1,25p' "$RES/results/$2.md" \
+    && return 0
+  for seed in 0 1 2; do echo "--- $1 seed $seed"; tail -n 15 "$RES/$1_s$seed.log"; done
+  return 1
+}
+[[ "$STAGES" == all ]] && launch width "$RES/scientific_width.yaml"
+launch reference configs/scientific_width_reference.yaml
 wait "${pids[@]}"
 status=0
-timeout 120 $PY -m xdtutor combine "$RES"/runs/width_s{0,1,2} --out "$RES/runs/scientific_width" \
-  && timeout 120 $PY -m xdtutor publish "$RES/runs/scientific_width" --to "$RES/results" || status=1
-if (( status == 0 )); then sed -n '1,25p' "$RES/results/scientific_width.md"
-else for seed in 0 1 2; do echo "--- seed $seed"; tail -n 15 "$RES/width_s$seed.log"; done; fi
+if [[ "$STAGES" == all ]]; then publish width scientific_width || status=1; fi
+publish reference scientific_width_reference || status=1
 echo "=== done in $(( $(date +%s) - start )) s, status $status"
 exit $status
