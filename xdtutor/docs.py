@@ -259,9 +259,13 @@ def _scientific_width(root: Path) -> list[str]:
     if width is None:
         return []
     searches = "; ".join(s.summary() for s in committed_searches(root / "results", "scientific", "scientific_width"))
+    ref = _latest(root, "scientific_width_reference")
+    against_own = ("" if ref is None else "the searched text model against the same model with the experiment's "
+                   f"own settings, trained in the same job (`results/{ref.name}.md`): "
+                   f"{across_files_text(width, 'text', ref, 'text')}; ")
     return [f"- **Scientific with the width searched too** (`results/scientific_width.md`, "
             f"{len(width.config.seeds)} seed(s), on {width.info.get('device_name')}; searched and run there, so "
-            "not compared with the CPU rows above): " + (f"{searches}; " if searches else "")
+            "not compared with the CPU rows above): " + (f"{searches}; " if searches else "") + against_own
             + "against UniSRec in the same feature setting (ours trained on Scientific alone, UniSRec's "
             "pretrained on five categories first): "
             + "; ".join(published_gaps([width], "scientific", "UniSRec", SETTING_METHODS)) + "."]
