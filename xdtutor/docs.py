@@ -258,7 +258,8 @@ def _scientific_width(root: Path) -> list[str]:
     width = _latest(root, "scientific_width")
     if width is None:
         return []
-    searches = "; ".join(s.summary() for s in committed_searches(root / "results", "scientific", "scientific_width"))
+    found = committed_searches(root / "results", "scientific", "scientific_width")
+    searches = "; ".join(s.summary() for s in sorted(found, key=lambda s: s.config.method))  # text first
     ref = _latest(root, "scientific_width_reference")
     against_own = ("" if ref is None else "the searched text model against the same model with the experiment's "
                    f"own settings, trained in the same job (`results/{ref.name}.md`): "
