@@ -348,8 +348,11 @@ def test_the_gpu_width_job_runs_end_to_end_as_a_ci_scale_dry_run(tmp_path, data_
         chosen = yaml.safe_load(tar.extractfile("./scientific_width.yaml"))
         searched = [json.load(tar.extractfile(f"./results/tune_scientific_{m}_width.json")) for m in ("text", "text_id")]
         run = json.load(tar.extractfile("./results/scientific_width.json"))
+        reference = json.load(tar.extractfile("./results/scientific_width_reference.json"))
     assert not [n for n in names if n.endswith((".safetensors", ".pt"))]
     assert chosen["per_method"] == {**searched[0]["per_method"], **searched[1]["per_method"]} == run["config"]["per_method"]
     assert run["seeds"] == [0, 1, 2] and run["scale"] == "ci"
     # the seeds ran from the config stage 2 wrote, not from the committed one (which may hold the same values)
     assert run["config_file"] == str(tmp_path / "gpu_width" / "scientific_width.yaml")
+    assert reference["config_file"] == "configs/scientific_width_reference.yaml" and reference["seeds"] == [0, 1, 2]
+    assert not reference["config"]["per_method"]

@@ -75,11 +75,12 @@ def test_the_scientific_searches_line_leaves_the_gpu_width_searches_to_their_own
     assert _scientific_width(tmp_path) == []  # no run file: no line
     shutil.copy(ROOT / "results" / "scientific_width.json", tmp_path / "results")
     (width,) = _scientific_width(tmp_path)
-    assert "on NVIDIA H200" in width and "model.hidden = 128" in width and "same job" not in width
+    assert "on NVIDIA H200" in width and "model.hidden = 128" in width and "a second NVIDIA H200" not in width
     shutil.copy(ROOT / "results" / "scientific_width_reference.json", tmp_path / "results")
     (width,) = _scientific_width(tmp_path)
-    assert ("with the experiment's own settings, trained in the same job (`results/scientific_width_reference.md`): "
-            "+0.5% (files `scientific_width` vs `scientific_width_reference`") in width
+    assert ("with the experiment's own settings, trained on a second NVIDIA H200 of the same image, library "
+            "versions and encoder copy (`results/scientific_width_reference.md`): +0.5% (files `scientific_width` "
+            "vs `scientific_width_reference`") in width
     assert "vs UniSRec text only (inductive)" in width and "vs UniSRec text + ID (transductive)" in width
     for name in names:  # without its searches the line still reads
         (tmp_path / "results" / name).unlink()

@@ -445,3 +445,20 @@ def test_the_joint_config_at_full_scale_is_comparable_with_the_converged_run():
     rows = [{**r, "method": "joint", "kind": "transfer"} for r in conv.rows if r["method"] == "full_finetune"]
     joint = Results(cfg, rows=rows, info=conv.info)
     assert seed_difference_across(joint, "joint", conv, "full_finetune")["diff"] == pytest.approx(0.0)
+
+
+def test_the_width_reference_reproduces_the_searchs_first_trial_to_the_last_digit():
+    """Chapter 7.1 compares results/scientific_width.json with results/scientific_width_reference.json, which
+    ran in a second GPU call on another machine of the same image. The claim that the two machines train
+    alike rests on this: the reference's seed-1 text model is the width search's first trial (the
+    experiment's values, trained with seed 1 on the first machine), and their validation scores agree
+    exactly."""
+    from xdtutor.tune import Search
+
+    ref = json.loads((ROOT / "results" / "scientific_width_reference.json").read_text(encoding="utf-8"))
+    (seed1,) = [r for r in ref["runs"] if r["method"] == "text" and r["seed"] == 1]
+    found = Search.load(ROOT / "results" / "tune_scientific_text_width.json")
+    assert found.info["experiment_config"]["seeds"] == [1] and found.experiment_values["number"] == 0
+    assert found.experiment_values["params"]["model.hidden"] == ref["config"]["model"]["hidden"]
+    assert seed1["valid"]["ndcg@10"] == found.experiment_values["value"]
+

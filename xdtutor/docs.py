@@ -261,9 +261,15 @@ def _scientific_width(root: Path) -> list[str]:
     found = committed_searches(root / "results", "scientific", "scientific_width")
     searches = "; ".join(s.summary() for s in sorted(found, key=lambda s: s.config.method))  # text first
     ref = _latest(root, "scientific_width_reference")
-    against_own = ("" if ref is None else "the searched text model against the same model with the experiment's "
-                   f"own settings, trained in the same job (`results/{ref.name}.md`): "
-                   f"{across_files_text(width, 'text', ref, 'text')}; ")
+    against_own = ""
+    if ref is not None:
+        try:
+            reading = across_files_text(width, "text", ref, "text")
+        except ValueError as exc:  # files that are not comparable: said, not read
+            reading = f"not compared ({exc})"
+        against_own = ("the searched text model against the same model with the experiment's own settings, "
+                       f"trained on a second {ref.info.get('device_name')} of the same image, library versions "
+                       f"and encoder copy (`results/{ref.name}.md`): {reading}; ")
     return [f"- **Scientific with the width searched too** (`results/scientific_width.md`, "
             f"{len(width.config.seeds)} seed(s), on {width.info.get('device_name')}; searched and run there, so "
             "not compared with the CPU rows above): " + (f"{searches}; " if searches else "") + against_own
