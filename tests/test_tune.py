@@ -439,6 +439,27 @@ def test_a_searchs_table_says_which_trial_was_interrupted_and_which_ran_it_again
                                            "patience; repeats trial 1's values"]
 
 
+def test_a_trial_that_never_beat_its_first_epoch_is_flagged(tmp_path):
+    from xdtutor.tune import Search
+
+    tune = write_search(tmp_path)
+    params = {"train.lr": 1e-3, "train.weight_decay": 0.0}
+    trial = lambda n, best, epochs: {"number": n, "state": "COMPLETE", "value": 0.05, "params": {**params, "n": n},  # noqa: E731
+                                     "epochs": epochs, "best_epoch": best, "stop_reason": "patience"}
+    stops = list(Search(tune, [trial(0, 1, 6), trial(1, 7, 12), trial(2, 1, 1)]).frame()["stop"])
+    assert stops == ["patience; never better than after its first epoch", "patience", "patience"]
+
+
+@pytest.mark.parametrize("path", sorted((SEARCHES.parents[1] / "results").glob("tune_*.json")), ids=lambda p: p.stem)
+def test_committed_search_tables_are_what_their_files_give(path):
+    """``results/tune_*.md`` is written once, when a search is published: a change of the table's wording
+    must be carried into the committed tables (``Search.load(json).markdown()``)."""
+    from xdtutor.tune import Search
+
+    assert path.with_suffix(".md").read_text(encoding="utf-8") == Search.load(path).markdown(), (
+        f"{path.with_suffix('.md').name} is out of date")
+
+
 def test_tpe_starts_with_ten_random_trials_as_the_book_says():
     """Chapters 5.8 and 7.4 call the committed five-trial searches random searches: TPE proposes at random
     until ``n_startup_trials`` trials exist (fix the pages if Optuna's default changes)."""

@@ -142,11 +142,14 @@ class Search:
         return same[0] if same and trial.get("rerun_of") is None else None
 
     def _stop(self, trial: dict) -> str:
-        """Why a trial ended: its stop reason (and the trial whose values it repeats), or that it was
-        interrupted (and which trial ran it again)."""
+        """Why a trial ended: its stop reason (a training that never beat its first epoch said so: its
+        settings failed from the start rather than converged), the trial whose values it repeats, or that
+        it was interrupted (and which trial ran it again)."""
         if trial.get("stop_reason"):
             repeats = self._repeats(trial)
-            return trial["stop_reason"] + (f"; repeats trial {repeats}'s values" if repeats is not None else "")
+            first = trial.get("best_epoch") == 1 and (trial.get("epochs") or 0) > 1
+            return (trial["stop_reason"] + ("; never better than after its first epoch" if first else "")
+                    + (f"; repeats trial {repeats}'s values" if repeats is not None else ""))
         if trial["state"] == "RUNNING":
             return "running"
         again = [t["number"] for t in self.trials if t.get("rerun_of") == trial["number"]]
