@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .published import SETTING_METHODS
 from .curve_readings import curve_batch_size, curve_choice_reading, curve_comparisons, curve_setting_choice
-from .published_readings import published_gaps, retrained_reading
+from .published_readings import retrained_reading, width_reading
 from .readings import (TARGET_GAIN, across_files_text, comparison_text, curve_stop_line, difference_text, interval_text,
                        settings_text, stop_line, target_across_line, target_line, versus_text)
 from .report import protocol_caveat
@@ -253,29 +253,22 @@ def _scientific_tuned(root: Path, conv: Results | None, tid: Results | None) -> 
 
 
 def _scientific_width(root: Path) -> list[str]:
-    """The wider models on Scientific, chosen and run on a GPU: what the searches chose, then each
-    against UniSRec's row of its feature setting (its own device's file only)."""
+    """The wider models on Scientific, chosen and run on a GPU: what the searches chose, the searched text
+    model against its same-device reference, then each against UniSRec's row of its feature setting."""
     width = _latest(root, "scientific_width")
     if width is None:
         return []
-    found = committed_searches(root / "results", "scientific", "scientific_width")
-    searches = "; ".join(s.summary() for s in sorted(found, key=lambda s: s.config.method))  # text first
     ref = _latest(root, "scientific_width_reference")
-    against_own = ""
-    if ref is not None:
-        try:
-            reading = across_files_text(width, "text", ref, "text")
-        except ValueError as exc:  # files that are not comparable: said, not read
-            reading = f"not compared ({exc})"
-        against_own = ("the searched text model against the same model with the experiment's own settings, "
-                       f"trained on a second {ref.info.get('device_name')} of the same image, library versions "
-                       f"and encoder copy (`results/{ref.name}.md`): {reading}; ")
+    found = width_reading(width, ref, committed_searches(root / "results", "scientific", "scientific_width"))
+    against_own = ("" if ref is None else
+                   "the searched text model against the same model with the experiment's own settings, "
+                   f"trained on a second {ref.info.get('device_name')} of the same image, library versions "
+                   f"and encoder copy (`results/{ref.name}.md`): {found['vs_own']}; ")
     return [f"- **Scientific with the width searched too** (`results/scientific_width.md`, "
             f"{len(width.config.seeds)} seed(s), on {width.info.get('device_name')}; searched and run there, so "
-            "not compared with the CPU rows above): " + (f"{searches}; " if searches else "") + against_own
-            + "against UniSRec in the same feature setting (ours trained on Scientific alone, UniSRec's "
-            "pretrained on five categories first): "
-            + "; ".join(published_gaps([width], "scientific", "UniSRec", SETTING_METHODS)) + "."]
+            "not compared with the CPU rows above): " + (f"{found['searches']}; " if found["searches"] else "")
+            + against_own + "against UniSRec in the same feature setting (ours trained on Scientific alone, "
+            "UniSRec's pretrained on five categories first): " + found["published"] + "."]
 
 
 def _encoder_line(size: dict) -> str:

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from .published import METRICS as PUBLISHED_METRICS
-from .published import published_table, published_value, sources
-from .readings import across_files_text, best_across, mean_std, settings_text
+from .published import SETTING_METHODS, published_table, published_value, sources
+from .readings import across_files_said, across_files_text, best_across, mean_std, settings_text
 from .stats import value_difference, verdict
 
 if TYPE_CHECKING:  # type hints only: xdtutor.results imports the training stack; a reading needs the file only
@@ -65,8 +65,8 @@ def published_gap_text(res: Results, method: str, dataset: str, model: str, sett
         KeyError: If ``res`` has no rows of ``method`` or the published table has no such row.
     """
     values = res.test_values(method, metric)
-    ref = published_value(dataset, model, setting, metric)
-    c = value_difference(values, ref)
+    c = published_difference(res, method, dataset, model, setting, metric)
+    ref = c["reference"]
     spread = mean_std(float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else math.nan)
     if c["seeds"] < 2:
         where = "one seed: no interval, so no verdict on the difference"
@@ -77,6 +77,38 @@ def published_gap_text(res: Results, method: str, dataset: str, model: str, sett
                  f"of unknown spread: [{c['diff_low']:+.4f}, {c['diff_high']:+.4f}]: {verdict(c)}")
     return (f"{method} (`{res.name}`) {spread} vs {model} {setting} {ref:.4f}: "
             f"{c['diff'] / ref:+.1%} ({where})")
+
+
+def published_difference(res: Results, method: str, dataset: str, model: str, setting: str,
+                         metric: str = "ndcg@10") -> dict:
+    """``method``'s per-seed test ``metric`` in ``res`` against a published number: the one-sample
+    interval over our seeds of :func:`xdtutor.stats.value_difference` (read it with
+    :func:`xdtutor.stats.verdict`), with the published value as ``"reference"``.
+
+    Raises:
+        KeyError: If ``res`` has no rows of ``method`` or the published table has no such row.
+    """
+    ref = published_value(dataset, model, setting, metric)
+    return {**value_difference(res.test_values(method, metric), ref), "reference": ref}
+
+
+def width_reading(width: Results, reference: Results | None, searches: list) -> dict[str, str | None]:
+    """What a run with searched widths shows (``results/scientific_width.json``), in three parts.
+
+    Args:
+        width: The run of the searched settings.
+        reference: The same experiment's text model with its own settings on the same device kind, or
+            ``None`` before it ran.
+        searches: The searches whose choices ``width`` ran (:func:`xdtutor.tune_results.committed_searches`).
+
+    Returns:
+        ``"searches"``: their summaries, the text model's first; ``"vs_own"``: the searched text model
+        against the reference's (:func:`xdtutor.readings.across_files_said`), ``None`` without one;
+        ``"published"``: :func:`published_gaps` against UniSRec in the same feature settings.
+    """
+    return {"searches": "; ".join(s.summary() for s in sorted(searches, key=lambda s: s.config.method)),
+            "vs_own": None if reference is None else across_files_said(width, "text", reference, "text"),
+            "published": "; ".join(published_gaps([width], "scientific", "UniSRec", SETTING_METHODS))}
 
 
 def published_gaps(files: list[Results], dataset: str, model: str, settings: Mapping[str, tuple[str, ...]],

@@ -117,9 +117,15 @@ def versus_text(res: Results, a: str, b: str, other: Results | None = None, metr
     runs of the same experiment on the same device kind."""
     if b in res.kinds() or other is None:
         return comparison_text(res, a, b, metric)
+    return across_files_said(res, a, other, b, metric)
+
+
+def across_files_said(res_a: Results, a: str, res_b: Results, b: str, metric: str = "ndcg@10") -> str:
+    """:func:`across_files_text`, or ``"not compared (why)"`` when the two files are not runs of the same
+    experiment on the same device kind (e.g. a GPU run beside CPU references: said, not raised)."""
     try:
-        return across_files_text(res, a, other, b, metric)
-    except ValueError as exc:  # e.g. a GPU run beside CPU references: said, not compared
+        return across_files_text(res_a, a, res_b, b, metric)
+    except ValueError as exc:
         return f"not compared ({exc})"
 
 
