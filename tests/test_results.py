@@ -350,14 +350,20 @@ def test_no_committed_table_gives_one_seed_a_spread():
     assert not bad, bad
 
 
+def _script(name: str):
+    """``scripts/<name>.py`` imported as a module (the scripts folder is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_committed_results_tables_are_what_the_code_writes():
     """results/<name>.md is rendered from results/<name>.json (scripts/render_results.py), never edited
     by hand above its notes; and no notes are left marked as written for older numbers."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("render_results", ROOT / "scripts" / "render_results.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script("render_results")
     files = script.results_files(ROOT / "results")
     assert len(files) >= 10
     for path in files:
@@ -371,13 +377,9 @@ def test_every_committed_interval_covers_the_t_interval_over_its_seeds():
     """Each stored difference with an interval and several seeds is at least as wide as the paired t
     interval over the per-seed differences of its file's rows (the two-level bootstrap alone understates
     the seeds' share with three seeds: xdtutor.stats); scripts/seed_intervals.py widens a file that is not."""
-    import importlib.util
-
     from xdtutor.stats import seed_t_interval
 
-    spec = importlib.util.spec_from_file_location("seed_intervals", ROOT / "scripts" / "seed_intervals.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script("seed_intervals")
     assert script.main(["--check"]) == 0, "python scripts/seed_intervals.py"
     checked = 0
     for path in sorted((ROOT / "results").glob("*.json")):
@@ -397,11 +399,7 @@ def test_every_committed_interval_covers_the_t_interval_over_its_seeds():
 def test_the_widening_check_ignores_float_noise_but_not_a_change():
     """A freshly run file's per-seed differences come from its per-user rows and the script's from the
     rows' means: the two differ in the last digits, which ``--check`` must not call "not widened"."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("seed_intervals", ROOT / "scripts" / "seed_intervals.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script("seed_intervals")
     stored = {"seed_diffs": [0.1 + 0.2, -0.002352660230765094], "about": "main", "seeds": 3}
     assert script._close(stored, {"seed_diffs": [0.3, -0.00235266023076509], "about": "main", "seeds": 3})
     assert not script._close(stored, {"seed_diffs": [0.3001, -0.002352660230765094], "about": "main", "seeds": 3})
@@ -415,14 +413,8 @@ def test_committed_summaries_are_what_the_rows_give():
     """A results file's derived fields — each method's mean ± sample std (ddof=1; null for one seed) and
     the headline gain (best transfer and baseline chosen on validation) — are what its rows give today:
     the oldest files had population spreads and a transfer chosen on test stored beside their rows."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("render_results", ROOT / "scripts" / "render_results.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    spec = importlib.util.spec_from_file_location("seed_intervals", ROOT / "scripts" / "seed_intervals.py")
-    widening = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(widening)
+    script = _script("render_results")
+    widening = _script("seed_intervals")
     same = widening._close  # up to the last digits: a run sums per-user rows, the reader the rows' means
     for path in script.results_files(ROOT / "results"):
         stored = upgrade(json.loads(path.read_text(encoding="utf-8")))  # an old file in today's names
