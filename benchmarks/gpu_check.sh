@@ -66,6 +66,9 @@ EOF
     if [[ -f "$CARRY/data/amazon_food_kitchen_llmcdsr/derived/$stem.json" ]]; then rm -f "$pkl"; fi
   done
   tar -C "$CARRY" -czf "$CARRY/data.tar.gz" data && rm -rf "$CARRY/data"
+  # the device's copy of the repository keeps the .git of when the session began: the commit is named here
+  $PY -c "from xdtutor.provenance import git_commit; print(git_commit() or '')" > "$CARRY/git_commit"
+  echo "code: $(cat "$CARRY/git_commit") (recorded as the results' git_commit on the device)"
   du -sh "$CARRY"
   echo "carry: $CARRY"
   exit 0

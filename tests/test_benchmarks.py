@@ -356,3 +356,26 @@ def test_the_gpu_width_job_runs_end_to_end_as_a_ci_scale_dry_run(tmp_path, data_
     assert run["config_file"] == str(tmp_path / "gpu_width" / "scientific_width.yaml")
     assert reference["config_file"] == "configs/scientific_width_reference.yaml" and reference["seeds"] == [0, 1, 2]
     assert not reference["config"]["per_method"]
+
+
+def test_a_gpu_job_records_the_commit_its_prepare_saw(tmp_path, monkeypatch):
+    """The device's copy of the repository keeps the ``.git`` of when the session began, so results made
+    there named that commit (``…-dirty``). ``--prepare`` writes the checkout's commit into the carry,
+    ``gpu_env.sh`` exports it, and :func:`xdtutor.provenance.git_commit` returns it."""
+    import os
+    import subprocess
+
+    from xdtutor.provenance import git_commit
+
+    carry = tmp_path / "carry"
+    carry.mkdir()
+    (carry / "git_commit").write_text("0123abcd\n")
+    script = (f'ROOT={ROOT}; CARRY={carry}; PY={sys.executable}; source benchmarks/gpu_env.sh; '
+              'echo "got $XDTUTOR_GIT_COMMIT"')
+    env = {k: v for k, v in os.environ.items() if k != "XDTUTOR_GIT_COMMIT"}
+    done = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert "got 0123abcd" in done.stdout, done.stdout + done.stderr
+    monkeypatch.setenv("XDTUTOR_GIT_COMMIT", "0123abcd")
+    assert git_commit() == "0123abcd" and git_commit(ROOT) != "0123abcd"  # an explicit checkout is read as it is
+    monkeypatch.delenv("XDTUTOR_GIT_COMMIT")
+    assert git_commit() == git_commit(ROOT)

@@ -201,6 +201,23 @@ def test_cache_key_changes_with_weights(tmp_path, cache_env):
     assert cache_path(key_a) != cache_path(key_b)
 
 
+def test_weights_record_tells_a_half_precision_copy_from_its_original(tmp_path, cache_env):
+    """Results record the encoder by name *and* weights: an fp16 copy of a model (what a GPU job carries)
+    has the same folder name as the original, so only the fingerprint can tell the two apart."""
+    from transformers import BertModel
+
+    from xdtutor.encoders import weights_record
+
+    original = _tiny_bert(tmp_path / "a" / "minilm")
+    copy = tmp_path / "b" / "minilm"
+    _tiny_bert(copy)
+    BertModel.from_pretrained(original).half().save_pretrained(copy)
+    a, b = weights_record(EncoderConfig(model=original), "cpu"), weights_record(EncoderConfig(model=str(copy)), "cpu")
+    assert encoders.model_id(original) == encoders.model_id(str(copy)) == "minilm"
+    assert a["encoder_sha256"] == cache_key(TITLES, EncoderConfig(model=original), "cpu")["model_sha256"]
+    assert a["encoder_sha256"] != b["encoder_sha256"] and a["encoder_precision"] == b["encoder_precision"] == "fp32"
+
+
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "other_key"])
 def test_corrupt_cache_entry_is_rebuilt(tiny_bert, cache_env, monkeypatch, damage):
     cfg = EncoderConfig(model=tiny_bert, max_tokens=16)

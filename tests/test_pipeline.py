@@ -159,6 +159,16 @@ def test_seeds_run_apart_combine_to_the_joint_run(tmp_path):
     shown = run_experiment(build_config({**small, "seeds": [2], "train": {**small["train"], "progress": True}}),
                            dataset=data, text_emb=emb, log=None)
     assert combine([parts[0], shown]).config.seeds == (0, 2)  # how progress was shown is not a difference
+    weights = {"encoder_sha256": "a" * 64, "encoder_precision": "fp32"}
+    parts[0].info.update(weights)
+    shown.info.update(weights, encoder_sha256="b" * 64)  # another copy of the encoder's weights
+    with pytest.raises(ValueError, match="part 1 ran with encoder_sha256 'bbb"):
+        combine([parts[0], shown])
+    shown.info.pop("encoder_sha256")  # a part of before the record: its weights are unknown, not different
+    assert combine([parts[0], shown]).info["encoder_sha256"] == "a" * 64
+    shown.info["encoder_precision"] = "bf16"
+    with pytest.raises(ValueError, match="encoder_precision"):
+        combine([parts[0], shown])
     assert merged.info["wall_seconds"] == max(p.info["wall_seconds"] for p in parts)
     assert merged.info["compute_seconds"] == pytest.approx(sum(p.info["wall_seconds"] for p in parts))
     assert [p["seeds"] for p in merged.info["parts"]] == [[0], [1]]
@@ -301,6 +311,22 @@ def test_target_only_run_does_not_encode_the_sources(monkeypatch):
     encoded.clear()
     collect(build_config(MICRO), dataset=data)  # with strategies: every catalogue
     assert sorted(encoded) == sorted([data.target.n_items, data.sources[0].n_items])
+
+
+def test_a_run_records_the_weights_that_embedded_its_texts(monkeypatch):
+    """``encoder_id`` is a name; the run's info also records the weights' fingerprint and precision
+    (what the embedding cache is keyed by), and nothing of the kind when the embeddings were given."""
+    import xdtutor.pipeline as pipeline
+    from xdtutor.encoders import weights_record
+
+    monkeypatch.setattr(pipeline, "encode_texts", lambda texts, *a, **k: np.zeros((len(texts), 8), dtype=np.float32))
+    config = build_config({**MICRO, "strategies": [], "baselines": ["text"], "cold_start": {"fractions": []},
+                           "cold_users": {"mappings": []}})
+    info = pipeline.run_info(config, collect(config, dataset=synthetic_dataset()), torch.device("cpu"), 0.0)
+    assert {k: info[k] for k in ("encoder_sha256", "encoder_precision")} == weights_record(config.encoder)
+    given = pipeline.run_info(config, collect(config, dataset=synthetic_dataset(), text_emb=micro_emb()),
+                              torch.device("cpu"), 0.0)
+    assert given["encoder_id"] == "given" and "encoder_sha256" not in given
 
 
 def test_cold_start_curve_trains_with_its_own_patience_and_batch_size(monkeypatch):

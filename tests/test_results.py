@@ -439,6 +439,23 @@ def test_the_joint_config_at_full_scale_is_comparable_with_the_converged_run():
     assert seed_difference_across(joint, "joint", conv, "full_finetune")["diff"] == pytest.approx(0.0)
 
 
+def test_files_of_different_encoder_weights_are_not_compared():
+    """Two files whose item texts were embedded by different weights (an fp16 copy of the encoder, or
+    another precision) are not compared, although their encoder has the same name; a file of before the
+    weights were recorded is compared on what it records."""
+    from xdtutor.results import check_comparable
+
+    conv = Results.load(ROOT / "results" / "kitchen_to_food_converged.json")
+    weights = {"encoder_sha256": "a" * 64, "encoder_precision": "fp32"}
+    a, b = (Results(conv.config, rows=conv.rows, info={**conv.info, **weights}) for _ in range(2))
+    check_comparable(a, b)
+    check_comparable(a, conv)  # conv records no weights
+    for key, other in (("encoder_sha256", "b" * 64), ("encoder_precision", "bf16")):
+        b.info = {**a.info, key: other}
+        with pytest.raises(ValueError, match=rf"\['{key}'\]"):
+            check_comparable(a, b)
+
+
 def test_the_width_reference_reproduces_the_searchs_first_trial_to_the_last_digit():
     """Chapter 7.1 compares results/scientific_width.json with results/scientific_width_reference.json, which
     ran in a second GPU call on another machine of the same image. The claim that the two machines train

@@ -181,6 +181,20 @@ def model_fingerprint(model: str | None) -> str:
     return folder_fingerprint(model_dir(model if model is not None else default_model_path()))
 
 
+def weights_record(config: EncoderConfig = EncoderConfig(), device: str | torch.device | None = None) -> dict:
+    """What a results file records about the encoder that embedded its item texts, beside its name.
+
+    The name alone cannot tell two copies of one model apart (e.g. an fp16 copy carried to a GPU from
+    the fp32 weights), nor the precision the texts were encoded in; the weights' fingerprint and the
+    precision can, and they are what the embedding cache is keyed by (:func:`cache_key`).
+
+    Returns:
+        ``{"encoder_sha256": ..., "encoder_precision": "fp32" | "bf16" | "fp16"}``.
+    """
+    return {"encoder_sha256": model_fingerprint(config.model),
+            "encoder_precision": _precision(config, select_device(device))}
+
+
 def _check_texts(texts: Sequence[str]) -> list[str]:
     if isinstance(texts, str):
         raise TypeError("texts must be a sequence of strings, not a single string")
@@ -404,6 +418,6 @@ def encode_texts(texts: Sequence[str], config: EncoderConfig = EncoderConfig(), 
 
 __all__ = [
     "EncoderConfig", "TextEncoder", "SentenceEncoder", "load_encoder", "resolve_loader", "encode_texts",
-    "default_model_path", "model_dir", "model_id", "cache_key", "cache_path", "model_fingerprint", "texts_hash",
+    "default_model_path", "model_dir", "model_id", "weights_record", "cache_key", "cache_path", "model_fingerprint", "texts_hash",
     "load_cache", "save_cache", "EncoderCacheError", "EncoderLoadError", "DEFAULT_HUB_MODEL",
 ]

@@ -37,7 +37,7 @@ from .data.compact import compact_catalogues, subsample_domain
 from .data.preprocess import keep_train_users
 from .data.views import joint_training, mixed_histories
 from .diagnostics import diagnose
-from .encoders import encode_texts, model_id
+from .encoders import encode_texts, model_id, weights_record
 from .evaluate import EvalResult
 from .evaluate import evaluate as evaluate_model
 from .experiment import NOT_RESULTS, TARGET_RANKING_KEYS, ExperimentConfig
@@ -172,6 +172,7 @@ class Prepared:
     source_emb: list[np.ndarray]
     target_emb: np.ndarray
     encoder_id: str
+    encoder_record: dict = field(default_factory=dict)  # weights fingerprint and precision; {} when given
     _views: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -248,7 +249,10 @@ def collect(config: ExperimentConfig, *, dataset: CrossDomainDataset | None = No
     encoder_id = model_id(config.encoder.model) if text_emb is None else "given"
     # a source catalogue is encoded only when something reads it (a target-only run skips the cost)
     source_emb = [embed(s) for s in sources] if config.needs_source else []
-    return Prepared(dataset, sources, source_emb, embed(dataset.target.domain), encoder_id)
+    target_emb = embed(dataset.target.domain)
+    # the name cannot tell an fp16 copy of the weights from the fp32 ones; the fingerprint can
+    record = weights_record(config.encoder) if text_emb is None else {}
+    return Prepared(dataset, sources, source_emb, target_emb, encoder_id, record)
 
 
 # ============================================================================ stages 3–4
@@ -412,4 +416,4 @@ def run_info(config: ExperimentConfig, prepared: Prepared, device: torch.device,
     protocol = prepared.target.protocol
     return {"protocol": protocol.to_dict(), "protocol_line": protocol.describe(), "dataset_stats": stats,
             **provenance(device), "seeds": list(config.seeds), "scale": config.scale,
-            "encoder_id": prepared.encoder_id, "wall_seconds": wall_seconds}
+            "encoder_id": prepared.encoder_id, **prepared.encoder_record, "wall_seconds": wall_seconds}

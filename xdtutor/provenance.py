@@ -45,8 +45,14 @@ def device_name(device: torch.device | str) -> str:
 def git_commit(root: str | Path | None = None) -> str | None:
     """The commit of the checkout the package runs from (``"…-dirty"`` with uncommitted changes).
 
-    ``None`` outside a git checkout (an installed wheel) or without git.
+    ``None`` outside a git checkout (an installed wheel) or without git. Without ``root``, the
+    environment variable ``XDTUTOR_GIT_COMMIT`` wins where it is set: a copied working tree whose
+    ``.git`` is not the code's (a lent GPU machine's copy carries the repository as it was when the
+    session began) gets the commit its job's ``--prepare`` recorded here
+    (``benchmarks/gpu_env.sh``).
     """
+    if root is None and os.environ.get("XDTUTOR_GIT_COMMIT"):
+        return os.environ["XDTUTOR_GIT_COMMIT"]
     root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,

@@ -18,7 +18,7 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -483,7 +483,8 @@ def combine(parts: Sequence[Results]) -> Results:
 
     Raises:
         ValueError: If the parts differ in anything but their seeds and how they showed progress
-            (:data:`~xdtutor.experiment.NOT_RESULTS`; the dotted config keys are named), ran on different device kinds or library versions, or share a seed.
+            (:data:`~xdtutor.experiment.NOT_RESULTS`; the dotted config keys are named), ran on different
+            device kinds, library versions or encoder weights (:func:`provenance_differences`), or share a seed.
     """
     if not parts:
         raise ValueError("combine needs at least one Results")
@@ -495,10 +496,11 @@ def combine(parts: Sequence[Results]) -> Results:
         diff = sorted(k for k in set(ref) | set(cfg) if ref.get(k) != cfg.get(k) and k not in NOT_RESULTS)
         if diff:
             raise ValueError(f"part {i} ({r.config.name}) differs from part 0 in {diff}; only seeds may differ")
-        for key in ("device_name", "versions"):
-            if r.info.get(key) != first.info.get(key):
-                raise ValueError(f"part {i} ran with {key} {r.info.get(key)!r}, part 0 with {first.info.get(key)!r}; "
-                                 "a table must not mix them")
+        differ = provenance_differences(r.info, first.info)
+        if differ:
+            key = differ[0]
+            raise ValueError(f"part {i} ran with {key} {r.info.get(key)!r}, part 0 with {first.info.get(key)!r}; "
+                             "a table must not mix them")
         dup = sorted(set(seen) & set(r.config.seeds))
         if dup:
             raise ValueError(f"part {i} repeats seed(s) {dup}")
@@ -524,6 +526,21 @@ def combine(parts: Sequence[Results]) -> Results:
     return out
 
 
+#: Provenance two files (or two parts of one run) must share for their rows to be compared or combined.
+SAME_MACHINE_KEYS = ("device_name", "versions")
+#: The encoder's weights fingerprint and precision (:func:`xdtutor.encoders.weights_record`), recorded
+#: since 2026-12-04: compared where both files record them. Older files name the encoder only; the
+#: one other copy of it in use (fp16, carried to a GPU) is told apart there by the device kind.
+ENCODER_KEYS = ("encoder_sha256", "encoder_precision")
+
+
+def provenance_differences(a: Mapping, b: Mapping) -> list[str]:
+    """The keys of two results' ``info`` that say they ran on different machines, libraries or encoder
+    weights (:data:`SAME_MACHINE_KEYS`, and :data:`ENCODER_KEYS` where both record them)."""
+    return ([k for k in SAME_MACHINE_KEYS if a.get(k) != b.get(k)]
+            + [k for k in ENCODER_KEYS if k in a and k in b and a[k] != b[k]])
+
+
 #: Config sections two files must share for their rows to be compared across files (what the methods
 #: are, which ran, and how progress was shown may differ).
 SHARED_SECTIONS = ("scale", "source_eval_users", "data.", "encoder.", "model.", "pretrain.", "train.", "transfer.")
@@ -531,7 +548,8 @@ SHARED_SECTIONS = ("scale", "source_eval_users", "data.", "encoder.", "model.", 
 
 def check_comparable(res_a: Results, res_b: Results) -> None:
     """Raise unless two results files are runs of one experiment whose rows may be compared across files:
-    the same seeds, scale, protocol, device kind, library versions and shared settings
+    the same seeds, scale, protocol, device kind, library versions, encoder weights
+    (:func:`provenance_differences`) and shared settings
     (:data:`SHARED_SECTIONS`; ``cold_start.*`` may differ). A file is always comparable with itself.
 
     Raises:
@@ -544,7 +562,7 @@ def check_comparable(res_a: Results, res_b: Results) -> None:
                   and fa.get(k) != fb.get(k))
     diff += ["seeds"] * (sorted(res_a.config.seeds) != sorted(res_b.config.seeds))  # combine keeps part order
     diff += ["protocol"] * (res_a.protocol != res_b.protocol)  # as Protocols: a newer file's defaults match
-    diff += [k for k in ("device_name", "versions") if res_a.info.get(k) != res_b.info.get(k)]
+    diff += provenance_differences(res_a.info, res_b.info)
     if diff:
         raise ValueError(f"{res_a.name} and {res_b.name} differ in {diff}; their rows are not comparable")
 
@@ -563,8 +581,8 @@ def seed_difference_across(res_a: Results, a: str, res_b: Results, b: str, metri
         ``"method"``, ``"vs"``, ``"metric"``, the seed means ``"mean_a"``/``"mean_b"`` and ``"files"``.
 
     Raises:
-        ValueError: If the files differ in their seeds, scale, protocol, device kind, library versions or
-            any shared setting (:data:`SHARED_SECTIONS`; the dotted keys are named).
+        ValueError: If the files differ in their seeds, scale, protocol, device kind, library versions,
+            encoder weights or any shared setting (:data:`SHARED_SECTIONS`; the dotted keys are named).
         KeyError: If a method has no rows in its file.
     """
     check_comparable(res_a, res_b)
