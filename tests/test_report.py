@@ -300,6 +300,16 @@ def test_markdown_report_sums_the_training_time_behind_its_numbers():
     assert training_seconds(res) == 5400.0  # the cold-start curve's trainings count too
 
 
+def test_markdown_report_names_the_encoder_weights_where_recorded():
+    """A file records the weights that embedded its item texts (``encoder_sha256``, since 2026-12-04):
+    its report shows them, so two files of one encoder name but different copies differ on the page."""
+    res = fake(seeds=(0,))
+    res.info["encoder_id"] = "all-MiniLM-L6-v2"
+    assert "item text encoder" not in markdown(res)  # an older file: nothing to show
+    res.info.update(encoder_sha256="0123456789abcdef" * 4, encoder_precision="bf16")
+    assert "- item text encoder: all-MiniLM-L6-v2 (weights sha256 0123456789ab…, bf16)" in markdown(res)
+
+
 def test_keep_notes():
     old = "# x\n\n- date: 1\n\n| 0.0144 ± 0.0000 | 0.0616 |\n\n## Notes (read first)\n\n- seed 2 missing\n"
     # the same numbers, reworded, plus an interval (the run date aside): notes carried over as they are

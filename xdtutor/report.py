@@ -106,6 +106,8 @@ def markdown(res: Results, overrides: list[str] = ()) -> str:
              "model and source model, all seeds and every invocation of a resumed run (the wall time above "
              "counts the last invocation only)",
              f"- seeds: {info.get('seeds')}; scale: {res.config.scale}; overrides: {' '.join(overrides) or '-'}",
+             *([f"- item text encoder: {info.get('encoder_id')} (weights sha256 {info['encoder_sha256'][:12]}…, "
+                f"{info.get('encoder_precision')})"] if info.get("encoder_sha256") else []),
              *(["- per-method settings (over the shared ones): " + "; ".join(
                  f"{m}: " + ", ".join(f"{k}={v}" for k, v in sets.items()) for m, sets in res.config.per_method.items())]
                if res.config.per_method else []),
