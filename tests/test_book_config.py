@@ -355,6 +355,24 @@ def test_code_lines_fit_a_1280_pixel_page():
     assert not long, f"code lines over {CODE_WIDTH} characters scroll sideways:\n" + "\n".join(long)
 
 
+def test_every_code_cell_line_fits_a_page():
+    """Every line of every code cell fits, hidden cells too: on Colab and in a downloaded notebook every
+    cell shows, hidden ones too; the rendered-site overflow check sees only visible cells."""
+    chapters = sorted((BOOK / "chapters").glob("*.md"))
+    assert len(chapters) > 5
+    long = []
+    for md in chapters:
+        inside = False
+        for i, line in enumerate(md.read_text(encoding="utf-8").split("\n"), 1):
+            if line.startswith("```{code-cell}"):
+                inside = True
+            elif inside and line.startswith("```"):
+                inside = False
+            elif inside and len(line) > CODE_WIDTH:
+                long.append(f"{md.relative_to(ROOT)}:{i}:{len(line)}")
+    assert not long, f"code-cell lines over {CODE_WIDTH} characters:\n" + "\n".join(long)
+
+
 def test_epoch_lines_only_at_full_scale(capsys, monkeypatch):
     """A chapter prints one line per training epoch only at full scale (minutes per training); at CI
     scale, the committed notebooks' scale, they would be a wall of stderr in every notebook."""
