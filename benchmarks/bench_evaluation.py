@@ -46,7 +46,7 @@ def load_target(name: str):
 
     ds_name, target = DATASETS[name]
     kwargs = {"target": target} if target else {}
-    return load_dataset(ds_name, data_dir=common.data_dir_or_exit(), **kwargs).target
+    return load_dataset(ds_name, data_dir=common.data_dir(), **kwargs).target
 
 
 def subset(eval_set, n: int | None):

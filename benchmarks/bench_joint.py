@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     from xdtutor.models import TextSeqRec
     from xdtutor.train import training_sequences
 
-    data = load_dataset("food_kitchen", data_dir=common.data_dir_or_exit(), target="food")
+    data = load_dataset("food_kitchen", data_dir=common.data_dir(), target="food")
     sources = data.pretraining_sources()
     view = joint_training(data, sources)
     encoder = load_config("configs/kitchen_to_food.yaml").encoder  # the runs' encoder: their cache is reused

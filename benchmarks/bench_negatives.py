@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
     from xdtutor.pretrain_source import source_split
     from xdtutor.train import training_sequences
 
-    kitchen = load_dataset("food_kitchen", data_dir=common.data_dir_or_exit(), target="food").sources[0]
+    kitchen = load_dataset("food_kitchen", data_dir=common.data_dir(), target="food").sources[0]
     t0 = time.perf_counter()
     text_emb = torch.as_tensor(encode_texts(kitchen.texts, EncoderConfig(model=common.encoder_path()),
                                             device=device, progress=False))

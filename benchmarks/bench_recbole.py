@@ -84,7 +84,7 @@ def run_xdtutor(seed: int, args, device: torch.device) -> dict:
     from xdtutor.models import SASRec, count_parameters
     from xdtutor.train import TrainConfig, fit, training_sequences
 
-    split = load_dataset("scientific", data_dir=common.data_dir_or_exit()).target
+    split = load_dataset("scientific", data_dir=common.data_dir()).target
     cfg = TrainConfig(epochs=args.epochs, batch_size=256, lr=1e-3, patience=args.patience, seed=seed,
                       device=str(device), progress=False)
     inputs, targets = training_sequences(split, cfg.max_len)
@@ -200,11 +200,12 @@ def main(argv: list[str] | None = None) -> dict:
     if device.type != "cpu":
         raise SystemExit("bench_recbole compares CPU runs (RecBole's side runs on the CPU); use --device cpu")
     env = common.environment(device)
+    from xdtutor.data.registry import dataset_dir
     from xdtutor.paths import cache_dir
 
     venv = Path(args.venv) if args.venv else cache_dir() / "recbole-venv"
     python = ensure_venv(venv)
-    inter_dir = common.data_dir_or_exit() / "amazon_scientific_cowpirec"
+    inter_dir = dataset_dir("scientific", common.data_dir())  # downloaded on first use
     rows, raw = [], {}
     for seed in args.seeds:
         raw[f"xdtutor/{seed}"] = run_xdtutor(seed, args, device)

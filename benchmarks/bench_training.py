@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     name_of = {"scientific": ("scientific", None), "food": ("food_kitchen", "food")}
     dataset, target = name_of[args.dataset]
-    split = load_dataset(dataset, data_dir=common.data_dir_or_exit(), subsample=args.subsample,
+    split = load_dataset(dataset, data_dir=common.data_dir(), subsample=args.subsample,
                          seed=args.seed, target=target).target
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=args.epochs, seed=args.seed,
                       device=str(device), progress=False)

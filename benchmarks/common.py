@@ -198,14 +198,16 @@ def setup(args: argparse.Namespace) -> torch.device:
     return select_device(args.device)
 
 
-def data_dir_or_exit() -> Path:
-    """``XDTUTOR_DATA_DIR`` as a path; exits with a clear message when it is unset."""
+def data_dir() -> Path | None:
+    """Where the benchmarks read data: ``XDTUTOR_DATA_DIR`` when it is set (exits with a clear message
+    when it is not a folder), else ``None`` — the package's own resolution then reads its download
+    cache, fetching and verifying the files on first use (:func:`xdtutor.data.registry.dataset_dir`)."""
     from xdtutor.paths import env_data_dir
 
     path = env_data_dir()
-    if path is None or not path.is_dir():
-        raise SystemExit("set XDTUTOR_DATA_DIR to the data folder (e.g. /work/shared/data); "
-                         f"got {os.environ.get('XDTUTOR_DATA_DIR')!r}")
+    if path is not None and not path.is_dir():
+        raise SystemExit(f"XDTUTOR_DATA_DIR={os.environ.get('XDTUTOR_DATA_DIR')!r} is not a folder; "
+                         "unset it to use the download cache")
     return path
 
 
@@ -319,7 +321,7 @@ def load_domain(name: str):
     """A real domain (``"food"``, ``"kitchen"``, ``"scientific"``) through the data layer."""
     from xdtutor.data import load_domain as _load_domain
 
-    return _load_domain(name, data_dir=data_dir_or_exit())
+    return _load_domain(name, data_dir=data_dir())
 
 
 def sample_texts(n: int | None, seed: int = 0) -> list[str]:

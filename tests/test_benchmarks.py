@@ -379,3 +379,18 @@ def test_a_gpu_job_records_the_commit_its_prepare_saw(tmp_path, monkeypatch):
     assert git_commit() == "0123abcd" and git_commit(ROOT) != "0123abcd"  # an explicit checkout is read as it is
     monkeypatch.delenv("XDTUTOR_GIT_COMMIT")
     assert git_commit() == git_commit(ROOT)
+
+
+def test_benchmarks_read_data_the_way_the_package_does(tmp_path, monkeypatch):
+    """Without ``XDTUTOR_DATA_DIR`` the benchmarks use the package's download cache (they used to exit,
+    so ``make bench`` failed on any machine without the authors' data folder); a variable that names no
+    folder is still a clear error."""
+    from benchmarks import common
+
+    monkeypatch.delenv("XDTUTOR_DATA_DIR", raising=False)
+    assert common.data_dir() is None
+    monkeypatch.setenv("XDTUTOR_DATA_DIR", str(tmp_path))
+    assert common.data_dir() == tmp_path
+    monkeypatch.setenv("XDTUTOR_DATA_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(SystemExit, match="is not a folder"):
+        common.data_dir()
