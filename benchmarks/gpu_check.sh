@@ -66,8 +66,11 @@ EOF
     if [[ -f "$CARRY/data/amazon_food_kitchen_llmcdsr/derived/$stem.json" ]]; then rm -f "$pkl"; fi
   done
   tar -C "$CARRY" -czf "$CARRY/data.tar.gz" data && rm -rf "$CARRY/data"
-  # the device's copy of the repository keeps the .git of when the session began: the commit is named here
-  $PY -c "from xdtutor.provenance import git_commit; print(git_commit() or '')" > "$CARRY/git_commit"
+  # a remote copy of the working tree may carry an older .git: the commit is named here (this checkout's,
+  # not an inherited XDTUTOR_GIT_COMMIT), with every tracked file's hash so the GPU side can tell edits
+  # made after this point (gpu_env.sh then says "-dirty")
+  $PY -c "from xdtutor.provenance import git_commit; print(git_commit('$ROOT') or '')" > "$CARRY/git_commit"
+  git ls-files -z | xargs -0 sha256sum > "$CARRY/tree.sha256" 2>/dev/null || true
   echo "code: $(cat "$CARRY/git_commit") (recorded as the results' git_commit on the device)"
   du -sh "$CARRY"
   echo "carry: $CARRY"

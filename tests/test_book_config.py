@@ -324,9 +324,10 @@ def test_every_notebook_can_install_its_package_on_colab():
 CODE_WIDTH = 84
 
 
-def _displayed_code_lines(path: Path) -> list[tuple[int, str]]:
+def _displayed_code_lines(path: Path, hidden: bool = False) -> list[tuple[int, str]]:
     """(line number, line) of the code a reader sees: bodies of code cells (not tagged remove-input or
-    remove-cell) and of plain ``` fences; directive bodies (notes, exercises) are prose."""
+    remove-cell, unless ``hidden``: a notebook shows those too) and of plain ``` fences; directive bodies
+    (notes, exercises) are prose."""
     lines = path.read_text(encoding="utf-8").split("\n")
     stack: list[tuple[str, bool]] = []  # (fence, shown code?)
     found = []
@@ -338,7 +339,7 @@ def _displayed_code_lines(path: Path) -> list[tuple[int, str]]:
                 stack.pop()
             elif info.startswith("{code-cell}"):
                 options = [o for o in lines[i:i + 5] if o.startswith(":")]
-                stack.append((ticks, not any(re.search(r"remove-(input|cell)", o) for o in options)))
+                stack.append((ticks, hidden or not any(re.search(r"remove-(input|cell)", o) for o in options)))
             else:
                 stack.append((ticks, not info.startswith("{")))
             continue
@@ -360,16 +361,8 @@ def test_every_code_cell_line_fits_a_page():
     cell shows, hidden ones too; the rendered-site overflow check sees only visible cells."""
     chapters = sorted((BOOK / "chapters").glob("*.md"))
     assert len(chapters) > 5
-    long = []
-    for md in chapters:
-        inside = False
-        for i, line in enumerate(md.read_text(encoding="utf-8").split("\n"), 1):
-            if line.startswith("```{code-cell}"):
-                inside = True
-            elif inside and line.startswith("```"):
-                inside = False
-            elif inside and len(line) > CODE_WIDTH:
-                long.append(f"{md.relative_to(ROOT)}:{i}:{len(line)}")
+    long = [f"{md.relative_to(ROOT)}:{i}:{len(line)}" for md in chapters
+            for i, line in _displayed_code_lines(md, hidden=True) if len(line) > CODE_WIDTH]
     assert not long, f"code-cell lines over {CODE_WIDTH} characters:\n" + "\n".join(long)
 
 

@@ -112,6 +112,28 @@ def test_source_checkpoint_is_reused(tmp_path):
     assert len(list((tmp_path / "ckpt").iterdir())) == 2
 
 
+def test_a_shared_source_folder_refuses_other_encoder_weights(tmp_path):
+    """The folder's name comes from the configs, which cannot tell an fp16 copy of the encoder from the
+    fp32 weights: the folder remembers the weights and refuses a run on others (a folder of before it
+    remembered is reused as it is, and nothing is claimed for it)."""
+    from dataclasses import replace as dc_replace
+
+    config = build_config({**MICRO, "checkpoint_dir": str(tmp_path / "ckpt")})
+    plain = collect(config, dataset=synthetic_dataset(), text_emb=micro_emb())
+    fp32 = dc_replace(plain, encoder_record={"encoder_sha256": "a" * 64, "encoder_precision": "fp32"})
+    pretrain(config, fp32, seed=0)
+    (folder,) = (tmp_path / "ckpt").iterdir()
+    assert json.loads((folder / "encoder.json").read_text()) == fp32.encoder_record
+    pretrain(config, fp32, seed=0)  # the same weights: reused
+    for key, value in (("encoder_sha256", "b" * 64), ("encoder_precision", "bf16")):
+        other = {**fp32.encoder_record, key: value}
+        with pytest.raises(ConfigError, match="other encoder weights"):
+            pretrain(config, dc_replace(plain, encoder_record=other), seed=0)
+    (folder / "encoder.json").unlink()  # a folder made before folders remembered their weights
+    pretrain(config, dc_replace(plain, encoder_record={**fp32.encoder_record, "encoder_sha256": "b" * 64}), seed=0)
+    assert not (folder / "encoder.json").exists()
+
+
 def test_source_checkpoint_folder_is_named_by_what_changes_theta_s(tmp_path):
     """Settings that leave θ_s alone (how the target is ranked, loop settings in NOT_RESULTS) share the
     folder — a key added later must not orphan the source models made before it; a real change doesn't."""
@@ -164,8 +186,15 @@ def test_seeds_run_apart_combine_to_the_joint_run(tmp_path):
     shown.info.update(weights, encoder_sha256="b" * 64)  # another copy of the encoder's weights
     with pytest.raises(ValueError, match="part 1 ran with encoder_sha256 'bbb"):
         combine([parts[0], shown])
-    shown.info.pop("encoder_sha256")  # a part of before the record: its weights are unknown, not different
-    assert combine([parts[0], shown]).info["encoder_sha256"] == "a" * 64
+    older = run_experiment(build_config({**small, "seeds": [3]}), dataset=data, text_emb=emb, log=None)
+    assert "encoder_sha256" not in older.info  # a part of before the record passes any other part …
+    with pytest.raises(ValueError, match="part 2 ran with encoder_sha256 'bbb.*part 1 with encoder_sha256 'aaa"):
+        combine([older, parts[0], shown])  # … but the parts that have one are compared with each other
+    shown.info.pop("encoder_sha256")
+    mixed = combine([parts[0], shown])  # its weights are unknown, not different: the table names none
+    assert "encoder_sha256" not in mixed.info and mixed.info["parts"][0]["encoder_sha256"] == "a" * 64
+    shown.info["encoder_sha256"] = "a" * 64
+    assert combine([parts[0], shown]).info["encoder_sha256"] == "a" * 64  # alike in every part
     shown.info["encoder_precision"] = "bf16"
     with pytest.raises(ValueError, match="encoder_precision"):
         combine([parts[0], shown])
@@ -319,11 +348,20 @@ def test_a_run_records_the_weights_that_embedded_its_texts(monkeypatch):
     import xdtutor.pipeline as pipeline
     from xdtutor.encoders import weights_record
 
+    import xdtutor.encoders as encoders
+
     monkeypatch.setattr(pipeline, "encode_texts", lambda texts, *a, **k: np.zeros((len(texts), 8), dtype=np.float32))
     config = build_config({**MICRO, "strategies": [], "baselines": ["text"], "cold_start": {"fractions": []},
                            "cold_users": {"mappings": []}})
     info = pipeline.run_info(config, collect(config, dataset=synthetic_dataset()), torch.device("cpu"), 0.0)
     assert {k: info[k] for k in ("encoder_sha256", "encoder_precision")} == weights_record(config.encoder)
+    assert info["encoder_sha256"] == encoders.model_fingerprint(None) and info["encoder_precision"] == "fp32"
+    # texts encoded on a bf16 GPU are recorded as such, whatever device the models then train on
+    monkeypatch.setattr(pipeline, "select_device", lambda d=None: torch.device("cuda"))
+    monkeypatch.setattr(encoders, "select_device", lambda d=None: torch.device(d or "cuda"))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    info = pipeline.run_info(config, collect(config, dataset=synthetic_dataset()), torch.device("cpu"), 0.0)
+    assert info["encoder_precision"] == "bf16"
     given = pipeline.run_info(config, collect(config, dataset=synthetic_dataset(), text_emb=micro_emb()),
                               torch.device("cpu"), 0.0)
     assert given["encoder_id"] == "given" and "encoder_sha256" not in given

@@ -501,6 +501,21 @@ def test_curve_setting_choice_refuses_files_that_are_not_the_same_point(damage, 
         curve_setting_choice({"a": a, "b": b}, 0.05)
 
 
+def test_curve_setting_choice_compares_every_pair_of_files():
+    """A file made before the encoder weights were recorded passes any other; two files that record
+    different weights must still be refused when such a file comes first."""
+    from xdtutor.curve_readings import curve_setting_choice
+
+    points = {"lora": (.030, [.030, .031, .032]), "text": (.029, [.040, .041, .042]),
+              "sasrec": (.031, [.025, .026, .024])}
+    old, a, b = (_curve_file(f"cold_{n}", points) for n in ("old", "a", "b"))
+    a.info.update(encoder_sha256="a" * 64, encoder_precision="fp32")
+    b.info.update(encoder_sha256="b" * 64, encoder_precision="fp32")
+    assert len(curve_setting_choice({"old": old, "a": a}, 0.05)) == 6
+    with pytest.raises(ValueError, match="differ in \\['encoder_sha256'\\]"):
+        curve_setting_choice({"old": old, "a": a, "b": b}, 0.05)
+
+
 def test_a_combined_run_does_not_show_a_parts_own_seed_override():
     """Seeds run apart carry ``--set seeds=[0]``; the combined file has all of them, so its header must
     not say ``seeds=[0]`` beside ``seeds: [0, 1, 2]`` (a one-seed run keeps it)."""

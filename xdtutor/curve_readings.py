@@ -113,14 +113,15 @@ def curve_setting_choice(variants: Mapping[str, Results], fraction: float,
     Raises:
         ValueError: If a file has no rows at ``fraction``, draws another curve, lacks a model or seed the
             others have, kept other training users, has a row without a validation score, or is not a run
-            of the same experiment as the first (:func:`xdtutor.results.check_comparable`: e.g. another
+            of the same experiment as every other (:func:`xdtutor.results.check_comparable`: e.g. another
             device or library versions, whose validation scores would choose the device, not the setting).
     """
     from .results import check_comparable  # when called: see TYPE_CHECKING above
 
-    first = next(iter(variants.values()), None)
-    for res in variants.values():
-        check_comparable(first, res)
+    files = list(variants.values())
+    for i, res in enumerate(files):  # every pair: a file without the encoder record passes any other
+        for other in files[:i]:
+            check_comparable(other, res)
     rows, curves = [], set()
     for label, res in variants.items():
         here = [r for r in res.cold_start if r["fraction"] == fraction]

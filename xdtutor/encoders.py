@@ -188,6 +188,11 @@ def weights_record(config: EncoderConfig = EncoderConfig(), device: str | torch.
     the fp32 weights), nor the precision the texts were encoded in; the weights' fingerprint and the
     precision can, and they are what the embedding cache is keyed by (:func:`cache_key`).
 
+    Args:
+        config: The encoder config the texts were embedded with.
+        device: The device they were embedded on (as given to :func:`encode_texts`; ``None`` = auto):
+            the precision is that device's, so pass the encoding device, not the training one.
+
     Returns:
         ``{"encoder_sha256": ..., "encoder_precision": "fp32" | "bf16" | "fp16"}``.
     """
@@ -418,6 +423,7 @@ def encode_texts(texts: Sequence[str], config: EncoderConfig = EncoderConfig(), 
 
 __all__ = [
     "EncoderConfig", "TextEncoder", "SentenceEncoder", "load_encoder", "resolve_loader", "encode_texts",
-    "default_model_path", "model_dir", "model_id", "weights_record", "cache_key", "cache_path", "model_fingerprint", "texts_hash",
+    "default_model_path", "model_dir", "model_id", "weights_record", "cache_key", "cache_path",
+    "model_fingerprint", "texts_hash",
     "load_cache", "save_cache", "EncoderCacheError", "EncoderLoadError", "DEFAULT_HUB_MODEL",
 ]

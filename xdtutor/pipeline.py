@@ -49,7 +49,7 @@ from .provenance import provenance
 from .results import Results
 from .run_folder import RunFolder
 from .transfer import USES_THETA, VIEWS, Transferred, get_strategy
-from .utils import seed_everything, select_device
+from .utils import seed_everything, select_device, write_json
 
 Log = Callable[..., None]
 LOG = logging.getLogger("xdtutor")
@@ -165,14 +165,24 @@ def train_model(config: ExperimentConfig, prepared: Prepared, knowledge: Knowled
 
 @dataclass(eq=False)
 class Prepared:
-    """Output of stages 1–2: the data and the item-text embeddings of every catalogue."""
+    """Output of stages 1–2: the data and the item-text embeddings of every catalogue.
+
+    Attributes:
+        dataset: The split target and its sources as loaded.
+        sources: The source domains pretraining reads (overlapping users cut at their target split).
+        source_emb: Each source's item-text embeddings ``(N_k, D)`` (empty when nothing reads them).
+        target_emb: The target's item-text embeddings ``(N, D)``.
+        encoder_id: The encoder's name (``"given"`` for embeddings passed in).
+        encoder_record: :func:`xdtutor.encoders.weights_record` of the weights that embedded the texts
+            (``{}`` for embeddings passed in).
+    """
 
     dataset: CrossDomainDataset
     sources: tuple[Domain, ...]
     source_emb: list[np.ndarray]
     target_emb: np.ndarray
     encoder_id: str
-    encoder_record: dict = field(default_factory=dict)  # weights fingerprint and precision; {} when given
+    encoder_record: dict[str, str] = field(default_factory=dict)
     _views: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -241,17 +251,19 @@ def collect(config: ExperimentConfig, *, dataset: CrossDomainDataset | None = No
         t = SplitDomain(t.domain, t.train, t.valid, t.test, protocol)
         dataset = CrossDomainDataset(dataset.name, dataset.sources, t, dataset.overlap, dataset.source_positions)
 
+    device = select_device(None)  # where the texts are encoded (the record below must name the same)
+
     def embed(domain: Domain) -> np.ndarray:
         if text_emb is not None and domain.name in text_emb:
             return np.asarray(text_emb[domain.name], dtype=np.float32)
-        return encode_texts(domain.texts, config.encoder, progress=config.encoder.progress)
+        return encode_texts(domain.texts, config.encoder, device=device, progress=config.encoder.progress)
 
     encoder_id = model_id(config.encoder.model) if text_emb is None else "given"
     # a source catalogue is encoded only when something reads it (a target-only run skips the cost)
     source_emb = [embed(s) for s in sources] if config.needs_source else []
     target_emb = embed(dataset.target.domain)
     # the name cannot tell an fp16 copy of the weights from the fp32 ones; the fingerprint can
-    record = weights_record(config.encoder) if text_emb is None else {}
+    record = weights_record(config.encoder, device) if text_emb is None else {}
     return Prepared(dataset, sources, source_emb, target_emb, encoder_id, record)
 
 
@@ -274,9 +286,32 @@ def pretrain(config: ExperimentConfig, prepared: Prepared, seed: int, folder: Ru
                           "source_items": [int(s.n_items) for s in prepared.sources],
                           "eval_users": config.source_eval_users}, sort_keys=True)
         ckpt = Path(config.checkpoint_dir) / f"source-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+        same_encoder(ckpt, prepared.encoder_record)
     return pretrain_source(prepared.sources, prepared.source_emb, config.model, pre,
                            encoder_config=to_dict(config.encoder), encoder_id=prepared.encoder_id,
                            max_eval_users=config.source_eval_users, checkpoint_dir=ckpt)
+
+
+def same_encoder(folder: Path, record: dict[str, str]) -> None:
+    """A shared source-model folder is named by the configs, and the encoder's config does not say which
+    copy of the weights embedded the texts (an fp16 copy on a GPU is named like the fp32 weights). So
+    the folder remembers the weights it was pretrained on (``encoder.json``, written before pretraining)
+    and refuses others; a folder made before it remembered is taken as it is.
+
+    Raises:
+        ConfigError: The folder's source model was pretrained on embeddings of other weights or precision.
+    """
+    if not record:  # embeddings passed in: nothing to compare
+        return
+    remembered = folder / "encoder.json"
+    if remembered.is_file():
+        stored = json.loads(remembered.read_text(encoding="utf-8"))
+        if stored != record:
+            raise ConfigError(f"checkpoint_dir: {folder} holds a source model pretrained on item-text embeddings "
+                              f"of other encoder weights ({stored}; now {record}); use another checkpoint_dir")
+    elif not any(folder.glob("*.safetensors")):  # a new folder (an older one stays unknown, not assumed)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(remembered, record)
 
 
 def extract(config: ExperimentConfig, prepared: Prepared, source_model) -> Knowledge:

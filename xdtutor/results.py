@@ -496,11 +496,12 @@ def combine(parts: Sequence[Results]) -> Results:
         diff = sorted(k for k in set(ref) | set(cfg) if ref.get(k) != cfg.get(k) and k not in NOT_RESULTS)
         if diff:
             raise ValueError(f"part {i} ({r.config.name}) differs from part 0 in {diff}; only seeds may differ")
-        differ = provenance_differences(r.info, first.info)
-        if differ:
-            key = differ[0]
-            raise ValueError(f"part {i} ran with {key} {r.info.get(key)!r}, part 0 with {first.info.get(key)!r}; "
-                             "a table must not mix them")
+        for j, other in enumerate(parts[:i]):  # every pair: a part without a record passes any other
+            differ = provenance_differences(r.info, other.info)
+            if differ:
+                raise ValueError(f"part {i} ran with " + ", ".join(f"{k} {r.info.get(k)!r}" for k in differ)
+                                 + f", part {j} with " + ", ".join(f"{k} {other.info.get(k)!r}" for k in differ)
+                                 + "; a table must not mix them")
         dup = sorted(set(seen) & set(r.config.seeds))
         if dup:
             raise ValueError(f"part {i} repeats seed(s) {dup}")
@@ -517,10 +518,14 @@ def combine(parts: Sequence[Results]) -> Results:
     out.diagnostics = first.diagnostics
     walls = [float(r.info.get("wall_seconds", 0.0)) for r in parts]
     overrides = without_seed_override(first.info.get("overrides", []))
-    out.info = {**first.info, "overrides": overrides, "seeds": seen, "wall_seconds": max(walls),
-                "compute_seconds": sum(walls),
-                "parts": [{"seeds": list(r.config.seeds), "device": r.info.get("device"),
-                           "date": r.info.get("date"), "wall_seconds": w} for r, w in zip(parts, walls)],
+    # the encoder record stands for the table only if every part made it, alike; each part keeps its own
+    shared = {k: first.info[k] for k in ENCODER_KEYS
+              if all(k in r.info and r.info[k] == first.info.get(k) for r in parts)}
+    out.info = {**{k: v for k, v in first.info.items() if k not in ENCODER_KEYS}, **shared,
+                "overrides": overrides, "seeds": seen, "wall_seconds": max(walls), "compute_seconds": sum(walls),
+                "parts": [{"seeds": list(r.config.seeds), "device": r.info.get("device"), "date": r.info.get("date"),
+                           "wall_seconds": w, **{k: r.info[k] for k in ENCODER_KEYS if k in r.info}}
+                          for r, w in zip(parts, walls)],
                 "date": max(str(r.info.get("date", "")) for r in parts)}
     out.comparisons = out.compare_all()
     return out
@@ -535,8 +540,15 @@ ENCODER_KEYS = ("encoder_sha256", "encoder_precision")
 
 
 def provenance_differences(a: Mapping, b: Mapping) -> list[str]:
-    """The keys of two results' ``info`` that say they ran on different machines, libraries or encoder
-    weights (:data:`SAME_MACHINE_KEYS`, and :data:`ENCODER_KEYS` where both record them)."""
+    """What says two runs ran on different machines, libraries or encoder weights.
+
+    Args:
+        a, b: Two results' ``info`` (or a part's).
+
+    Returns:
+        The differing keys among :data:`SAME_MACHINE_KEYS`, then among :data:`ENCODER_KEYS` where both
+        record them (a run without the record differs from none by it; callers compare every pair).
+    """
     return ([k for k in SAME_MACHINE_KEYS if a.get(k) != b.get(k)]
             + [k for k in ENCODER_KEYS if k in a and k in b and a[k] != b[k]])
 
