@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from xdtutor.metrics import (compute_all, count_ties, hit_at_k, metric_names, mrr_at_k, ndcg_at_k,
-                             rank_of_target, recall_at_k)
+                             rank_of_target, ranks_and_ties, recall_at_k)
 
 
 def test_ideal_ranking_scores_one():
@@ -92,6 +92,30 @@ def test_rank_of_target_inf_and_errors():
         rank_of_target(torch.zeros(3), torch.tensor([0]))
     with pytest.raises(ValueError, match="ties"):
         rank_of_target(scores, torch.tensor([0]), ties="random")
+
+
+@pytest.mark.parametrize("ties", ["optimistic", "pessimistic", "average"])
+def test_ranks_and_ties_agree_with_a_per_row_count(ties):
+    """Evaluation's one-pass ranks and tie counts (summed in int32) equal a plain per-row count in
+    Python, on scores with many ties, excluded (-inf) and NaN non-target items."""
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 6, (50, 40), generator=g).to(torch.float32)  # (B, N), ties everywhere
+    targets = torch.randint(0, 40, (50,), generator=g)
+    scores[torch.rand(50, 40, generator=g) < 0.1] = -math.inf
+    scores[torch.rand(50, 40, generator=g) < 0.05] = float("nan")
+    scores[torch.arange(50), targets] = torch.randint(0, 6, (50,), generator=g).to(torch.float32)
+    ranks, tied = ranks_and_ties(scores, targets, ties=ties)
+    for b in range(50):
+        row, t = scores[b].tolist(), float(scores[b, targets[b]])
+        higher = sum(x > t for x in row)
+        equal = sum(x == t for x in row) - 1
+        assert int(tied[b]) == equal
+        assert float(ranks[b]) == {"optimistic": higher + 1, "pessimistic": higher + equal + 1,
+                                   "average": higher + equal / 2 + 1}[ties]
+    assert torch.equal(ranks, rank_of_target(scores, targets, ties=ties))
+    assert torch.equal(tied, count_ties(scores, targets)) and tied.dtype == torch.long
+    # a long row of ties: the int32 sum is exact
+    assert ranks_and_ties(torch.zeros(1, 70_000), torch.tensor([5]))[1].tolist() == [69_999]
 
 
 def test_k_larger_than_catalogue():

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .data.types import EvalSet
-from .metrics import METRICS, count_ties, per_example, rank_of_target
+from .metrics import METRICS, per_example, ranks_and_ties
 from .protocol import Protocol
 from .utils import pad_left, select_device
 
@@ -242,8 +242,8 @@ def evaluate(model: Any, eval_set: EvalSet, protocol: Protocol, *, device: str |
                     candidates = torch.as_tensor(np.concatenate([tgt_np[:, None], negatives[rows_of]], axis=1),
                                                  device=dev)                     # (B, 1 + negatives)
                     scores, tgt = scores.gather(1, candidates), torch.zeros_like(tgt)  # (B, 1 + negatives)
-                ranks[start:stop] = rank_of_target(scores, tgt, ties=protocol.ties).cpu().numpy()
-                ties[start:stop] = count_ties(scores, tgt).cpu().numpy()
+                batch_ranks, tied = ranks_and_ties(scores, tgt, ties=protocol.ties)  # (B,), (B,)
+                ranks[start:stop], ties[start:stop] = batch_ranks.cpu().numpy(), tied.cpu().numpy()
     finally:
         if was_training:
             model.train()

@@ -102,10 +102,17 @@ def _target_scores(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return target
 
 
+def _count(mask: torch.Tensor) -> torch.Tensor:
+    """Per-row count of a (B, N) bool mask, (B,) long. Summed in int32 — exact for any catalogue that
+    fits in memory (N < 2^31), and on one CPU thread about twice as fast as the default int64 sum of a
+    bool tensor (a 1,024 × 8,661 batch of Food scores), which dominated full-ranking evaluation."""
+    return mask.sum(dim=1, dtype=torch.int32).long()
+
+
 def count_ties(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Number of *other* items whose score equals the target's: (B,) long."""
     target = _target_scores(scores, targets)  # (B, 1)
-    return (scores == target).sum(dim=1) - 1  # (B,)
+    return _count(scores == target) - 1  # (B,)
 
 
 def rank_of_target(scores: torch.Tensor, targets: torch.Tensor, *, ties: str = "pessimistic") -> torch.Tensor:
@@ -126,13 +133,32 @@ def rank_of_target(scores: torch.Tensor, targets: torch.Tensor, *, ties: str = "
     Raises:
         ValueError: On bad shapes, out-of-range targets, a NaN target score or an unknown ``ties``.
     """
+    return ranks_and_ties(scores, targets, ties=ties)[0]
+
+
+def ranks_and_ties(scores: torch.Tensor, targets: torch.Tensor, *,
+                   ties: str = "pessimistic") -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`rank_of_target` and :func:`count_ties` in one go (one gather, two passes over the scores
+    instead of three): what evaluation needs for every batch.
+
+    Args:
+        scores, targets, ties: As for :func:`rank_of_target`.
+
+    Returns:
+        ``(ranks, tied)``: (B,) ranks as :func:`rank_of_target` gives them, and (B,) long counts of other
+        items tied with the target.
+    """
     if ties not in ("optimistic", "pessimistic", "average"):
         raise ValueError(f"ties must be 'optimistic', 'pessimistic' or 'average', got {ties!r}")
     target = _target_scores(scores, targets)  # (B, 1)
-    higher = (scores > target).sum(dim=1)  # (B,)
+    higher, equal = _count(scores > target), _count(scores == target) - 1  # (B,), (B,)
+    return _rank(higher, equal, ties), equal
+
+
+def _rank(higher: torch.Tensor, equal: torch.Tensor, ties: str) -> torch.Tensor:
+    """1-based rank from the counts of items scored higher than and equal to the target (others)."""
     if ties == "optimistic":
         return higher + 1
-    equal = (scores == target).sum(dim=1) - 1  # (B,) other items tied with the target
     if ties == "pessimistic":
         return higher + equal + 1
     return higher.to(torch.float64) + equal.to(torch.float64) / 2.0 + 1.0
@@ -161,5 +187,5 @@ def compute_all(ranks: Ranks, ks: Iterable[int]) -> dict[str, float]:
     return {name: float(v.mean()) for name, v in per_example(ranks, ks).items()}
 
 
-__all__ = ["hit_at_k", "recall_at_k", "ndcg_at_k", "mrr_at_k", "rank_of_target", "count_ties",
+__all__ = ["hit_at_k", "recall_at_k", "ndcg_at_k", "mrr_at_k", "rank_of_target", "count_ties", "ranks_and_ties",
            "compute_all", "per_example", "metric_names", "METRICS"]
