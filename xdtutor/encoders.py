@@ -377,15 +377,16 @@ def cache_key(texts: Sequence[str], config: EncoderConfig = EncoderConfig(),
     texts = _check_texts(texts)
     loader = resolve_loader(config)
     own = loader == "sentence-transformers"  # pooling and normalisation come from the model's modules
+    weights = weights_record(config, device)  # what results files record: one definition for both
     return {
         "format": CACHE_FORMAT,
         "model": model_id(config.model),
-        "model_sha256": model_fingerprint(config.model),
+        "model_sha256": weights["encoder_sha256"],
         "loader": loader,
         "pooling": "modules" if own else (config.pooling or "mean"),
         "max_tokens": config.max_tokens,
         "normalize": "modules" if own else bool(config.normalize),
-        "precision": _precision(config, select_device(device)),
+        "precision": weights["encoder_precision"],
         "n_texts": len(texts),
         "texts_sha256": texts_hash(texts),
     }
