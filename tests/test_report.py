@@ -478,6 +478,41 @@ def test_curve_setting_is_chosen_on_validation_and_the_point_read_with_each_mode
     assert "not compared user by user in `cold_small`; 95% interval over 3 seeds (seed variation only)" in line
 
 
+def _at(res: Results, fraction: float) -> Results:
+    """``res`` with its one point moved to ``fraction``."""
+    res.cold_start = [{**r, "fraction": fraction} for r in res.cold_start]
+    res.config = replace(res.config, cold_start=replace(res.config.cold_start, fractions=(fraction,)))
+    return res
+
+
+def test_every_retrained_point_is_read_with_each_models_validation_choice():
+    """Points retrained under another setting in several files are each read with the models' validation
+    choices, against every baseline; a point trained under one setting only is left out, and two files of
+    one setting at one point are refused."""
+    from xdtutor.curve_readings import curve_choice_points
+
+    points = {"lora": (.030, [.030, .031, .032]), "text": (.029, [.040, .041, .042]),
+              "sasrec": (.031, [.025, .026, .024])}
+    better = {"lora": (.033, [.050, .051, .052]), "text": (.035, [.030, .031, .029]),
+              "sasrec": (.028, [.050, .050, .050])}
+    curve = _curve_file("cold_curve", points)
+    for f in (0.1, 0.2):  # the curve's own points, all at one setting
+        curve.cold_start += [{**r, "fraction": f} for r in _curve_file("x", points).cold_start]
+    lo, mid = _curve_file("cold_lo", better), _at(_curve_file("cold_mid", better), 0.1)
+    table = curve_choice_points({"batch 256": [curve], "batch 32": [lo, mid]})
+    assert sorted(set(table["fraction"])) == [0.05, 0.1]  # 0.2 was not retrained
+    row = table.set_index(["fraction", "vs"])
+    # at each point: text chose batch 32 (.035 > .029 on validation) and is the better baseline there
+    assert row.loc[(0.1, "text"), "best"] and not row.loc[(0.1, "sasrec"), "best"]
+    assert row.loc[(0.1, "text"), "verdict"] == "higher"  # lora (32) .051 vs text (32) .030, one file
+    # sasrec chose batch 256 (.031 > .028): lora (32) vs sasrec (256) across two files, over seeds
+    assert row.loc[(0.05, "sasrec"), "diff"] == pytest.approx(.051 - .025)
+    assert not row.loc[(0.05, "sasrec"), "paired"]
+    assert row.loc[(0.05, "sasrec"), "relative_low"] == pytest.approx(row.loc[(0.05, "sasrec"), "diff_low"] / .025)
+    with pytest.raises(ValueError, match="two files under 'batch 32' hold the point 0.05"):
+        curve_choice_points({"batch 256": [curve], "batch 32": [lo, _curve_file("cold_again", better)]})
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda f: f.cold_start.pop(), "every file needs every model with the same seeds"),
     (lambda f: f.cold_start[0].update(valid={}), "has no validation ndcg@10"),

@@ -5,7 +5,7 @@ trained under several settings (e.g. batch sizes) with each model's setting chos
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import pandas as pd
 
@@ -182,6 +182,12 @@ def curve_choice_reading(variants: Mapping[str, Results], fraction: float, metri
                    f"{seed_interval_text(c)}")
 
 
+def _better_baseline(chosen: pd.DataFrame, baselines: Sequence[str]) -> str:
+    """The baseline with the higher mean validation score at its chosen setting (the first on a tie);
+    ``chosen``: :func:`curve_setting_choice`'s chosen rows indexed by method."""
+    return max(baselines, key=lambda b: chosen.loc[b, "valid"])
+
+
 def curve_choice_comparison(variants: Mapping[str, Results], fraction: float, metric: str = "ndcg@10",
                             vs: str | None = None) -> tuple[str, dict, str | None, float]:
     """What :func:`curve_choice_reading` reads: ``(head, comparison, where, reference)`` — the comparison
@@ -199,7 +205,7 @@ def curve_choice_comparison(variants: Mapping[str, Results], fraction: float, me
     chosen = table[table["chosen"]].set_index("method")
     first = next(iter(variants.values()))
     strategy, baselines = first.config.cold_start.strategy, first.config.cold_start.baselines
-    best = vs or max(baselines, key=lambda b: chosen.loc[b, "valid"])  # the first baseline on a tie
+    best = vs or _better_baseline(chosen, baselines)
     (sa, res_a), (sb, res_b) = ((chosen.loc[m, "setting"], variants[chosen.loc[m, "setting"]])
                                 for m in (strategy, best))
     head = f"{strategy} ({sa}) vs {best} ({sb}{'' if vs else ', the better baseline on validation'}): "
@@ -216,3 +222,50 @@ def curve_choice_comparison(variants: Mapping[str, Results], fraction: float, me
     where = (f"files `{res_a.name}` vs `{res_b.name}`, no per-user pairing across files" if res_a is not res_b
              else f"not compared user by user in `{res_a.name}`")
     return head, c, where, float(chosen.loc[best, "test"])
+
+
+def curve_choice_points(variants: Mapping[str, Sequence[Results]], metric: str = "ndcg@10") -> pd.DataFrame:
+    """Every point of the cold-start curve trained under more than one setting, each model at the setting its
+    validation score chose: the curve's strategy against each baseline (:func:`curve_choice_comparison`).
+
+    Args:
+        variants: Setting label -> the results files trained with it, e.g. ``{"batch 256": [curve],
+            "batch 32": [file_of_5pct, file_of_10_and_20pct]}``. At each point, the file of each label that
+            has rows there; a point with rows under one label only (not retrained) is left out.
+        metric: The metric read (validation chooses, test is reported).
+
+    Returns:
+        One row per (point, baseline), points in increasing order: ``fraction, vs, best`` (the better
+        baseline on validation), ``verdict, diff, diff_low, diff_high, relative_low, relative_high``
+        (bounds over the baseline's mean test score where the comparison stores no relative ones) and
+        ``paired`` (the interval pairs users within one file, else it is over seeds across files).
+
+    Raises:
+        ValueError: From :func:`curve_setting_choice`, or if one label has two files with rows at a point
+            (which of them is the setting would be a guess).
+    """
+    points: dict[float, dict[str, Results]] = {}
+    for label, files in variants.items():
+        for res in files:
+            for f in sorted({r["fraction"] for r in res.cold_start}):
+                here = points.setdefault(f, {})
+                if label in here:
+                    raise ValueError(f"two files under {label!r} hold the point {f:g}: "
+                                     f"{here[label].name} and {res.name}")
+                here[label] = res
+    rows = []
+    for f, at in sorted(points.items()):
+        if len(at) < 2:
+            continue
+        first = next(iter(at.values()))
+        table = curve_setting_choice(at, f, metric)
+        best = _better_baseline(table[table["chosen"]].set_index("method"), first.config.cold_start.baselines)
+        for base in first.config.cold_start.baselines:
+            _, c, where, reference = curve_choice_comparison(at, f, metric, vs=base)
+            rows.append({"fraction": f, "vs": base, "best": base == best, "verdict": verdict(c),
+                         "diff": c["diff"], "diff_low": c["diff_low"], "diff_high": c["diff_high"],
+                         "relative_low": c.get("relative_low", c["diff_low"] / reference),
+                         "relative_high": c.get("relative_high", c["diff_high"] / reference),
+                         "paired": where is None})
+    return pd.DataFrame(rows, columns=["fraction", "vs", "best", "verdict", "diff", "diff_low", "diff_high",
+                                       "relative_low", "relative_high", "paired"])
