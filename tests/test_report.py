@@ -487,28 +487,37 @@ def _at(res: Results, fraction: float) -> Results:
 
 def test_every_retrained_point_is_read_with_each_models_validation_choice():
     """Points retrained under another setting in several files are each read with the models' validation
-    choices, against every baseline; a point trained under one setting only is left out, and two files of
-    one setting at one point are refused."""
+    choices, against every baseline; the better baseline is the one better on validation (here the worse
+    one on test); a point trained under one setting only is left out, and two files of one setting at one
+    point are refused."""
     from xdtutor.curve_readings import curve_choice_points
 
     points = {"lora": (.030, [.030, .031, .032]), "text": (.029, [.040, .041, .042]),
-              "sasrec": (.031, [.025, .026, .024])}
+              "sasrec": (.036, [.025, .026, .024])}
     better = {"lora": (.033, [.050, .051, .052]), "text": (.035, [.030, .031, .029]),
               "sasrec": (.028, [.050, .050, .050])}
     curve = _curve_file("cold_curve", points)
     for f in (0.1, 0.2):  # the curve's own points, all at one setting
         curve.cold_start += [{**r, "fraction": f} for r in _curve_file("x", points).cold_start]
     lo, mid = _curve_file("cold_lo", better), _at(_curve_file("cold_mid", better), 0.1)
+    mid.comparisons.append({"method": curve_key(0.1, "lora"), "vs": curve_key(0.1, "text"), "mean_a": .051,
+                            "mean_b": .030, "diff": .021, "relative": .7, "diff_low": .015, "diff_high": .027,
+                            "relative_low": .5, "relative_high": .9, "level": .95, "seeds": 3, "n_users": 100})
     table = curve_choice_points({"batch 256": [curve], "batch 32": [lo, mid]})
     assert sorted(set(table["fraction"])) == [0.05, 0.1]  # 0.2 was not retrained
     row = table.set_index(["fraction", "vs"])
-    # at each point: text chose batch 32 (.035 > .029 on validation) and is the better baseline there
-    assert row.loc[(0.1, "text"), "best"] and not row.loc[(0.1, "sasrec"), "best"]
-    assert row.loc[(0.1, "text"), "verdict"] == "higher"  # lora (32) .051 vs text (32) .030, one file
-    # sasrec chose batch 256 (.031 > .028): lora (32) vs sasrec (256) across two files, over seeds
+    # sasrec keeps batch 256 (.036 > .028 on validation) and text takes 32 (.035 > .029); sasrec is then
+    # the better baseline on validation (.036 > .035) though text is the better one on test (.030 > .025)
+    for f in (0.05, 0.1):
+        assert row.loc[(f, "sasrec"), "best"] and not row.loc[(f, "text"), "best"]
+    # lora (32) vs sasrec (256): across two files, over seeds, relative bounds over sasrec's test mean
     assert row.loc[(0.05, "sasrec"), "diff"] == pytest.approx(.051 - .025)
     assert not row.loc[(0.05, "sasrec"), "paired"]
     assert row.loc[(0.05, "sasrec"), "relative_low"] == pytest.approx(row.loc[(0.05, "sasrec"), "diff_low"] / .025)
+    # lora (32) vs text (32) at 10 %: one file that stores the paired comparison -> its own bounds
+    assert row.loc[(0.1, "text"), "paired"] and row.loc[(0.1, "text"), "verdict"] == "higher"
+    assert (row.loc[(0.1, "text"), "relative_low"], row.loc[(0.1, "text"), "relative_high"]) == (.5, .9)
+    assert not row.loc[(0.05, "text"), "paired"]  # lo stores none: over seeds, within the file
     with pytest.raises(ValueError, match="two files under 'batch 32' hold the point 0.05"):
         curve_choice_points({"batch 256": [curve], "batch 32": [lo, _curve_file("cold_again", better)]})
 
