@@ -12,8 +12,9 @@ from xdtutor.experiment import DataConfig
 from xdtutor.published import SETTING_METHODS, published_table, published_value
 from xdtutor.curve_readings import curve_comparisons, curve_points
 from xdtutor.published_readings import published_gap_text, published_gaps, retrained_reading, setup_differences
-from xdtutor.readings import (best_across, budget_note, comparison_text, comparisons_frame, difference_text, gain_line,
-                              gain_vs_line, interval_text, mean_std, stop_line, target_across_line, target_line)
+from xdtutor.readings import (best_across, budget_admonition, budget_note, comparison_text, comparisons_frame,
+                              difference_text, gain_line, gain_vs_line, interval_text, mean_std, stop_line,
+                              target_across_line, target_line)
 from xdtutor.report import STALE_NOTES, keep_notes, markdown, publish, training_seconds
 from xdtutor.results import Results, curve_key
 
@@ -211,6 +212,16 @@ def test_budget_note_only_when_a_cap_fired():
     assert note is not None and "1 of 2 trainings" in note and "source (seed 0)" in note and "15 min" in note
     assert "does not record" in budget_note(fake(stops=("", "")))
     assert budget_note(fake(stops=("", ""), caps=(None, None))) is None  # no caps: nothing to warn about
+
+
+def test_budget_admonition_folds_the_note_under_its_count():
+    assert budget_admonition(fake()) is None
+    box = budget_admonition(fake(stops=("time_limit", "patience")), see=" See notes.md.")
+    head, cls, body, end = box.split("\n")
+    assert head == "````{admonition} Time caps: 1 of 2 trainings stopped by the clock (click to read which)"
+    assert cls == ":class: dropdown" and end == "````"
+    assert body == budget_note(fake(stops=("time_limit", "patience")))[2:] + " See notes.md."
+    assert budget_admonition(fake(stops=("", ""))).startswith("````{admonition} Time caps were set")
 
 
 def test_target_line_needs_the_gain_and_an_interval_above_zero():

@@ -290,6 +290,25 @@ def budget_note(res: Results) -> str | None:
             "as much as the method.")
 
 
+def budget_admonition(res: Results, see: str = "") -> str | None:
+    """:func:`budget_note` folded into a MyST dropdown titled with how many trainings the clock stopped
+    (a page shows the count and the reader opens the list of names), else ``None``.
+
+    Args:
+        res: the run.
+        see: appended to the note, e.g. where the run's notes are.
+    """
+    note = budget_note(res)
+    if note is None:
+        return None
+    reasons = res.stop_reasons()
+    capped = int((reasons["stop_reason"] == "time_limit").sum()) if not reasons.empty else 0
+    title = (f"Time caps: {capped} of {len(reasons)} trainings stopped by the clock" if capped
+             else "Time caps were set")
+    return (f"````{{admonition}} {title} (click to read which)\n:class: dropdown\n"
+            f"{note.removeprefix('> ')}{see}\n````")
+
+
 #: how a training ended, in words (TrainedModel.stop_reason)
 STOP_WORDS = {"patience": "by early stopping", "max_epochs": "at the epoch limit", "time_limit": "at the time cap"}
 
