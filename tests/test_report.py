@@ -221,7 +221,8 @@ def test_budget_admonition_folds_the_note_under_its_count():
     assert head == "````{admonition} Time caps: 1 of 2 trainings stopped by the clock (click to read which)"
     assert cls == ":class: dropdown" and end == "````"
     assert body == budget_note(fake(stops=("time_limit", "patience")))[2:] + " See notes.md."
-    assert budget_admonition(fake(stops=("", ""))).startswith("````{admonition} Time caps were set")
+    assert budget_admonition(fake(stops=("", ""))).startswith(
+        "````{admonition} Time caps were set (click to read more)\n")  # no names to read: none promised
 
 
 def test_target_line_needs_the_gain_and_an_interval_above_zero():

@@ -303,9 +303,10 @@ def budget_admonition(res: Results, see: str = "") -> str | None:
         return None
     reasons = res.stop_reasons()
     capped = int((reasons["stop_reason"] == "time_limit").sum()) if not reasons.empty else 0
-    title = (f"Time caps: {capped} of {len(reasons)} trainings stopped by the clock" if capped
-             else "Time caps were set")
-    return (f"````{{admonition}} {title} (click to read which)\n:class: dropdown\n"
+    # a list of names to open only where the file says which trainings the clock stopped
+    title = (f"Time caps: {capped} of {len(reasons)} trainings stopped by the clock (click to read which)"
+             if capped else "Time caps were set (click to read more)")
+    return (f"````{{admonition}} {title}\n:class: dropdown\n"
             f"{note.removeprefix('> ')}{see}\n````")
 
 
