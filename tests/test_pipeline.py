@@ -151,6 +151,28 @@ def test_source_checkpoint_folder_is_named_by_what_changes_theta_s(tmp_path):
     assert len(folder("pretrain.lr=0.002")) == 2
 
 
+def test_where_the_data_folder_lies_does_not_name_the_source_folder(tmp_path):
+    """A chapter passes its data folder, ``xdtutor run`` reads ``$XDTUTOR_DATA_DIR``: the same source model,
+    one folder. A folder named the old way (the data folder in its hash) is still found and used."""
+    from xdtutor.pipeline import source_folder
+
+    base = {**MICRO, "checkpoint_dir": str(tmp_path)}
+    prepared = collect(build_config(base), dataset=synthetic_dataset(), text_emb=micro_emb())
+    here, there = (build_config(base, [f"data.data_dir={d}"]) for d in ("/data/here", "/data/there"))
+    named = source_folder(build_config(base), prepared, build_config(base).train_config(0, "pretrain"))
+    for config in (here, there):
+        assert source_folder(config, prepared, config.train_config(0, "pretrain")) == named
+    pretrain(here, prepared, seed=0)
+    pretrain(build_config(base), prepared, seed=0)  # the env's data folder: the same model, reused
+    assert [p.name for p in tmp_path.iterdir()] == [named.name]
+    old = source_folder(here, prepared, here.train_config(0, "pretrain"), old_name=True)
+    assert old != named
+    named.rename(old)  # a folder named before the data folder left the name
+    assert source_folder(here, prepared, here.train_config(0, "pretrain")) == old
+    pretrain(here, prepared, seed=0)
+    assert [p.name for p in tmp_path.iterdir()] == [old.name]  # used, not a new one made beside it
+
+
 def test_seeds_run_apart_combine_to_the_joint_run(tmp_path):
     """Seeds can run as separate processes: save, load and combine == one run over both seeds."""
     small = {**MICRO, "strategies": ["zero_shot", "frozen_adaptor"], "baselines": ["popularity", "text"],

@@ -276,20 +276,35 @@ def pretrain(config: ExperimentConfig, prepared: Prepared, seed: int, folder: Ru
     pre = config.train_config(seed, "pretrain")
     ckpt = folder.model_dir(f"seed{seed}/source") if folder is not None else None
     if config.checkpoint_dir:  # a folder per source model: same data, encoder, model and loop = same folder
-        # only what changes θ_s names the folder: not how the target is ranked, not loop settings that
-        # leave results alone (a key added later would otherwise orphan every folder made before it)
-        encoder = {k: v for k, v in to_dict(config.encoder).items() if k not in ("batch_size", "progress")}
-        data = {k: v for k, v in to_dict(config.data).items() if k not in TARGET_RANKING_KEYS}
-        loop = {k: v for k, v in to_dict(pre).items() if f"pretrain.{k}" not in NOT_RESULTS}
-        key = json.dumps({"data": data, "encoder": encoder, "model": to_dict(config.model),
-                          "pretrain": {**loop, "progress": False, "device": "any"},
-                          "source_items": [int(s.n_items) for s in prepared.sources],
-                          "eval_users": config.source_eval_users}, sort_keys=True)
-        ckpt = Path(config.checkpoint_dir) / f"source-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+        ckpt = source_folder(config, prepared, pre)
         same_encoder(ckpt, prepared.encoder_record)
     return pretrain_source(prepared.sources, prepared.source_emb, config.model, pre,
                            encoder_config=to_dict(config.encoder), encoder_id=prepared.encoder_id,
                            max_eval_users=config.source_eval_users, checkpoint_dir=ckpt)
+
+
+def source_folder(config: ExperimentConfig, prepared: Prepared, pre, *, old_name: bool = False) -> Path:
+    """The shared folder of one source model in ``config.checkpoint_dir``, named by a hash of what
+    changes θ_s: not how the target is ranked, not loop settings that leave results alone (a key added
+    later would otherwise orphan every folder made before it), not where the data folder lies (a
+    chapter names it, ``xdtutor run`` reads ``$XDTUTOR_DATA_DIR``: the same files, the same θ_s).
+    Folders were once named with the data folder in the hash: such a folder is still used
+    (``old_name=True`` returns that name)."""
+    encoder = {k: v for k, v in to_dict(config.encoder).items() if k not in ("batch_size", "progress")}
+    data = {k: v for k, v in to_dict(config.data).items() if k not in TARGET_RANKING_KEYS}
+    loop = {k: v for k, v in to_dict(pre).items() if f"pretrain.{k}" not in NOT_RESULTS}
+
+    def folder(data: dict) -> Path:
+        key = json.dumps({"data": data, "encoder": encoder, "model": to_dict(config.model),
+                          "pretrain": {**loop, "progress": False, "device": "any"},
+                          "source_items": [int(s.n_items) for s in prepared.sources],
+                          "eval_users": config.source_eval_users}, sort_keys=True)
+        return Path(config.checkpoint_dir) / f"source-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+    named, legacy = folder({k: v for k, v in data.items() if k != "data_dir"}), folder(data)
+    if old_name:
+        return legacy
+    return legacy if legacy.is_dir() and not named.exists() else named
 
 
 def same_encoder(folder: Path, record: dict[str, str]) -> None:
