@@ -154,6 +154,8 @@ def test_source_checkpoint_folder_is_named_by_what_changes_theta_s(tmp_path):
 def test_where_the_data_folder_lies_does_not_name_the_source_folder(tmp_path):
     """A chapter passes its data folder, ``xdtutor run`` reads ``$XDTUTOR_DATA_DIR``: the same source model,
     one folder. A folder named the old way (the data folder in its hash) is still found and used."""
+    import shutil
+
     from xdtutor.pipeline import source_folder
 
     base = {**MICRO, "checkpoint_dir": str(tmp_path)}
@@ -169,6 +171,10 @@ def test_where_the_data_folder_lies_does_not_name_the_source_folder(tmp_path):
     assert old != named
     named.rename(old)  # a folder named before the data folder left the name
     assert source_folder(here, prepared, here.train_config(0, "pretrain")) == old
+    named.mkdir()  # a new-style folder a stopped run left without a model does not hide it
+    (named / "encoder.json").write_text("{}")
+    assert source_folder(here, prepared, here.train_config(0, "pretrain")) == old
+    shutil.rmtree(named)
     pretrain(here, prepared, seed=0)
     assert [p.name for p in tmp_path.iterdir()] == [old.name]  # used, not a new one made beside it
 

@@ -304,7 +304,9 @@ def source_folder(config: ExperimentConfig, prepared: Prepared, pre, *, old_name
     named, legacy = folder({k: v for k, v in data.items() if k != "data_dir"}), folder(data)
     if old_name:
         return legacy
-    return legacy if legacy.is_dir() and not named.exists() else named
+    # a new-style folder holding no model yet (a run stopped before its first checkpoint) must not hide
+    # a trained old-style one
+    return legacy if any(legacy.glob("*.safetensors")) and not any(named.glob("*.safetensors")) else named
 
 
 def same_encoder(folder: Path, record: dict[str, str]) -> None:
