@@ -48,6 +48,7 @@ from .pretrain_source import pretrain_source
 from .provenance import provenance
 from .results import Results
 from .run_folder import RunFolder
+from .train import TrainConfig
 from .transfer import USES_THETA, VIEWS, Transferred, get_strategy
 from .utils import seed_everything, select_device, write_json
 
@@ -283,7 +284,8 @@ def pretrain(config: ExperimentConfig, prepared: Prepared, seed: int, folder: Ru
                            max_eval_users=config.source_eval_users, checkpoint_dir=ckpt)
 
 
-def source_folder(config: ExperimentConfig, prepared: Prepared, pre, *, old_name: bool = False) -> Path:
+def source_folder(config: ExperimentConfig, prepared: Prepared, pre: TrainConfig, *,
+                  old_name: bool = False) -> Path:
     """The shared folder of one source model in ``config.checkpoint_dir``, named by a hash of what
     changes θ_s: not how the target is ranked, not loop settings that leave results alone (a key added
     later would otherwise orphan every folder made before it), not where the data folder lies (a
