@@ -13,8 +13,8 @@ from xdtutor.published import SETTING_METHODS, published_table, published_value
 from xdtutor.curve_readings import curve_comparisons, curve_points
 from xdtutor.published_readings import published_gap_text, published_gaps, retrained_reading, setup_differences
 from xdtutor.readings import (best_across, budget_admonition, budget_note, comparison_text, comparisons_frame,
-                              difference_text, gain_line, gain_vs_line, interval_text, mean_std, stop_line,
-                              target_across_line, target_line)
+                              difference_text, gain_line, gain_vs_line, interval_text, mean_std, spread_table,
+                              stop_line, target_across_line, target_line)
 from xdtutor.report import STALE_NOTES, keep_notes, markdown, publish, training_seconds
 from xdtutor.results import Results, curve_key
 
@@ -348,6 +348,14 @@ def test_mean_std_says_n_1_for_one_seed_and_0_only_when_exactly_0():
     assert mean_std(0.01234, None) == mean_std(0.01234, float("nan")) == "0.0123 (n = 1)"
     assert mean_std(0.0144, 0.0) == mean_std(0.0144, 2e-18) == "0.0144 ± 0"  # every seed the same
     assert mean_std(0.0144, 1e-6) == "0.0144 ± <0.0001"  # a measured spread below the last digit
+
+
+def test_spread_table_shows_each_method_as_mean_and_sample_std_over_its_seeds():
+    table = spread_table(fake(seeds=(0, 1, 2)), ("ndcg@10",))
+    assert list(table.columns) == ["kind", "seeds", "ndcg@10"]
+    assert table.loc["lora", "ndcg@10"] == "0.0410 ± 0.0010"  # ddof = 1 over .040, .041, .042
+    assert table.loc["text", "kind"] == "baseline" and table.loc["text", "seeds"] == 3
+    assert spread_table(fake(), ("ndcg@10",)).loc["lora", "ndcg@10"] == "0.0400 (n = 1)"
 
 
 def test_publish_keeps_the_notes_of_the_committed_file(tmp_path):

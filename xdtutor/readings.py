@@ -36,6 +36,21 @@ def mean_std(mean: float, std: float, digits: int = 4) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def spread_table(res: Results, metrics: tuple[str, ...] = ("recall@10", "ndcg@10", "recall@50", "ndcg@50"),
+                 ) -> pd.DataFrame:
+    """One row per method of ``res``: its kind, its number of seeds and each metric as :func:`mean_std`
+    (mean ± sample std over seeds), in the order of :meth:`Results.summary`.
+
+    Returns:
+        A frame indexed by method, columns ``kind``, ``seeds`` and ``metrics`` (strings).
+    """
+    s = res.summary()
+    shown = pd.DataFrame({"kind": s["kind"].values, "seeds": s["seeds"].values}, index=s["method"].values)
+    for c in metrics:
+        shown[c] = [mean_std(m, sd) for m, sd in zip(s[c], s[c + "_std"])]
+    return shown
+
+
 def seed_interval_text(c: dict) -> str:
     """``"95% interval over 3 seeds [low, high]: verdict"`` for a :meth:`Results.seed_difference` result."""
     if math.isnan(c["diff_low"]):

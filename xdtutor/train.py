@@ -71,8 +71,9 @@ class TrainConfig:
         group_by_length: Build batches of similar-length sequences (rows are sorted by length inside
             pools of 16 batches, and the batches are shuffled). It changes which rows train together
             and cost accuracy: ID-SASRec on scientific, 3 seeds, validation R@10 .1077 with it vs
-            .1132 with random batches (``results/scientific_baselines.json``, rows ``sasrec`` and
-            ``sasrec_random_batches``). Off by default; the encoder's length-sorted chunks
+            .1132 with random batches (rows ``sasrec`` and ``sasrec_random_batches`` of the earlier
+            ``results/scientific_baselines.json``: ``git show 1d8452b:results/scientific_baselines.json``).
+            Off by default; the encoder's length-sorted chunks
             (``SequenceEncoder.chunk_rows``) save the padding without changing the batches.
         negatives: Candidates of the softmax loss: ``"all"`` (the whole catalogue, what evaluation
             ranks), ``"in_batch"`` (the distinct items of each batch, UniSRec's pretraining
