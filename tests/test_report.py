@@ -15,7 +15,7 @@ from xdtutor.published_readings import published_gap_text, published_gaps, retra
 from xdtutor.readings import (best_across, budget_admonition, budget_note, comparison_text, comparisons_frame,
                               difference_text, gain_line, gain_vs_line, interval_text, mean_std, spread_table,
                               stop_line, target_across_line, target_line)
-from xdtutor.report import STALE_NOTES, keep_notes, markdown, publish, training_seconds
+from xdtutor.report import STALE_NOTES, keep_notes, markdown, publish, text_table, training_seconds
 from xdtutor.results import Results, curve_key
 
 
@@ -356,6 +356,17 @@ def test_spread_table_shows_each_method_as_mean_and_sample_std_over_its_seeds():
     assert table.loc["lora", "ndcg@10"] == "0.0410 ± 0.0010"  # ddof = 1 over .040, .041, .042
     assert table.loc["text", "kind"] == "baseline" and table.loc["text", "seeds"] == 3
     assert spread_table(fake(), ("ndcg@10",)).loc["lora", "ndcg@10"] == "0.0400 (n = 1)"
+
+
+def test_text_table_keeps_its_columns_for_a_long_method_name():
+    res = fake()
+    for r in res.rows:
+        if r["method"] == "lora":
+            r["method"] = "frozen_adaptor_id"  # 17 characters: wider than the default column
+    lines = text_table(res).splitlines()
+    rows = [ln for ln in lines if ln.split() and ln.split()[0] in ("popularity", "text", "frozen_adaptor_id")]
+    assert len(rows) == 3 and len({ln.index(ln.split()[1]) for ln in rows}) == 1  # every kind in one column
+    assert "frozen_adaptor_id transfer" in text_table(res)
 
 
 def test_publish_keeps_the_notes_of_the_committed_file(tmp_path):

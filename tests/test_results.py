@@ -324,6 +324,16 @@ def test_the_menu_is_compared_with_full_fine_tuning():
         ("zero_shot", "popularity"): "zero-shot vs popularity"}
 
 
+def test_unisrec_text_id_fine_tuning_is_compared_with_each_half_of_what_it_changes():
+    """``frozen_adaptor_id`` = the frozen encoder of ``frozen_adaptor`` plus the IDs of ``transductive``:
+    it is compared with the first (what the IDs add) and the second (what freezing the encoder does)."""
+    pairs = _side_pairs(("frozen_adaptor_id", "frozen_adaptor", "transductive", "full_finetune"))
+    assert pairs == {("frozen_adaptor_id", "frozen_adaptor"): "ID embedding",
+                     ("frozen_adaptor_id", "transductive"): "frozen vs trained encoder",
+                     ("transductive", "full_finetune"): "ID embedding",
+                     ("frozen_adaptor", "full_finetune"): "vs full fine-tuning"}
+
+
 def test_no_committed_json_stores_a_spread_for_one_seed():
     """The JSON twin of the test below: a summary over one seed stores its std as null, never 0.0."""
     bad = []

@@ -16,8 +16,8 @@ from xdtutor.models import ModelConfig, TextSeqRec
 from xdtutor.pretrain_source import merge_sources, pretrain_source
 from xdtutor.protocol import Protocol
 from xdtutor.train import TrainConfig
-from xdtutor.transfer import (TransferConfig, frozen_adaptor, full_finetune, fusion, l2sp, lora, lora_adaptor,
-                              zero_shot)
+from xdtutor.transfer import (TransferConfig, frozen_adaptor, frozen_adaptor_id, full_finetune, fusion, l2sp, lora,
+                              lora_adaptor, transductive, zero_shot)
 from xdtutor.transfer.base import build_target_model, load_theta
 from xdtutor.utils import pad_left
 
@@ -192,6 +192,26 @@ def test_frozen_adaptor_keeps_the_encoder(world):
     assert res.model.id_embedding is not None
     encoder = sum(p.numel() for p in res.model.encoder.parameters())
     assert res.trainable_params == res.total_params - encoder
+
+
+def test_frozen_adaptor_id_trains_the_adaptor_and_new_ids_around_the_frozen_encoder(world):
+    """UniSRec's text + ID fine-tuning: IDs without asking for them (``use_id`` left false), the encoder
+    fixed — unlike ``transductive``, which adds the same IDs and trains everything."""
+    data, knowledge, tgt_emb = world
+    t = frozen_adaptor_id.transfer(knowledge, data.target, TransferConfig(), text_emb=tgt_emb)
+    assert t.model.id_embedding is not None
+    assert t.model.id_embedding.weight.shape == (data.target.n_items, TINY.hidden)  # (N_t, H), new
+    assert t.model.id_embedding.weight.requires_grad
+    res = finetune_target(t, data.target, FAST)
+    theta = theta_of(res.model)
+    for k, v in theta.items():
+        if k.startswith("encoder."):
+            assert torch.equal(v, knowledge.theta[k]), f"frozen {k} changed"
+    assert any(not torch.equal(theta[k], knowledge.theta[k]) for k in theta if k.startswith("adaptor."))
+    encoder = sum(p.numel() for p in res.model.encoder.parameters())
+    assert res.trainable_params == res.total_params - encoder
+    everything = transductive.transfer(knowledge, data.target, TransferConfig(), text_emb=tgt_emb)
+    assert everything.total_params == t.total_params and everything.trainable_params == t.total_params
 
 
 def test_lora_starts_as_identity_and_merges_to_theta_plus_ba(world):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .published import SETTING_METHODS
 from .curve_readings import curve_batch_size, curve_choice_reading, curve_comparisons, curve_setting_choice
-from .published_readings import retrained_reading, width_reading
+from .published_readings import published_gap_text, retrained_reading, width_reading
 from .readings import (TARGET_GAIN, across_files_text, comparison_text, curve_stop_line, difference_text, interval_text,
                        settings_text, stop_line, target_across_line, target_line, versus_text)
 from .report import protocol_caveat
@@ -187,6 +187,19 @@ def _findings(root: Path) -> str:
                      + "; transductive vs the text model trained on Scientific only: "
                      + comparison_text(tid, "transductive", "text")
                      + f"; text + ID vs text, both target-only: {comparison_text(tid, 'text_id', 'text')}.")
+    uid = _latest(root, "sources_to_scientific_adaptor_id")
+    if uid is not None:
+        lines.append(f"- **Text + ID fine-tuned as UniSRec does it** (`results/{uid.name}.md`, "
+                     f"{len(uid.config.seeds)} seed(s); {stop_line(uid)}; θ_s of the capped run): the sequence "
+                     "encoder frozen vs trained (frozen_adaptor_id vs transductive): "
+                     + comparison_text(uid, "frozen_adaptor_id", "transductive")
+                     + "; vs the text + ID model trained on Scientific only: "
+                     + comparison_text(uid, "frozen_adaptor_id", "text_id")
+                     + "; vs the text model trained on Scientific only: "
+                     + comparison_text(uid, "frozen_adaptor_id", "text")
+                     + "; against UniSRec's text + ID row: "
+                     + published_gap_text(uid, "frozen_adaptor_id", "scientific", "UniSRec",
+                                          "text + ID (transductive)", "recall@10") + " on recall@10.")
     lines += _scientific_tuned(root, _latest(root, "sources_to_scientific_converged"), tid)
     lines += _scientific_width(root)
     size_file = root / "results" / "encoder_size.json"

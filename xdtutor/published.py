@@ -15,9 +15,10 @@ import yaml
 
 METRICS = ("recall@10", "ndcg@10", "recall@50", "ndcg@50")
 #: Our methods of each published setting, for comparing like with like (a text-only model with a
-#: text-only row, text + ID with text + ID): the strategy and the target-only baseline of each.
+#: text-only row, text + ID with text + ID): the target-only baseline and the strategies of each
+#: (text + ID transfer with everything trained, or UniSRec's way, the sequence encoder frozen).
 SETTING_METHODS = {"text only (inductive)": ("text", "full_finetune"),
-                   "text + ID (transductive)": ("text_id", "transductive")}
+                   "text + ID (transductive)": ("text_id", "transductive", "frozen_adaptor_id")}
 
 
 @functools.lru_cache(maxsize=1)

@@ -43,11 +43,12 @@ def text_table(res: Results) -> str:
              f"device: {res.info.get('device', '?')}"]
     # at most 100 characters wide, so a notebook page shows it without scrolling (chapter 6); the total
     # parameter count is in the run's report.md
-    header = (f"{'method':<15}{'kind':<9}{'R@10':>16}{'N@10':>16}{'N@10 ovl':>9}{'N@10 tgt':>9}"
+    w = max([15, *(len(m) + 1 for m in s["method"])])  # a long method name still leaves a space before its kind
+    header = (f"{'method':<{w}}{'kind':<9}{'R@10':>16}{'N@10':>16}{'N@10 ovl':>9}{'N@10 tgt':>9}"
               f"{'trainable':>10}{'train s':>8}")
     lines += [header, "-" * len(header)]
     for _, r in s.iterrows():
-        lines.append(f"{r['method']:<15}{r['kind']:<9}{mean_std(r['recall@10'], r['recall@10_std']):>16}"
+        lines.append(f"{r['method']:<{w}}{r['kind']:<9}{mean_std(r['recall@10'], r['recall@10_std']):>16}"
                      f"{mean_std(r['ndcg@10'], r['ndcg@10_std']):>16}"
                      f"{r.get('ndcg@10[overlap]', np.nan):>9.4f}{r.get('ndcg@10[target_only]', np.nan):>9.4f}"
                      f"{int(r['trainable_params']):>10,}{r['train_seconds']:>8.1f}")

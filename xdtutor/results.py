@@ -51,6 +51,9 @@ PAIRS = (
     # what an ID embedding per target item adds: without the source, and on top of θ_s
     ("text_id", "text", "ID embedding"),
     ("transductive", "full_finetune", "ID embedding"),
+    ("frozen_adaptor_id", "frozen_adaptor", "ID embedding"),
+    # UniSRec's text + ID fine-tuning (encoder frozen) against the same model with everything trained
+    ("frozen_adaptor_id", "transductive", "frozen vs trained encoder"),
     # whether θ_s and the source items in the histories add up
     ("mixed_history", "text_mixed", "θ_s and source items"),
     ("mixed_history", "full_finetune", "θ_s and source items"),
@@ -313,8 +316,10 @@ class Results:
           are not the best baseline — vs ``text`` and ``text_id`` (the text models without the source;
           the one with the transfer's architecture is the like-for-like reference, the other is
           stored too) and vs ``sasrec`` (the classic ID model);
-        * ``text_id`` vs ``text`` and ``transductive`` vs ``full_finetune``: what an ID embedding per
-          item adds, without the source and on top of θ_s;
+        * ``text_id`` vs ``text``, ``transductive`` vs ``full_finetune`` and ``frozen_adaptor_id`` vs
+          ``frozen_adaptor``: what an ID embedding per item adds, without the source and on top of θ_s;
+          ``frozen_adaptor_id`` vs ``transductive``: the same text + ID model with the sequence encoder
+          frozen (UniSRec's way) or trained;
         * on cross-domain histories: ``mixed_history`` and ``text_mixed`` vs ``sasrec_mixed`` (text
           vs IDs on the same data; ``sasrec_mixed`` vs ``sasrec`` and ``text_mixed`` vs ``text``
           above say what the source items add to each model);
