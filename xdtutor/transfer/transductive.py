@@ -1,6 +1,7 @@
 """Strategy 8 — transductive (text + ID): θ_s plus a new ID embedding per target item, all fine-tuned.
 
-UniSRec's "text + ID" fine-tuning: the text path carries what the source taught, the fresh
+UniSRec's "text + ID" setting with everything trained (UniSRec itself keeps the sequence encoder
+frozen: ``frozen_adaptor_id``): the text path carries what the source taught, the fresh
 ID embedding (N_t, H) learns what text misses about each target item (it exists only for this
 catalogue, so it cannot come from the source). The same as ``full_finetune`` with
 ``transfer.use_id: true``, as a menu entry of its own so it is compared side by side.
