@@ -113,6 +113,13 @@ def _findings(root: Path) -> str:
                      f"{len(tid_k2f.config.seeds)} seed(s), the converged run plus `transductive`; best transfer "
                      f"on validation: {tid_k2f.best('transfer')[0]}): "
                      + _pairs(tid_k2f, (("transductive", "full_finetune"), ("transductive", "text"))) + ".")
+    aid_k2f = _latest(root, "kitchen_to_food_adaptor_id")
+    if aid_k2f is not None:
+        lines.append(f"- **Text + ID with the encoder frozen on Kitchen → Food** (`results/{aid_k2f.name}.md`, "
+                     f"{len(aid_k2f.config.seeds)} seed(s); {stop_line(aid_k2f)}): frozen_adaptor_id vs "
+                     f"transductive: {comparison_text(aid_k2f, 'frozen_adaptor_id', 'transductive')}"
+                     + "".join(f"; vs {b}: {versus_text(aid_k2f, 'frozen_adaptor_id', b, tid_k2f)}"
+                               for b in ("full_finetune", "text") if tid_k2f is not None) + ".")
     mixed = _latest(root, "kitchen_to_food_mixed")
     if mixed is not None:
         found = {(c["method"], c["vs"]): c for c in mixed.comparisons}
