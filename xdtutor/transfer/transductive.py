@@ -4,18 +4,21 @@ UniSRec's "text + ID" setting with everything trained (UniSRec itself keeps the 
 frozen: ``frozen_adaptor_id``): the text path carries what the source taught, the fresh
 ID embedding (N_t, H) learns what text misses about each target item (it exists only for this
 catalogue, so it cannot come from the source). The same as ``full_finetune`` with
-``transfer.use_id: true``, as a menu entry of its own so it is compared side by side.
+``transfer.use_id: true`` (built by it, so the two train the same parts), as a menu entry of its own
+so it is compared side by side.
 """
 
 from __future__ import annotations
 
-from .base import Transferred, TransferConfig, build_target_model, target_text_emb, transferred
+from dataclasses import replace
+
+from . import full_finetune
+from .base import Transferred, TransferConfig, transferred
 
 NAME = "transductive"
 
 
 def transfer(knowledge, target, config: TransferConfig = TransferConfig(), *, text_emb=None) -> Transferred:
-    """θ_s with ``use_id=True`` on the target catalogue; everything trains."""
-    emb = target_text_emb(knowledge, target, text_emb)  # (N_t, D)
-    model = build_target_model(knowledge, emb, use_id=True, config=config)
-    return transferred(NAME, model)
+    """``full_finetune`` with ``use_id=True``: θ_s plus a fresh (N_t, H) ID table; everything trains."""
+    full = full_finetune.transfer(knowledge, target, replace(config, use_id=True), text_emb=text_emb)
+    return transferred(NAME, full.model)
