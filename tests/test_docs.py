@@ -243,3 +243,20 @@ def test_the_architecture_map_names_every_module():
         if key not in named:
             missing.append(str(path.relative_to(root)))
     assert not missing, f"docs/architecture.md's layout does not name {missing}"
+
+
+def test_a_retrained_file_that_pretrained_its_own_theta_s_says_so():
+    """The findings' retrained line names a file's θ_s settings where they differ from the menu's (the
+    file fine-tunes from another θ_s), and nothing where it fine-tunes the menu's."""
+    from xdtutor.docs import _theta_s_text
+    from xdtutor.experiment import load_config
+    from xdtutor.results import Results
+
+    menu = Results.load(ROOT / "results" / "kitchen_to_food_menu.json")
+    cfg = load_config(ROOT / "configs" / "kitchen_to_food_source_tuned.yaml", ["scale=full"])
+    own = _theta_s_text(Results(cfg, rows=menu.rows, info=menu.info), menu)
+    assert own.startswith(" — full_finetune and fusion from a θ_s pretrained with ") and "pretrain.lr=0.00259" in own
+    assert "model.dropout=0.0355" in own and "pretrain.epochs=100" in own and "train.lr" not in own.replace(
+        "pretrain.lr", "")
+    tuned = Results.load(ROOT / "results" / "kitchen_to_food_fusion_tuned.json")
+    assert _theta_s_text(tuned, menu) == ""  # per-method settings only: the menu's θ_s

@@ -450,6 +450,54 @@ def test_the_joint_config_at_full_scale_is_comparable_with_the_converged_run():
     assert seed_difference_across(joint, "joint", conv, "full_finetune")["diff"] == pytest.approx(0.0)
 
 
+def test_a_transfer_from_another_theta_s_is_compared_with_baselines_and_with_transfers_only_when_asked():
+    """A file whose θ_s was pretrained with another recipe (``pretrain.*``, ``model.dropout``) is compared
+    with another file's target-only baseline — a baseline has no θ_s, and a setting the baseline sets for
+    itself (``per_method``) is its own — and the differing settings are named; against another file's
+    transfer, or a baseline that shares the setting, it is not compared unless the caller allows it."""
+    from dataclasses import replace
+
+    from xdtutor.readings import across_files_text
+    from xdtutor.results import seed_difference_across
+
+    menu = Results.load(ROOT / "results" / "kitchen_to_food_menu.json")
+    tuned = Results.load(ROOT / "results" / "kitchen_to_food_tuned.json")
+    dropout = tuned.config.per_method["text"]["model.dropout"]
+    cfg = replace(menu.config, pretrain=replace(menu.config.pretrain, lr=0.0026, epochs=100),
+                  model=replace(menu.config.model, dropout=dropout))
+    other = Results(cfg, rows=menu.rows, info=menu.info)
+    # each row's own config: the text row trained with the same dropout (its per_method), so only how θ_s
+    # was pretrained is named
+    assert seed_difference_across(other, "fusion", tuned, "text")["differ"] == ["pretrain.epochs", "pretrain.lr"]
+    assert "the files also differ in pretrain.epochs, pretrain.lr (how" in across_files_text(
+        other, "fusion", tuned, "text")
+    with pytest.raises(ValueError, match=r"\['model\.dropout'\]"):  # text's own setting is not popularity's
+        seed_difference_across(other, "fusion", tuned, "popularity")
+    keys = ["model.dropout", "pretrain.epochs", "pretrain.lr"]
+    assert seed_difference_across(menu, "fusion", tuned, "text")["differ"] == []  # one recipe: nothing named
+    with pytest.raises(ValueError, match=r"\['model\.dropout', 'pretrain\.epochs', 'pretrain\.lr'\]"):
+        seed_difference_across(other, "fusion", menu, "fusion")  # two θ_s: not silently
+    with pytest.raises(ValueError, match=r"\['model\.dropout'\]"):  # popularity shares the model section
+        seed_difference_across(other, "fusion", menu, "popularity")
+    asked = seed_difference_across(other, "fusion", menu, "fusion", differ=("pretrain.", "model.dropout"))
+    assert asked["differ"] == keys and asked["diff"] == pytest.approx(0.0)
+
+
+def test_the_pretrainings_effect_is_read_only_where_the_fine_tuning_is_alike():
+    """Fusion from the θ_s pretrained with the searched recipe against fusion from the menu's θ_s: read as
+    the pretraining's effect against the run that fine-tuned with the same dropout (set as
+    ``transfer.dropout`` there, as θ_s's ``model.dropout`` here), refused against the one that did not."""
+    from xdtutor.readings import across_files_text, theta_s_effect_text
+
+    new, alike, other = (Results.load(ROOT / "results" / f"kitchen_to_food_{n}.json")
+                         for n in ("source_tuned", "fusion_dropout", "fusion_tuned"))
+    text = theta_s_effect_text(new, alike)
+    assert text.startswith("fusion fine-tuned alike") and text.endswith(
+        across_files_text(new, "fusion", alike, "fusion", differ=("pretrain.", "model.dropout")))
+    assert theta_s_effect_text(new, other) == ("not read as the pretraining's effect: the fine-tuning differs "
+                                               "too (θ_t's dropout)")
+
+
 def test_files_of_different_encoder_weights_are_not_compared():
     """Two files whose item texts were embedded by different weights (an fp16 copy of the encoder, or
     another precision) are not compared, although their encoder has the same name; a file of before the

@@ -355,6 +355,22 @@ def test_settings_copied_from_a_search_are_its_winners(path, method, search):
     assert load_config(path).per_method[method] == found.per_method[method]
 
 
+def test_the_theta_s_recipe_copied_from_the_text_search_is_its_winner():
+    """``kitchen_to_food_source_tuned`` pretrains θ_s and fine-tunes with the text search's best trial:
+    its learning rate and weight decay for pretraining and fine-tuning, its dropout as θ_s's."""
+    from xdtutor.experiment import load_config
+    from xdtutor.tune import Search
+
+    text = Search.load(SEARCHES.parents[1] / "results" / "tune_kitchen_to_food_text.json").per_method["text"]
+    cfg = load_config(SEARCHES.parent / "kitchen_to_food_source_tuned.yaml", ["scale=full"])
+    assert (cfg.pretrain.lr, cfg.pretrain.weight_decay, cfg.model.dropout) == (
+        text["train.lr"], text["train.weight_decay"], text["model.dropout"])
+    for method in cfg.strategies:
+        tuned = cfg.for_method(method)
+        assert (tuned.train.lr, tuned.train.weight_decay, tuned.model.dropout) == (
+            text["train.lr"], text["train.weight_decay"], text["model.dropout"]), method
+
+
 def test_the_copied_settings_are_found():
     assert {(p.stem, m) for p, m, _ in COPIED} >= {("kitchen_to_food_tuned", "text"), ("kitchen_to_food_tuned", "sasrec"),
                                                   ("scientific_tuned", "text_id")}

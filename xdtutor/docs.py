@@ -22,7 +22,10 @@ from .published import SETTING_METHODS
 from .curve_readings import curve_batch_size, curve_choice_reading, curve_comparisons, curve_setting_choice
 from .published_readings import published_gap_text, retrained_reading, width_reading
 from .readings import (TARGET_GAIN, across_files_text, comparison_text, curve_stop_line, difference_text, interval_text,
-                       settings_text, stop_line, target_across_line, target_line, versus_text)
+                       settings_text, stop_line, target_across_line, target_line, theta_s_effect_text,
+                       versus_text)
+from .config import flatten
+from .experiment import NOT_RESULTS
 from .report import protocol_caveat
 from .results import K2F_RETRAINED, Results, find_results
 from .tune_results import committed_searches
@@ -139,8 +142,10 @@ def _findings(root: Path) -> str:
     lines += _searches_line(root, "kitchen_to_food", "Kitchen → Food")
     retrained = [r for r in (_latest(root, n) for n in K2F_RETRAINED) if r is not None]
     if menu is not None and retrained:
-        again = "; ".join(f"{m} with {settings_text(sets)}{_settings_source(root, 'kitchen_to_food', m, sets)}"
-                          for r in retrained for m, sets in r.config.per_method.items())
+        again = "; ".join("; ".join(f"{m} with {settings_text(sets)}"
+                                    f"{_settings_source(root, 'kitchen_to_food', m, sets)}"
+                                    for m, sets in r.config.per_method.items()) + _theta_s_text(r, menu)
+                          for r in retrained)
         try:
             verdict_text = target_across_line([menu, *retrained])
         except ValueError as exc:  # e.g. a GPU run beside CPU files: said, not compared
@@ -154,7 +159,7 @@ def _findings(root: Path) -> str:
                                f"{across_files_text(r, m, menu, m) if m in menu.kinds() else 'not in the menu'}"
                                for r in retrained for m in r.config.per_method
                                if r.kinds().get(m) == "baseline")
-                     + ".")
+                     + _theta_s_effect(retrained) + ".")
     joint = _latest(root, "kitchen_to_food_joint")
     if joint is not None:
         lines.append(f"- **Joint training on Kitchen and Food** (`results/kitchen_to_food_joint.md`, "
@@ -209,6 +214,7 @@ def _findings(root: Path) -> str:
                                           "text + ID (transductive)", "recall@10") + " on recall@10.")
     lines += _scientific_tuned(root, _latest(root, "sources_to_scientific_converged"), tid)
     lines += _scientific_width(root)
+    lines += _scientific_schedule(root)
     size_file = root / "results" / "encoder_size.json"
     if size_file.is_file():
         lines.append(_encoder_line(json.loads(size_file.read_text(encoding="utf-8"))))
@@ -223,6 +229,29 @@ def _findings(root: Path) -> str:
                         else "; " + _gain(ml, ml.gain_vs("text"), "vs the same text model trained on 100K only"))
                      + ".")
     return "\n".join(lines) if lines else "No full-scale results are committed yet."
+
+
+def _theta_s_text(res: Results, menu: Results) -> str:
+    """``" — fusion from a θ_s pretrained with pretrain.lr=…"``: the θ_s settings (``pretrain.*``,
+    ``model.*``) in which a retrained file differs from the menu; ``""`` where it fine-tunes the menu's θ_s."""
+    mine, theirs = (flatten(r.config.to_dict()) for r in (res, menu))
+    diff = {k: v for k, v in mine.items() if k.startswith(("pretrain.", "model.")) and k not in NOT_RESULTS
+            and theirs.get(k) != v}
+    trained = " and ".join(m for m in (*res.config.strategies, *res.config.baselines) if m in res.config.per_method)
+    return f" — {trained} from a θ_s pretrained with {settings_text(diff)}" if diff else ""
+
+
+def _theta_s_effect(retrained: list[Results]) -> str:
+    """``"; θ_s pretrained with the text search's recipe … vs the menu's θ_s: …"``: fusion of
+    ``kitchen_to_food_source_tuned`` against ``kitchen_to_food_fusion_dropout``, the retrained pair meant
+    to fine-tune alike from two θ_s (:func:`xdtutor.readings.theta_s_effect_text` checks that they do);
+    ``""`` until both exist."""
+    found = {r.name: r for r in retrained}
+    new, old = found.get("kitchen_to_food_source_tuned"), found.get("kitchen_to_food_fusion_dropout")
+    if new is None or old is None:
+        return ""
+    return ("; θ_s pretrained with the text search's recipe and a larger epoch budget vs the menu's θ_s: "
+            + theta_s_effect_text(new, old, "fusion"))
 
 
 def _settings_source(root: Path, prefix: str, method: str, sets: dict) -> str:
@@ -270,6 +299,22 @@ def _scientific_tuned(root: Path, conv: Results | None, tid: Results | None) -> 
                  "in the same feature setting (text only, text + ID; the best of each on validation; the "
                  "encoder and the source data still differ, chapter 7.1): " + found["published"] + ".")
     return lines
+
+
+def _scientific_schedule(root: Path) -> list[str]:
+    """The text model on Scientific under the transfer configs' epoch budget and warm-up against the
+    references' (``scientific_schedule`` vs ``scientific_baselines``): which one validation chooses, and
+    the test difference over the seeds."""
+    sched, base = _latest(root, "scientific_schedule"), _latest(root, "scientific_baselines")
+    if sched is None or base is None:
+        return []
+    valid = [r.valid_means()["text"] for r in (sched, base)]
+    return [f"- **The text model's schedule on Scientific** (`results/{sched.name}.md`, "
+            f"{len(sched.config.seeds)} seed(s); {stop_line(sched)}): text with "
+            f"{settings_text(sched.config.per_method['text'])} vs the references' schedule "
+            f"(`results/{base.name}.md`): validation N@10 {valid[0]:.4f} vs {valid[1]:.4f} "
+            f"({'the first' if valid[0] > valid[1] else 'the second'} chosen on validation); test N@10 "
+            + across_files_text(sched, "text", base, "text") + "."]
 
 
 def _scientific_width(root: Path) -> list[str]:

@@ -113,16 +113,62 @@ def stored_comparison_text(res: Results, c: dict) -> str:
     return why + seed_interval_text(res.seed_difference(c["method"], c["vs"], c.get("metric", "ndcg@10")))
 
 
-def across_files_text(res_a: Results, a: str, res_b: Results, b: str, metric: str = "ndcg@10") -> str:
+def _differ_text(c: dict) -> str:
+    """``"; the files also differ in pretrain.lr, … (…)"`` for the settings two compared files may differ
+    in (:func:`xdtutor.results.check_comparable`); ``""`` where they differ in none."""
+    if not c.get("differ"):
+        return ""
+    return (f"; the files also differ in {', '.join(c['differ'])} "
+            "(how the compared models were trained, not the protocol)")
+
+
+def across_files_text(res_a: Results, a: str, res_b: Results, b: str, metric: str = "ndcg@10",
+                      differ: tuple[str, ...] = ()) -> str:
     """:func:`comparison_text` for ``a`` of one results file against ``b`` of another run of the same
     experiment (:func:`xdtutor.results.seed_difference_across`): the relative difference and the interval
-    over the seeds' test means, said as such (the files keep no per-user rows to pair)."""
+    over the seeds' test means, said as such (the files keep no per-user rows to pair), and the shared
+    settings in which the files differ where they are the compared methods' own (or allowed by
+    ``differ``, e.g. θ_s's pretraining recipe)."""
     from .results import seed_difference_across  # when called: see TYPE_CHECKING above
 
-    c = seed_difference_across(res_a, a, res_b, b, metric)
+    c = seed_difference_across(res_a, a, res_b, b, metric, differ=differ)
     relative = f"{c['diff'] / c['mean_b']:+.1%} " if c["mean_b"] else ""
-    return (f"{relative}(files `{res_a.name}` vs `{res_b.name}`, no per-user pairing across files; "
+    own = _differ_text(c)
+    return (f"{relative}(files `{res_a.name}` vs `{res_b.name}`, no per-user pairing across files{own}; "
             f"{seed_interval_text(c)})")
+
+
+def theta_s_effect_text(res_new: Results, res_old: Results, method: str = "fusion") -> str:
+    """``method`` of two results files that fine-tuned alike from differently pretrained θ_s, read as the
+    pretraining's effect — after checking that the fine-tuning is the same: every ``train.*`` and
+    ``transfer.*`` setting of the method's own config, θ_t's dropout and temperature resolved (a
+    ``transfer.*`` value, or θ_s's ``model.*`` one where it is null). ``pretrain.*`` and
+    ``model.dropout`` may differ (:func:`xdtutor.results.check_comparable`'s ``differ``).
+
+    Returns:
+        :func:`across_files_text` after a clause saying the fine-tuning is alike; or, where it is not, a
+        clause naming the fine-tuning settings that differ (no comparison).
+    """
+    from .config import flatten  # when called: see TYPE_CHECKING above
+    from .experiment import NOT_RESULTS
+    from .transfer.base import INHERITED_FROM_MODEL
+
+    def fine_tuning(res: Results) -> dict:
+        cfg = res.config.for_method(method)
+        flat = {k: v for k, v in flatten(cfg.to_dict()).items()
+                if k.startswith(("train.", "transfer.")) and k not in NOT_RESULTS}
+        for key in INHERITED_FROM_MODEL:  # θ_t's value: the transfer's own, else θ_s's
+            own = flat.pop(f"transfer.{key}", None)
+            flat[f"θ_t's {key}"] = getattr(cfg.model, key) if own is None else own
+        return flat
+
+    new, old = fine_tuning(res_new), fine_tuning(res_old)
+    moved = sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
+    if moved:
+        return f"not read as the pretraining's effect: the fine-tuning differs too ({', '.join(moved)})"
+    return (f"{method} fine-tuned alike (every training and transfer setting, θ_t's dropout and temperature "
+            "the same), from θ_s pretrained differently: "
+            + across_files_text(res_new, method, res_old, method, differ=("pretrain.", "model.dropout")))
 
 
 def versus_text(res: Results, a: str, b: str, other: Results | None = None, metric: str = "ndcg@10") -> str:
@@ -211,8 +257,9 @@ def target_across_line(files: list[Results], target: float = TARGET_GAIN, metric
     relative = c["diff"] / c["mean_b"]
     met, why = _target_verdict(relative, c["diff_low"], c["diff_low"] / c["mean_b"], target,
                                "the interval's lower end, {:+.1%} of " + b + ",")
+    own = _differ_text(c)
     return (f"{'met' if met else 'missed'} ({t} in `{res_t.name}` vs {b} in `{res_b.name}`, both chosen on "
-            f"validation: {relative:+.1%} against a bar of {target:+.0%}; {seed_interval_text(c)}{why})")
+            f"validation{own}: {relative:+.1%} against a bar of {target:+.0%}; {seed_interval_text(c)}{why})")
 
 
 def gain_vs_line(res: Results, baseline: str = "text") -> str:

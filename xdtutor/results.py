@@ -39,8 +39,10 @@ _FIELDS = ("format", "name", "config", "methods", "runs", "source_pretraining", 
            "cold_users", "cold_start", "diagnostics", "histories")
 
 #: The Kitchen -> Food results that retrain menu methods with values a validation search chose
-#: (``configs/<name>.yaml``); README/FAQ findings and chapter 5.8 read them from this list.
-K2F_RETRAINED = ("kitchen_to_food_tuned", "kitchen_to_food_fusion_tuned", "kitchen_to_food_fusion_dropout")
+#: (``configs/<name>.yaml``; the last also pretrains θ_s with them); README/FAQ findings and chapter 5.8
+#: read them from this list.
+K2F_RETRAINED = ("kitchen_to_food_tuned", "kitchen_to_food_fusion_tuned", "kitchen_to_food_fusion_dropout",
+                 "kitchen_to_food_source_tuned")
 
 
 #: (method, vs, about) compared whenever both ran, beside the main comparisons:
@@ -563,29 +565,49 @@ def provenance_differences(a: Mapping, b: Mapping) -> list[str]:
 SHARED_SECTIONS = ("scale", "source_eval_users", "data.", "encoder.", "model.", "pretrain.", "train.", "transfer.")
 
 
-def check_comparable(res_a: Results, res_b: Results) -> None:
+def check_comparable(res_a: Results, res_b: Results, methods: tuple[str, str] | None = None,
+                     differ: tuple[str, ...] = ()) -> list[str]:
     """Raise unless two results files are runs of one experiment whose rows may be compared across files:
     the same seeds, scale, protocol, device kind, library versions, encoder weights
     (:func:`provenance_differences`) and shared settings
     (:data:`SHARED_SECTIONS`; ``cold_start.*`` may differ). A file is always comparable with itself.
 
+    With ``methods`` (the row ``methods[0]`` of ``res_a`` against ``methods[1]`` of ``res_b``), a shared
+    setting may differ where it is a compared method's own: a key of that method's ``per_method`` (which
+    replaces the shared value for that row), or a ``pretrain.*`` key where one of the two is a baseline (a
+    baseline has no θ_s, so how the other file pretrained θ_s belongs to the other file's transfer). ``differ`` names further key prefixes the
+    caller allows to differ — and then says so — e.g. θ_s's pretraining recipe when two transfers
+    fine-tuned alike from differently pretrained θ_s.
+
+    Returns:
+        The settings that differ and were allowed, other than the methods' own ``per_method`` keys (each
+        results file lists those in its header): sorted; empty for runs of one config.
+
     Raises:
         ValueError: Naming what differs.
     """
     if res_a is res_b:
-        return
+        return []
+    prefixes, own = tuple(differ), set()  # allowed key prefixes; the compared methods' own keys (exact)
+    if methods is not None:
+        pairs = list(zip((res_a, res_b), methods))
+        own = {k for r, m in pairs for k in r.config.per_method.get(m, {})}
+        prefixes += ("pretrain.",) * ("baseline" in [r.kinds().get(m) for r, m in pairs])
     fa, fb = (flatten(r.config.to_dict()) for r in (res_a, res_b))
     diff = sorted(k for k in set(fa) | set(fb) if k.startswith(SHARED_SECTIONS) and k not in NOT_RESULTS
                   and fa.get(k) != fb.get(k))
+    allowed = [k for k in diff if k in own or (prefixes and k.startswith(prefixes))]
+    diff = [k for k in diff if k not in allowed]
     diff += ["seeds"] * (sorted(res_a.config.seeds) != sorted(res_b.config.seeds))  # combine keeps part order
     diff += ["protocol"] * (res_a.protocol != res_b.protocol)  # as Protocols: a newer file's defaults match
     diff += provenance_differences(res_a.info, res_b.info)
     if diff:
         raise ValueError(f"{res_a.name} and {res_b.name} differ in {diff}; their rows are not comparable")
+    return [k for k in allowed if k not in own]  # a method's own settings are in its file's header
 
 
 def seed_difference_across(res_a: Results, a: str, res_b: Results, b: str, metric: str = "ndcg@10",
-                           level: float = 0.95) -> dict:
+                           level: float = 0.95, differ: tuple[str, ...] = ()) -> dict:
     """``a`` of one results file minus ``b`` of another, with a Welch interval over the seeds' test means.
 
     For a run that trained one strategy beside a committed run of the same experiment (e.g. ``joint``
@@ -593,20 +615,28 @@ def seed_difference_across(res_a: Results, a: str, res_b: Results, b: str, metri
     users cannot be paired and the interval covers seed variation only
     (:func:`xdtutor.stats.seed_difference`).
 
+    Args:
+        differ: Key prefixes the caller allows to differ besides the methods' own settings
+            (:func:`check_comparable`).
+
     Returns:
         :func:`xdtutor.stats.seed_difference`'s dict (its kind of interval as ``"interval"``) with
-        ``"method"``, ``"vs"``, ``"metric"``, the seed means ``"mean_a"``/``"mean_b"`` and ``"files"``.
+        ``"method"``, ``"vs"``, ``"metric"``, the seed means ``"mean_a"``/``"mean_b"``, ``"files"`` and
+        ``"differ"`` (the shared settings in which the two files differ, each a compared method's own or
+        allowed by ``differ``).
 
     Raises:
         ValueError: If the files differ in their seeds, scale, protocol, device kind, library versions,
-            encoder weights or any shared setting (:data:`SHARED_SECTIONS`; the dotted keys are named).
+            encoder weights or any shared setting (:data:`SHARED_SECTIONS`; the dotted keys are named)
+            that is neither a compared method's own nor allowed by ``differ``.
         KeyError: If a method has no rows in its file.
     """
-    check_comparable(res_a, res_b)
+    allowed = check_comparable(res_a, res_b, (a, b), differ)
     va, vb = res_a.test_values(a, metric), res_b.test_values(b, metric)
     found = seed_difference(va, vb, level)  # its "method" names the interval
     return {**found, "interval": found["method"], "method": a, "vs": b, "metric": metric,
-            "mean_a": float(np.mean(va)), "mean_b": float(np.mean(vb)), "files": [res_a.name, res_b.name]}
+            "mean_a": float(np.mean(va)), "mean_b": float(np.mean(vb)), "files": [res_a.name, res_b.name],
+            "differ": allowed}
 
 
 def find_results(name: str | Sequence[str], scale: str = "full", root: str | Path = "results", *,
