@@ -173,6 +173,9 @@ def _findings(root: Path) -> str:
     if extra is not None:  # another strategy retrained where the curve's showed no lead over text
         strategy = extra.config.cold_start.strategy
         lines.append(_curve_line(extra, None, f"{strategy.capitalize()} on the cold-start curve"))
+    searched = _latest(root, "cold_start_searched", having="cold_start")
+    if searched is not None:  # a curve point with every model's settings from a validation search
+        lines.append(_searched_point_line(searched, menu))
     for name in ("cold_start_batch", "cold_start_batch_wide"):  # curve points again, another batch size
         batch = _latest(root, name, having="cold_start")
         if batch is None or cold is None:
@@ -231,12 +234,18 @@ def _findings(root: Path) -> str:
     return "\n".join(lines) if lines else "No full-scale results are committed yet."
 
 
-def _theta_s_text(res: Results, menu: Results) -> str:
-    """``" — fusion from a θ_s pretrained with pretrain.lr=…"``: the θ_s settings (``pretrain.*``,
-    ``model.*``) in which a retrained file differs from the menu; ``""`` where it fine-tunes the menu's θ_s."""
+def _theta_s_diff(res: Results, menu: Results) -> dict:
+    """The θ_s settings (``pretrain.*``, ``model.*``) in which a file differs from the menu (``{}``: it
+    fine-tunes the menu's θ_s)."""
     mine, theirs = (flatten(r.config.to_dict()) for r in (res, menu))
-    diff = {k: v for k, v in mine.items() if k.startswith(("pretrain.", "model.")) and k not in NOT_RESULTS
+    return {k: v for k, v in mine.items() if k.startswith(("pretrain.", "model.")) and k not in NOT_RESULTS
             and theirs.get(k) != v}
+
+
+def _theta_s_text(res: Results, menu: Results) -> str:
+    """``" — fusion from a θ_s pretrained with pretrain.lr=…"``: :func:`_theta_s_diff` said after a
+    retrained file's methods; ``""`` where it fine-tunes the menu's θ_s."""
+    diff = _theta_s_diff(res, menu)
     trained = " and ".join(m for m in (*res.config.strategies, *res.config.baselines) if m in res.config.per_method)
     return f" — {trained} from a θ_s pretrained with {settings_text(diff)}" if diff else ""
 
@@ -371,6 +380,23 @@ def _curve_line(cold: Results, conv: Results | None, title: str = "Cold-start cu
             + "; against the other baseline: " + "; ".join(
                 f"{r.fraction:.0%} vs {r.vs} {_pct(r.diff / r.reference)} ({r.verdict}, 95% interval of the "
                 f"difference [{r.diff_low:+.4f}, {r.diff_high:+.4f}])" for r in others.itertuples()) + ".")
+
+
+def _searched_point_line(res: Results, menu: Results | None) -> str:
+    """A cold-start point retrained with searched settings on both sides: the strategy against each
+    baseline, paired over users in the one file."""
+    rows = curve_comparisons(res).itertuples()
+    return (f"- **The cold-start curve with searched settings** (`results/{res.name}.md`, "
+            f"{len(res.config.seeds)} seed(s); {curve_stop_line(res)}; "
+            + "; ".join(f"{m} with {settings_text(sets)}" for m, sets in res.config.per_method.items()
+                        if m in (res.config.cold_start.strategy, *res.config.cold_start.baselines))
+            + (f"; {res.config.cold_start.strategy} from a θ_s pretrained with "
+               f"{settings_text(_theta_s_diff(res, menu))}" if menu is not None and _theta_s_diff(res, menu) else "")
+            + "; values chosen with all the users, a prior at these points — chapter 5.6 reads which values "
+            "validation prefers at each): "
+            + "; ".join(f"at {r.fraction:.0%}, {res.config.cold_start.strategy} vs {r.vs} "
+                        f"{_pct(r.diff / r.reference)} ({r.verdict}, 95% interval of the difference "
+                        f"[{r.diff_low:+.4f}, {r.diff_high:+.4f}])" for r in rows) + ".")
 
 
 def _batch_line(cold: Results, batch: Results) -> str:
