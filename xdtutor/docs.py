@@ -25,9 +25,8 @@ from .readings import (TARGET_GAIN, across_files_text, comparison_text, curve_st
                        settings_text, stop_line, target_across_line, target_line, theta_s_effect_text,
                        versus_text)
 from .config import flatten
-from .experiment import NOT_RESULTS
 from .report import protocol_caveat
-from .results import K2F_RETRAINED, Results, find_results
+from .results import K2F_RETRAINED, Results, find_results, setting_differences
 from .tune_results import committed_searches
 
 PAGES = ("README.md", "book/10_faq.md", "benchmarks/README.md")
@@ -237,9 +236,8 @@ def _findings(root: Path) -> str:
 def _theta_s_diff(res: Results, menu: Results) -> dict:
     """The θ_s settings (``pretrain.*``, ``model.*``) in which a file differs from the menu (``{}``: it
     fine-tunes the menu's θ_s)."""
-    mine, theirs = (flatten(r.config.to_dict()) for r in (res, menu))
-    return {k: v for k, v in mine.items() if k.startswith(("pretrain.", "model.")) and k not in NOT_RESULTS
-            and theirs.get(k) != v}
+    mine = flatten(res.config.to_dict())
+    return {k: mine[k] for k in setting_differences(res, menu, ("pretrain.", "model.")) if k in mine}
 
 
 def _theta_s_text(res: Results, menu: Results) -> str:
@@ -375,28 +373,32 @@ def _curve_line(cold: Results, conv: Results | None, title: str = "Cold-start cu
     end = "; 100% = `results/kitchen_to_food_converged.md`" if conv is not None else ""
     return (f"{head}{end}): {cold.config.cold_start.strategy} vs "
             "the best target-only model on validation, by share of the Food training users: "
-            + "; ".join(f"{r.fraction:.0%} vs {r.vs} {_pct(r.diff / r.reference)} ({r.verdict}, 95% interval "
-                        f"of the difference [{r.diff_low:+.4f}, {r.diff_high:+.4f}])" for r in best.itertuples())
-            + "; against the other baseline: " + "; ".join(
-                f"{r.fraction:.0%} vs {r.vs} {_pct(r.diff / r.reference)} ({r.verdict}, 95% interval of the "
-                f"difference [{r.diff_low:+.4f}, {r.diff_high:+.4f}])" for r in others.itertuples()) + ".")
+            + "; ".join(f"{r.fraction:.0%} vs {r.vs} {_curve_difference(r)}" for r in best.itertuples())
+            + "; against the other baseline: "
+            + "; ".join(f"{r.fraction:.0%} vs {r.vs} {_curve_difference(r)}" for r in others.itertuples()) + ".")
+
+
+def _curve_difference(r) -> str:
+    """``"+4.4% (no detectable difference, 95% interval of the difference [-0.0010, +0.0051])"`` for a row
+    of :func:`xdtutor.curve_readings.curve_comparisons`."""
+    return (f"{_pct(r.diff / r.reference)} ({r.verdict}, 95% interval of the difference "
+            f"[{r.diff_low:+.4f}, {r.diff_high:+.4f}])")
 
 
 def _searched_point_line(res: Results, menu: Results | None) -> str:
     """A cold-start point retrained with searched settings on both sides: the strategy against each
     baseline, paired over users in the one file."""
-    rows = curve_comparisons(res).itertuples()
+    strategy = res.config.cold_start.strategy
+    theta = _theta_s_diff(res, menu) if menu is not None else {}
     return (f"- **The cold-start curve with searched settings** (`results/{res.name}.md`, "
             f"{len(res.config.seeds)} seed(s); {curve_stop_line(res)}; "
             + "; ".join(f"{m} with {settings_text(sets)}" for m, sets in res.config.per_method.items()
-                        if m in (res.config.cold_start.strategy, *res.config.cold_start.baselines))
-            + (f"; {res.config.cold_start.strategy} from a θ_s pretrained with "
-               f"{settings_text(_theta_s_diff(res, menu))}" if menu is not None and _theta_s_diff(res, menu) else "")
+                        if m in (strategy, *res.config.cold_start.baselines))
+            + (f"; {strategy} from a θ_s pretrained with {settings_text(theta)}" if theta else "")
             + "; values chosen with all the users, a prior at these points — chapter 5.6 reads which values "
             "validation prefers at each): "
-            + "; ".join(f"at {r.fraction:.0%}, {res.config.cold_start.strategy} vs {r.vs} "
-                        f"{_pct(r.diff / r.reference)} ({r.verdict}, 95% interval of the difference "
-                        f"[{r.diff_low:+.4f}, {r.diff_high:+.4f}])" for r in rows) + ".")
+            + "; ".join(f"at {r.fraction:.0%}, {strategy} vs {r.vs} {_curve_difference(r)}"
+                        for r in curve_comparisons(res).itertuples()) + ".")
 
 
 def _batch_line(cold: Results, batch: Results) -> str:

@@ -565,6 +565,14 @@ def provenance_differences(a: Mapping, b: Mapping) -> list[str]:
 SHARED_SECTIONS = ("scale", "source_eval_users", "data.", "encoder.", "model.", "pretrain.", "train.", "transfer.")
 
 
+def setting_differences(res_a: Results, res_b: Results, sections: tuple[str, ...] = SHARED_SECTIONS) -> list[str]:
+    """The dotted config keys under ``sections`` in which two results files differ (sorted; what only
+    changes how a run is shown, :data:`~xdtutor.experiment.NOT_RESULTS`, left out)."""
+    fa, fb = (flatten(r.config.to_dict()) for r in (res_a, res_b))
+    return sorted(k for k in set(fa) | set(fb) if k.startswith(sections) and k not in NOT_RESULTS
+                  and fa.get(k) != fb.get(k))
+
+
 def check_comparable(res_a: Results, res_b: Results, methods: tuple[str, str] | None = None,
                      differ: tuple[str, ...] = ()) -> list[str]:
     """Raise unless two results files are runs of one experiment whose rows may be compared across files:
@@ -575,9 +583,9 @@ def check_comparable(res_a: Results, res_b: Results, methods: tuple[str, str] | 
     With ``methods`` (the row ``methods[0]`` of ``res_a`` against ``methods[1]`` of ``res_b``), a shared
     setting may differ where it is a compared method's own: a key of that method's ``per_method`` (which
     replaces the shared value for that row), or a ``pretrain.*`` key where one of the two is a baseline (a
-    baseline has no θ_s, so how the other file pretrained θ_s belongs to the other file's transfer). ``differ`` names further key prefixes the
-    caller allows to differ — and then says so — e.g. θ_s's pretraining recipe when two transfers
-    fine-tuned alike from differently pretrained θ_s.
+    baseline has no θ_s, so how the other file pretrained θ_s belongs to the other file's transfer).
+    ``differ`` names further key prefixes the caller allows to differ — and then says so — e.g. θ_s's
+    pretraining recipe when two transfers fine-tuned alike from differently pretrained θ_s.
 
     Returns:
         The settings that differ and were allowed, other than the methods' own ``per_method`` keys (each
@@ -593,9 +601,7 @@ def check_comparable(res_a: Results, res_b: Results, methods: tuple[str, str] | 
         pairs = list(zip((res_a, res_b), methods))
         own = {k for r, m in pairs for k in r.config.per_method.get(m, {})}
         prefixes += ("pretrain.",) * ("baseline" in [r.kinds().get(m) for r, m in pairs])
-    fa, fb = (flatten(r.config.to_dict()) for r in (res_a, res_b))
-    diff = sorted(k for k in set(fa) | set(fb) if k.startswith(SHARED_SECTIONS) and k not in NOT_RESULTS
-                  and fa.get(k) != fb.get(k))
+    diff = setting_differences(res_a, res_b)
     allowed = [k for k in diff if k in own or (prefixes and k.startswith(prefixes))]
     diff = [k for k in diff if k not in allowed]
     diff += ["seeds"] * (sorted(res_a.config.seeds) != sorted(res_b.config.seeds))  # combine keeps part order
